@@ -1,0 +1,125 @@
+using System.Reflection;
+using System.Text;
+using PluginHost.Contract;
+using PluginHost.Datapath;
+
+namespace PluginHost.Compose;
+
+/// <summary>One stage as the composer needs it: host-owned data copied out of the plugin.</summary>
+public sealed record StagePlan(
+    string PluginName,
+    StageTemplate Template,
+    IReadOnlyList<MapSchema> Maps,
+    IReadOnlyDictionary<string, long> Constants);
+
+/// <summary>What to compose: a pipeline's hook and its ordered stages.</summary>
+public sealed record PipelinePlan(string Name, Direction Direction, uint Generation, IReadOnlyList<StagePlan> Stages);
+
+/// <summary>A composed stage: its program, its maps with their layouts.</summary>
+public sealed record StageSpec(int Index, string PluginName, string ProgramName, IReadOnlyList<StageMap> Maps)
+{
+    /// <summary>Row of this stage in the stats map.</summary>
+    public int Row => Index + 1;
+}
+
+/// <summary>
+/// The deterministic result of composition: one C translation unit and the table that says which
+/// program fills which prog-array slot. Unit tests check it with no kernel.
+/// </summary>
+public sealed record ChainSpec(string PipelineName, Direction Direction, string Source, IReadOnlyList<StageSpec> Stages)
+{
+    public const string EntryProgram = "ph_entry";
+    public const string ChainMap = "ph_chain";
+    public const string StatsMap = "ph_stats";
+
+    /// <summary>Entries of the stats map: one row for the entry program, one per stage.</summary>
+    public int StatsRows => Stages.Count + 1;
+}
+
+/// <summary>Renders host templates and stage fragments into one C file for clang.</summary>
+public static class ChainComposer
+{
+    public const int PullLength = 192;
+    public const int MaxIpv6ExtensionHeaders = 6;
+
+    public static ChainSpec Compose(PipelinePlan plan)
+    {
+        var stages = new List<StageSpec>();
+        var stageModels = new List<Dictionary<string, object?>>();
+        for (int i = 0; i < plan.Stages.Count; i++)
+        {
+            var stage = plan.Stages[i];
+            var maps = stage.Maps.Select(m => new StageMap(i, m)).ToList();
+            var spec = new StageSpec(i, stage.PluginName, $"ph_s{i}_{stage.PluginName.ToLowerInvariant()}", maps);
+            stages.Add(spec);
+
+            var model = Common(plan);
+            model["stage"] = new Dictionary<string, object?>
+            {
+                ["index"] = i,
+                ["row"] = spec.Row,
+                ["plugin"] = stage.PluginName,
+                ["function"] = $"s{i}_run",
+                ["program"] = spec.ProgramName,
+                ["next_slot"] = i + 1 < plan.Stages.Count ? i + 1 : -1,
+            };
+            model["maps"] = maps.ToDictionary(m => m.Schema.Name, m => (object?)new Dictionary<string, object?>
+            {
+                ["name"] = m.CName,
+                ["key_type"] = $"struct {m.Key.CName}",
+                ["value_type"] = $"struct {m.Value.CName}",
+            });
+            model["constants"] = stage.Constants.ToDictionary(c => c.Key, c => (object?)c.Value);
+            string fragment = TemplateRenderer.Render(stage.Template.Text, $"{stage.PluginName}/{stage.Template.FileName}", model);
+            var stageModel = (Dictionary<string, object?>)model["stage"]!;
+            stageModel["fragment"] = string.Join("", maps.Select(m => m.ToC())) + fragment;
+            stageModels.Add(model);
+        }
+
+        var source = new StringBuilder();
+        var common = Common(plan);
+        source.Append(HostTemplate("prelude.h.sbn", common));
+        source.Append(HostTemplate("parser.h.sbn", common));
+        foreach (var model in stageModels)
+            source.Append(HostTemplate("stage.c.sbn", model));
+        source.Append(HostTemplate("entry.c.sbn", common));
+        source.Append(HostTemplate("license.c.sbn", common));
+        return new ChainSpec(plan.Name, plan.Direction, source.ToString(), stages);
+    }
+
+    private static Dictionary<string, object?> Common(PipelinePlan plan) => new()
+    {
+        ["pipeline"] = new Dictionary<string, object?>
+        {
+            ["name"] = plan.Name,
+            ["direction"] = plan.Direction.ToString().ToLowerInvariant(),
+            ["ingress"] = plan.Direction == Direction.Ingress ? 1 : 0,
+            ["generation"] = plan.Generation,
+        },
+        ["chain"] = new Dictionary<string, object?>
+        {
+            ["stage_count"] = plan.Stages.Count,
+            ["slots"] = Math.Max(1, plan.Stages.Count),
+            ["stats_entries"] = (plan.Stages.Count + 1) * CounterLayout.PerRow,
+        },
+        ["counters"] = new Dictionary<string, object?>
+        {
+            ["per_row"] = CounterLayout.PerRow,
+            ["entry"] = Enum.GetValues<EntryCounter>().Select(c => new Dictionary<string, object?> { ["name"] = CounterLayout.CName(c), ["index"] = (int)c }).ToList(),
+            ["stage"] = Enum.GetValues<StageCounter>().Select(c => new Dictionary<string, object?> { ["name"] = CounterLayout.CName(c), ["index"] = (int)c }).ToList(),
+        },
+        ["parser"] = new Dictionary<string, object?>
+        {
+            ["pull_len"] = PullLength,
+            ["max_ipv6_ext_headers"] = MaxIpv6ExtensionHeaders,
+        },
+    };
+
+    private static string HostTemplate(string name, IReadOnlyDictionary<string, object?> model)
+    {
+        using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream($"bpf-templates/{name}")
+            ?? throw new InvalidOperationException($"read host template {name}: not embedded in the engine");
+        using var reader = new StreamReader(stream);
+        return TemplateRenderer.Render(reader.ReadToEnd(), $"bpf-templates/{name}", model);
+    }
+}

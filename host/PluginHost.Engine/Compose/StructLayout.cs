@@ -1,0 +1,162 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.NetworkInformation;
+using System.Net.Sockets;
+using System.Text;
+using PluginHost.Contract;
+
+namespace PluginHost.Compose;
+
+/// <summary>Where one field sits in a C struct.</summary>
+public sealed record FieldLayout(Field Field, int Offset, int Size, int Align)
+{
+    public string CDeclaration => Field.Type switch
+    {
+        FieldType.U8 => $"__u8 {Field.Name}",
+        FieldType.U16 => $"__u16 {Field.Name}",
+        FieldType.U32 => $"__u32 {Field.Name}",
+        FieldType.U64 => $"__u64 {Field.Name}",
+        FieldType.Be16 => $"__be16 {Field.Name}",
+        FieldType.Be32 or FieldType.Ipv4 => $"__be32 {Field.Name}",
+        FieldType.Ipv6 => $"__u8 {Field.Name}[16]",
+        FieldType.Mac => $"__u8 {Field.Name}[6]",
+        _ => throw new ArgumentOutOfRangeException(nameof(Field)),
+    };
+}
+
+/// <summary>
+/// The C layout of a list of fields (natural alignment, as clang lays out a BPF struct), its C
+/// definition, and the codec that turns field values into the exact bytes the kernel expects.
+/// The generated C carries _Static_asserts of every offset, so a mismatch cannot compile.
+/// </summary>
+public sealed class StructLayout
+{
+    private StructLayout(string cName, IReadOnlyList<FieldLayout> fields, int size)
+    {
+        CName = cName;
+        Fields = fields;
+        Size = size;
+    }
+
+    /// <summary>C struct tag, e.g. s0_routes_key.</summary>
+    public string CName { get; }
+
+    public IReadOnlyList<FieldLayout> Fields { get; }
+
+    public int Size { get; }
+
+    public static StructLayout Compute(string cName, IReadOnlyList<Field> fields)
+    {
+        var layouts = new List<FieldLayout>();
+        int offset = 0, maxAlign = 1;
+        foreach (var field in fields)
+        {
+            var (size, align) = SizeAndAlign(field.Type);
+            offset = (offset + align - 1) / align * align;
+            layouts.Add(new FieldLayout(field, offset, size, align));
+            offset += size;
+            maxAlign = Math.Max(maxAlign, align);
+        }
+        int total = (offset + maxAlign - 1) / maxAlign * maxAlign;
+        return new StructLayout(cName, layouts, Math.Max(total, 1));
+    }
+
+    private static (int Size, int Align) SizeAndAlign(FieldType type) => type switch
+    {
+        FieldType.U8 => (1, 1),
+        FieldType.U16 or FieldType.Be16 => (2, 2),
+        FieldType.U32 or FieldType.Be32 or FieldType.Ipv4 => (4, 4),
+        FieldType.U64 => (8, 8),
+        FieldType.Ipv6 => (16, 1),
+        FieldType.Mac => (6, 1),
+        _ => throw new ArgumentOutOfRangeException(nameof(type)),
+    };
+
+    /// <summary>The struct definition followed by compile-time checks of its layout.</summary>
+    public string ToC()
+    {
+        var sb = new StringBuilder();
+        sb.Append("struct ").Append(CName).Append(" {\n");
+        foreach (var f in Fields)
+            sb.Append('\t').Append(f.CDeclaration).Append(";\n");
+        sb.Append("};\n");
+        foreach (var f in Fields)
+            sb.Append($"_Static_assert(__builtin_offsetof(struct {CName}, {f.Field.Name}) == {f.Offset}, \"layout of {CName}.{f.Field.Name}\");\n");
+        sb.Append($"_Static_assert(sizeof(struct {CName}) == {Size}, \"size of {CName}\");\n");
+        return sb.ToString();
+    }
+
+    /// <summary>Encode values (by field name; absent fields are zero). Throws FormatException naming the field.</summary>
+    public byte[] Encode(IReadOnlyDictionary<string, object> values)
+    {
+        var bytes = new byte[Size];
+        foreach (var name in values.Keys)
+            if (!Fields.Any(f => f.Field.Name == name))
+                throw new FormatException($"encode {CName}: no field '{name}' (fields: {string.Join(", ", Fields.Select(f => f.Field.Name))})");
+        foreach (var f in Fields)
+            if (values.TryGetValue(f.Field.Name, out var value))
+                Write(f, value, bytes.AsSpan(f.Offset, f.Size));
+        return bytes;
+    }
+
+    /// <summary>Decode bytes into field values (integers as ulong, addresses as IPAddress/PhysicalAddress).</summary>
+    public IReadOnlyDictionary<string, object> Decode(ReadOnlySpan<byte> bytes)
+    {
+        var values = new Dictionary<string, object>();
+        foreach (var f in Fields)
+        {
+            var span = bytes.Slice(f.Offset, f.Size);
+            values[f.Field.Name] = f.Field.Type switch
+            {
+                FieldType.U8 => (ulong)span[0],
+                FieldType.U16 => (ulong)BitConverter.ToUInt16(span),
+                FieldType.U32 => (ulong)BitConverter.ToUInt32(span),
+                FieldType.U64 => BitConverter.ToUInt64(span),
+                FieldType.Be16 => (ulong)BinaryPrimitives.ReadUInt16BigEndian(span),
+                FieldType.Be32 => (ulong)BinaryPrimitives.ReadUInt32BigEndian(span),
+                FieldType.Ipv4 or FieldType.Ipv6 => new IPAddress(span),
+                FieldType.Mac => new PhysicalAddress(span.ToArray()),
+                _ => throw new ArgumentOutOfRangeException(nameof(bytes)),
+            };
+        }
+        return values;
+    }
+
+    private void Write(FieldLayout f, object value, Span<byte> dest)
+    {
+        string where = $"{CName}.{f.Field.Name}";
+        switch (f.Field.Type)
+        {
+            case FieldType.Ipv4 or FieldType.Ipv6:
+                var family = f.Field.Type == FieldType.Ipv4 ? AddressFamily.InterNetwork : AddressFamily.InterNetworkV6;
+                if (value is not IPAddress ip || ip.AddressFamily != family)
+                    throw new FormatException($"encode {where}: expected an {(family == AddressFamily.InterNetwork ? "IPv4" : "IPv6")} address, got '{value}'");
+                ip.TryWriteBytes(dest, out _);
+                return;
+            case FieldType.Mac:
+                if (value is not PhysicalAddress mac || mac.GetAddressBytes().Length != 6)
+                    throw new FormatException($"encode {where}: expected a 6-byte MAC address, got '{value}'");
+                mac.GetAddressBytes().CopyTo(dest);
+                return;
+        }
+
+        ulong n = value switch
+        {
+            byte or ushort or uint or ulong => Convert.ToUInt64(value),
+            sbyte or short or int or long when Convert.ToInt64(value) >= 0 => Convert.ToUInt64(value),
+            _ => throw new FormatException($"encode {where}: expected a non-negative integer, got '{value}'"),
+        };
+        ulong max = f.Size == 8 ? ulong.MaxValue : (1UL << (f.Size * 8)) - 1;
+        if (n > max)
+            throw new FormatException($"encode {where}: {n} does not fit in {f.Size * 8} bits");
+        switch (f.Field.Type)
+        {
+            case FieldType.U8: dest[0] = (byte)n; break;
+            case FieldType.U16: BitConverter.TryWriteBytes(dest, (ushort)n); break;
+            case FieldType.U32: BitConverter.TryWriteBytes(dest, (uint)n); break;
+            case FieldType.U64: BitConverter.TryWriteBytes(dest, n); break;
+            case FieldType.Be16: BinaryPrimitives.WriteUInt16BigEndian(dest, (ushort)n); break;
+            case FieldType.Be32: BinaryPrimitives.WriteUInt32BigEndian(dest, (uint)n); break;
+        }
+    }
+}

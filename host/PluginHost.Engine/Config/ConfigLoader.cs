@@ -1,0 +1,190 @@
+using System.Text.RegularExpressions;
+using PluginHost.Contract;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace PluginHost.Config;
+
+/// <summary>
+/// Reads the YAML configuration into <see cref="HostConfig"/>, checking its shape. Plugin settings
+/// stay as <see cref="SettingsNode"/> trees for the plugins to validate. Every problem is collected;
+/// any problem means an exception and nothing returned.
+/// </summary>
+public static partial class ConfigLoader
+{
+    private static readonly string[] TopLevelKeys = ["pluginsDirectory", "bpfRoot", "runtimeDirectory", "cacheDirectory", "pipelines"];
+    private static readonly string[] PipelineKeys = ["name", "interface", "direction", "namespace", "stages"];
+    private static readonly string[] StageKeys = ["plugin", "settings"];
+
+    public static HostConfig Load(string path)
+    {
+        string full = Path.GetFullPath(path);
+        if (!File.Exists(full))
+            throw new ConfigException([new ConfigError(full, 0, "(file)", "no such file")]);
+        return Parse(File.ReadAllText(full), full);
+    }
+
+    public static HostConfig Parse(string yaml, string file)
+    {
+        var errors = new List<ConfigError>();
+        SettingsNode root;
+        try
+        {
+            var stream = new YamlStream();
+            stream.Load(new StringReader(yaml));
+            root = stream.Documents.Count == 0
+                ? new SettingsNode("", 0, SettingsKind.Missing)
+                : ToNode(stream.Documents[0].RootNode, "");
+        }
+        catch (YamlException e)
+        {
+            throw new ConfigException([new ConfigError(file, (int)e.Start.Line, "(syntax)", e.InnerException?.Message ?? e.Message)]);
+        }
+
+        void Error(SettingsNode node, string message) => errors.Add(new ConfigError(file, node.Line, node.Path.TrimStart('.'), message));
+
+        if (root.Kind != SettingsKind.Mapping)
+            throw new ConfigException([new ConfigError(file, root.Line, "(root)", "expected a mapping with 'pipelines'")]);
+        foreach (var key in root.Keys.Where(k => !TopLevelKeys.Contains(k)))
+            Error(root[key], $"unknown field '{key}' (expected one of: {string.Join(", ", TopLevelKeys)})");
+
+        string baseDir = Path.GetDirectoryName(file)!;
+        string PathSetting(string key, string fallback)
+        {
+            var node = root[key];
+            if (node.IsMissing)
+                return fallback;
+            if (node.Kind != SettingsKind.Scalar || string.IsNullOrWhiteSpace(node.Scalar))
+            {
+                Error(node, "expected a path");
+                return fallback;
+            }
+            return Path.GetFullPath(node.Scalar!, baseDir);
+        }
+
+        string plugins = PathSetting("pluginsDirectory", Path.Combine(AppContext.BaseDirectory, "..", "plugins"));
+        string bpfRoot = PathSetting("bpfRoot", HostConfig.DefaultBpfRoot);
+        string runtime = PathSetting("runtimeDirectory", HostConfig.DefaultRuntimeDirectory);
+        string cache = PathSetting("cacheDirectory", HostConfig.DefaultCacheDirectory);
+
+        var pipelines = new List<PipelineConfig>();
+        var pipelinesNode = root["pipelines"];
+        if (pipelinesNode.Kind != SettingsKind.Sequence || pipelinesNode.Items.Count == 0)
+            Error(pipelinesNode, "expected a list of at least one pipeline");
+        else
+            foreach (var p in pipelinesNode.Items)
+                if (ParsePipeline(p, Error) is { } pipeline)
+                    pipelines.Add(pipeline);
+
+        foreach (var dup in pipelines.GroupBy(p => p.Name).Where(g => g.Count() > 1))
+            Error(dup.Skip(1).First().Node["name"], $"pipeline name '{dup.Key}' is used twice");
+        foreach (var dup in pipelines.GroupBy(p => (p.Namespace, p.Interface, p.Direction)).Where(g => g.Count() > 1))
+            Error(dup.Skip(1).First().Node["interface"],
+                $"'{dup.Key.Interface}' {dup.Key.Direction.ToString().ToLowerInvariant()} already has pipeline '{dup.First().Name}' (one pipeline per hook: add stages to it instead)");
+
+        if (errors.Count > 0)
+            throw new ConfigException(errors);
+        return new HostConfig(file, plugins, bpfRoot, runtime, cache, pipelines);
+    }
+
+    private static PipelineConfig? ParsePipeline(SettingsNode p, Action<SettingsNode, string> error)
+    {
+        if (p.Kind != SettingsKind.Mapping)
+        {
+            error(p, "expected a pipeline with name, interface, direction and stages");
+            return null;
+        }
+        foreach (var key in p.Keys.Where(k => !PipelineKeys.Contains(k)))
+            error(p[key], $"unknown field '{key}' (expected one of: {string.Join(", ", PipelineKeys)})");
+
+        bool ok = true;
+        string name = Required(p["name"], error, ref ok);
+        if (ok && !PipelineName().IsMatch(name))
+        {
+            error(p["name"], $"invalid pipeline name '{name}': use 1-32 lower-case letters, digits and '-', starting with a letter");
+            ok = false;
+        }
+        string iface = Required(p["interface"], error, ref ok);
+        string directionText = Required(p["direction"], error, ref ok);
+        var direction = Direction.Ingress;
+        if (directionText.Length > 0 && !Enum.TryParse(directionText, ignoreCase: true, out direction))
+        {
+            error(p["direction"], $"invalid direction '{directionText}': expected ingress or egress");
+            ok = false;
+        }
+        string? ns = null;
+        if (!p["namespace"].IsMissing)
+        {
+            ns = p["namespace"].Scalar;
+            if (ns is null || !NamespaceName().IsMatch(ns))
+            {
+                error(p["namespace"], $"invalid network namespace name '{ns}'");
+                ok = false;
+            }
+        }
+
+        var stages = new List<StageConfig>();
+        var stagesNode = p["stages"];
+        if (stagesNode.Kind != SettingsKind.Sequence || stagesNode.Items.Count == 0)
+        {
+            error(stagesNode, "expected a list of at least one stage");
+            ok = false;
+        }
+        else
+        {
+            foreach (var s in stagesNode.Items)
+            {
+                if (s.Kind != SettingsKind.Mapping)
+                {
+                    error(s, "expected a stage with 'plugin' and 'settings'");
+                    ok = false;
+                    continue;
+                }
+                foreach (var key in s.Keys.Where(k => !StageKeys.Contains(k)))
+                    error(s[key], $"unknown field '{key}' (expected one of: {string.Join(", ", StageKeys)})");
+                string plugin = Required(s["plugin"], error, ref ok);
+                stages.Add(new StageConfig(plugin, s["settings"], s));
+            }
+        }
+        return ok ? new PipelineConfig(name, iface, direction, ns, stages, p) : null;
+    }
+
+    private static string Required(SettingsNode node, Action<SettingsNode, string> error, ref bool ok)
+    {
+        if (node.Kind == SettingsKind.Scalar && !string.IsNullOrWhiteSpace(node.Scalar))
+            return node.Scalar!;
+        error(node, node.IsMissing ? "required field is missing" : "expected a single value");
+        ok = false;
+        return "";
+    }
+
+    private static SettingsNode ToNode(YamlNode node, string path)
+    {
+        int line = (int)node.Start.Line;
+        switch (node)
+        {
+            case YamlScalarNode scalar:
+                bool isNull = scalar.Style == ScalarStyle.Plain && scalar.Value is null or "" or "~" or "null";
+                return new SettingsNode(path, line, isNull ? SettingsKind.Missing : SettingsKind.Scalar, isNull ? null : scalar.Value);
+            case YamlMappingNode mapping:
+                var children = new Dictionary<string, SettingsNode>();
+                foreach (var (k, v) in mapping.Children)
+                {
+                    string key = ((YamlScalarNode)k).Value ?? "";
+                    children[key] = ToNode(v, $"{path}.{key}");
+                }
+                return new SettingsNode(path, line, SettingsKind.Mapping, children: children);
+            case YamlSequenceNode sequence:
+                var items = sequence.Children.Select((item, i) => ToNode(item, $"{path}[{i}]")).ToList();
+                return new SettingsNode(path, line, SettingsKind.Sequence, items: items);
+            default:
+                return new SettingsNode(path, line, SettingsKind.Missing);
+        }
+    }
+
+    [GeneratedRegex("^[a-z][a-z0-9-]{0,31}$")]
+    private static partial Regex PipelineName();
+
+    [GeneratedRegex("^[A-Za-z0-9_.-]{1,64}$")]
+    private static partial Regex NamespaceName();
+}

@@ -1,0 +1,43 @@
+using PluginHost.Contract;
+
+namespace PluginHost.Config;
+
+/// <summary>The whole configuration, immutable once loaded. Paths are absolute.</summary>
+public sealed record HostConfig(
+    string SourcePath,
+    string PluginsDirectory,
+    string BpfRoot,
+    string RuntimeDirectory,
+    string CacheDirectory,
+    IReadOnlyList<PipelineConfig> Pipelines)
+{
+    public const string DefaultBpfRoot = "/sys/fs/bpf/pluginhost";
+    public const string DefaultRuntimeDirectory = "/run/pluginhost";
+    public const string DefaultCacheDirectory = "/var/cache/pluginhost";
+}
+
+/// <summary>One attachment point and its ordered stages.</summary>
+public sealed record PipelineConfig(
+    string Name,
+    string Interface,
+    Direction Direction,
+    string? Namespace,
+    IReadOnlyList<StageConfig> Stages,
+    SettingsNode Node);
+
+/// <summary>One stage: which plugin, with which settings.</summary>
+public sealed record StageConfig(string Plugin, SettingsNode Settings, SettingsNode Node);
+
+/// <summary>One problem in the configuration, located by file, line and field path.</summary>
+public sealed record ConfigError(string File, int Line, string FieldPath, string Message)
+{
+    public override string ToString() =>
+        $"{File}{(Line > 0 ? $":{Line}" : "")}: {FieldPath}: {Message}";
+}
+
+/// <summary>The configuration has problems; nothing was applied.</summary>
+public sealed class ConfigException(IReadOnlyList<ConfigError> errors)
+    : Exception($"validate configuration: {errors.Count} problem{(errors.Count == 1 ? "" : "s")}:\n" + string.Join('\n', errors.Select(e => "  " + e)))
+{
+    public IReadOnlyList<ConfigError> Errors { get; } = errors;
+}

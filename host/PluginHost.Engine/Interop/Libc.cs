@@ -1,0 +1,49 @@
+using System.Runtime.InteropServices;
+
+namespace PluginHost.Interop;
+
+/// <summary>The few libc calls the host needs. Raw fds never leave this folder except inside a SafeHandle.</summary>
+internal static unsafe partial class Libc
+{
+    private const string Lib = "libc";
+
+    public const int CLONE_NEWNET = 0x40000000;
+    public const int F_DUPFD_CLOEXEC = 1030;
+    public const int O_RDONLY = 0;
+    public const int O_CLOEXEC = 0x80000;
+    public const int AF_INET = 2;
+    public const int SOCK_DGRAM = 2;
+    public const ulong SIOCGIFFLAGS = 0x8913;
+    public const short IFF_UP = 0x1;
+    public const short IFF_RUNNING = 0x40;
+
+    [LibraryImport(Lib, EntryPoint = "close", SetLastError = true)]
+    public static partial int Close(int fd);
+
+    [LibraryImport(Lib, EntryPoint = "fcntl", SetLastError = true)]
+    public static partial int Fcntl(int fd, int cmd, int arg);
+
+    [LibraryImport(Lib, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Open(string path, int flags);
+
+    [LibraryImport(Lib, EntryPoint = "setns", SetLastError = true)]
+    public static partial int SetNs(int fd, int nstype);
+
+    [LibraryImport(Lib, EntryPoint = "socket", SetLastError = true)]
+    public static partial int Socket(int domain, int type, int protocol);
+
+    [LibraryImport(Lib, EntryPoint = "ioctl", SetLastError = true)]
+    public static partial int Ioctl(int fd, ulong request, void* arg);
+
+    [LibraryImport(Lib, EntryPoint = "if_nametoindex", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial uint IfNameToIndex(string name);
+
+    [LibraryImport(Lib, EntryPoint = "strerror")]
+    public static partial nint StrError(int errnum);
+
+    [LibraryImport(Lib, EntryPoint = "vsnprintf")]
+    public static partial int VsnPrintf(byte* buffer, nuint size, byte* format, nint args);
+
+    /// <summary>The C library's text for an errno value.</summary>
+    public static string ErrorText(int errno) => Marshal.PtrToStringUTF8(StrError(errno)) ?? $"errno {errno}";
+}

@@ -1,0 +1,67 @@
+using System.Runtime.InteropServices;
+using PluginHost.Interop;
+
+namespace PluginHost.Kernel;
+
+/// <summary>Pinning in the BPF filesystem.</summary>
+public static class BpfFs
+{
+    /// <summary>Fail early, with the remedy, when <paramref name="root"/> is not on a mounted bpffs.</summary>
+    public static void EnsureUsable(string root)
+    {
+        string? probe = root;
+        while (probe is not null && !Directory.Exists(probe))
+            probe = Path.GetDirectoryName(probe);
+        if (probe is null || !IsBpfFs(probe))
+            throw new BpfException($"use BPF filesystem at {root}: not on a mounted bpffs (mount -t bpf bpf /sys/fs/bpf)");
+        Directory.CreateDirectory(root);
+    }
+
+    private static bool IsBpfFs(string path)
+    {
+        // /proc/self/mountinfo lists mount points; pick the longest one that contains path.
+        string best = "";
+        string bestType = "";
+        foreach (var line in File.ReadLines("/proc/self/mountinfo"))
+        {
+            var parts = line.Split(' ');
+            int dash = Array.IndexOf(parts, "-");
+            if (dash < 0 || parts.Length < dash + 2)
+                continue;
+            string mountPoint = parts[4];
+            if ((path == mountPoint || path.StartsWith(mountPoint.TrimEnd('/') + "/", StringComparison.Ordinal) || mountPoint == "/")
+                && mountPoint.Length >= best.Length)
+            {
+                best = mountPoint;
+                bestType = parts[dash + 1];
+            }
+        }
+        return bestType == "bpf";
+    }
+
+    internal static void Pin(SafeFd fd, string path)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        int rc = Libbpf.bpf_obj_pin(fd.Fd, path);
+        if (rc < 0)
+            throw new BpfException($"pin {path}", rc);
+    }
+
+    internal static SafeFd OpenPinned(string path, string what)
+    {
+        int fd = Libbpf.bpf_obj_get(path);
+        if (fd < 0)
+            throw new BpfException($"open pinned {what} {path}", fd);
+        return new SafeFd(fd);
+    }
+
+    /// <summary>Remove pins (and the directories holding them) under <paramref name="dir"/>.</summary>
+    public static void RemoveTree(string dir)
+    {
+        if (Directory.Exists(dir))
+            Directory.Delete(dir, recursive: true);
+    }
+
+    /// <summary>Number of CPUs the kernel may use: the width of a per-CPU map value.</summary>
+    public static int PossibleCpus { get; } = Libbpf.libbpf_num_possible_cpus();
+}

@@ -1,0 +1,112 @@
+using PluginHost.Compose;
+using PluginHost.Config;
+using PluginHost.Contract;
+using PluginHost.Net;
+using PluginHost.Plugins;
+
+namespace PluginHost.Pipelines;
+
+/// <summary>A pipeline ready to build: everything host-owned, nothing of the plugins' types kept.</summary>
+public sealed record PlannedPipeline(PipelineConfig Config, int Ifindex, PipelinePlan Plan, IReadOnlyList<IReadOnlyList<MapEntry>> StageEntries);
+
+/// <summary>
+/// Validates every pipeline against the loaded plugins (each plugin checks its own settings) and
+/// turns the result into plans. All problems are collected; any problem means nothing is planned.
+/// </summary>
+public static class PipelinePlanner
+{
+    public static IReadOnlyList<PlannedPipeline> Plan(HostConfig config, PluginCatalog catalog, Func<string, uint> nextGeneration)
+    {
+        var errors = new List<ConfigError>();
+        foreach (var problem in catalog.Errors)
+            errors.Add(new ConfigError(config.SourcePath, 0, "pluginsDirectory", problem));
+
+        var planned = new List<PlannedPipeline>();
+        foreach (var pipeline in config.Pipelines)
+        {
+            // Interface names mean something only inside the pipeline's namespace, so validate there.
+            var result = NamespaceScope.Run(pipeline.Namespace, () => PlanOne(config, pipeline, catalog, nextGeneration, errors));
+            if (result is not null)
+                planned.Add(result);
+        }
+        if (errors.Count > 0)
+            throw new ConfigException(errors);
+        return planned;
+    }
+
+    private static PlannedPipeline? PlanOne(HostConfig config, PipelineConfig pipeline, PluginCatalog catalog,
+        Func<string, uint> nextGeneration, List<ConfigError> errors)
+    {
+        int before = errors.Count;
+        void Error(SettingsNode node, string message) =>
+            errors.Add(new ConfigError(config.SourcePath, node.Line, node.Path.TrimStart('.'), message));
+
+        int ifindex = 0;
+        if (!Interfaces.TryResolve(pipeline.Interface, out ifindex, out string ifError))
+            Error(pipeline.Node["interface"], ifError + (pipeline.Namespace is null ? "" : $" in network namespace {pipeline.Namespace}"));
+
+        var stages = new List<StagePlan>();
+        var entries = new List<IReadOnlyList<MapEntry>>();
+        foreach (var stage in pipeline.Stages)
+        {
+            if (!catalog.Plugins.TryGetValue(stage.Plugin, out var loaded))
+            {
+                string available = catalog.Plugins.Count == 0 ? "none loaded" : string.Join(", ", catalog.Plugins.Keys.Order());
+                Error(stage.Node["plugin"], $"unknown plugin '{stage.Plugin}' (available in {catalog.Directory}: {available})");
+                continue;
+            }
+            var plugin = loaded.Instance;
+            var context = new StageContext(pipeline, Error);
+            StageSetup setup;
+            try
+            {
+                setup = plugin.Configure(stage.Settings, context);
+            }
+            catch (Exception e)
+            {
+                Error(stage.Node, $"plugin {plugin.Name} failed to validate its settings: {e.GetType().Name}: {e.Message}");
+                continue;
+            }
+            // Check every entry against the schema now, so a bad entry is a config error, not a half-applied map.
+            var maps = plugin.Maps.Select(m => new StageMap(stages.Count, m)).ToDictionary(m => m.Schema.Name);
+            foreach (var entry in setup.Entries)
+            {
+                try
+                {
+                    var map = maps.TryGetValue(entry.Map, out var m) ? m : throw new FormatException($"no map named '{entry.Map}'");
+                    map.Key.Encode(entry.Key);
+                    map.Value.Encode(entry.Value);
+                }
+                catch (FormatException e)
+                {
+                    Error(stage.Node, $"plugin {plugin.Name} produced an entry its schema refuses: {e.Message}");
+                }
+            }
+            // Copy out of the plugin: the plan must not keep plugin objects alive.
+            stages.Add(new StagePlan(plugin.Name, plugin.Template with { }, plugin.Maps.ToList(),
+                new Dictionary<string, long>(setup.Constants)));
+            entries.Add(setup.Entries.ToList());
+        }
+        if (errors.Count > before)
+            return null;
+        var plan = new PipelinePlan(pipeline.Name, pipeline.Direction, nextGeneration(pipeline.Name), stages);
+        return new PlannedPipeline(pipeline, ifindex, plan, entries);
+    }
+
+    private sealed class StageContext(PipelineConfig pipeline, Action<SettingsNode, string> error) : IStageContext
+    {
+        public string PipelineName => pipeline.Name;
+
+        public Direction Direction => pipeline.Direction;
+
+        public bool TryResolveInterface(string name, out int ifindex, out string message)
+        {
+            bool ok = Interfaces.TryResolve(name, out ifindex, out message);
+            if (!ok && pipeline.Namespace is not null)
+                message += $" in network namespace {pipeline.Namespace}";
+            return ok;
+        }
+
+        public void Error(SettingsNode node, string message) => error(node, message);
+    }
+}

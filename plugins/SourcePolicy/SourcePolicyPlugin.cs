@@ -1,0 +1,162 @@
+using System.Net;
+using System.Net.Sockets;
+using PluginHost.Contract;
+
+namespace PluginHost.Plugins.SourcePolicy;
+
+/// <summary>
+/// Source-based policy routing: packets whose IPv4 source falls in a configured prefix leave by
+/// that route's interface and next hop (longest prefix wins); everything else follows the kernel.
+/// </summary>
+/// <example>
+/// settings:
+///   routes:
+///     - from: 198.18.1.16/28
+///       interface: up2
+///       via: 198.18.3.2
+/// </example>
+public sealed class SourcePolicyPlugin : IRoutingPlugin
+{
+    private const string RoutesMap = "routes";
+
+    public string Name => "SourcePolicy";
+
+    public string Description => "Route IPv4 packets by source prefix (longest match) to an interface and next hop.";
+
+    public StageTemplate Template { get; } = StageTemplate.FromResource(typeof(SourcePolicyPlugin).Assembly, "source_policy.c.sbn");
+
+    public IReadOnlyList<MapSchema> Maps { get; } =
+    [
+        new MapSchema(RoutesMap, MapKind.LpmTrie,
+            Key: [new Field("prefixlen", FieldType.U32), new Field("addr", FieldType.Ipv4)],
+            Value: [new Field("ifindex", FieldType.U32), new Field("nexthop", FieldType.Ipv4)],
+            MaxEntries: 1 << 20),
+    ];
+
+    public StageSetup Configure(SettingsNode settings, IStageContext context)
+    {
+        var entries = new List<MapEntry>();
+        if (settings.IsMissing)
+            return StageSetup.Empty;
+        if (settings.Kind != SettingsKind.Mapping)
+        {
+            context.Error(settings, "expected a mapping with 'routes'");
+            return StageSetup.Empty;
+        }
+        settings.RejectUnknownKeys(context, "routes");
+        var routes = settings["routes"];
+        if (routes.IsMissing)
+            return StageSetup.Empty;
+        if (routes.Kind != SettingsKind.Sequence)
+        {
+            context.Error(routes, "expected a list of routes");
+            return StageSetup.Empty;
+        }
+
+        var seen = new Dictionary<(IPAddress, int), string>();
+        foreach (var route in routes.Items)
+        {
+            if (route.Kind != SettingsKind.Mapping)
+            {
+                context.Error(route, "expected a route with 'from', 'interface' and optionally 'via'");
+                continue;
+            }
+            route.RejectUnknownKeys(context, "from", "interface", "via");
+            bool ok = TryParsePrefix(route["from"], context, out var prefix, out int length);
+            ok &= TryResolve(route["interface"], context, out int ifindex);
+            ok &= TryParseNextHop(route["via"], context, out var nexthop);
+            if (!ok)
+                continue;
+            if (seen.TryGetValue((prefix, length), out var firstPath))
+            {
+                context.Error(route["from"], $"duplicate prefix {prefix}/{length} (first given at {firstPath})");
+                continue;
+            }
+            seen[(prefix, length)] = route["from"].Path;
+            entries.Add(new MapEntry(RoutesMap,
+                new Dictionary<string, object> { ["prefixlen"] = length, ["addr"] = prefix },
+                new Dictionary<string, object> { ["ifindex"] = ifindex, ["nexthop"] = nexthop }));
+        }
+        return new StageSetup(entries, new Dictionary<string, long>());
+    }
+
+    private static bool TryParsePrefix(SettingsNode node, IStageContext context, out IPAddress prefix, out int length)
+    {
+        prefix = IPAddress.None;
+        length = 0;
+        if (node.Kind != SettingsKind.Scalar)
+        {
+            context.Error(node, "missing source prefix (e.g. 198.18.1.0/24)");
+            return false;
+        }
+        string text = node.Scalar!;
+        if (!IPNetwork.TryParse(text.Contains('/') ? text : text + "/32", out var network))
+        {
+            // IPNetwork refuses host bits; say so rather than "invalid".
+            int slash = text.IndexOf('/');
+            if (slash > 0 && IPAddress.TryParse(text[..slash], out var addr) && int.TryParse(text[(slash + 1)..], out int len)
+                && addr.AddressFamily == AddressFamily.InterNetwork && len is >= 0 and <= 32)
+                context.Error(node, $"invalid prefix '{text}': host bits are set (did you mean {new IPNetwork(Mask(addr, len), len)}?)");
+            else
+                context.Error(node, $"invalid prefix '{text}': expected an IPv4 CIDR such as 198.18.1.0/24");
+            return false;
+        }
+        if (network.BaseAddress.AddressFamily != AddressFamily.InterNetwork)
+        {
+            context.Error(node, $"invalid prefix '{text}': SourcePolicy routes IPv4 sources (use the IPv6 plugin for IPv6)");
+            return false;
+        }
+        prefix = network.BaseAddress;
+        length = network.PrefixLength;
+        return true;
+    }
+
+    private static IPAddress Mask(IPAddress address, int length)
+    {
+        var bytes = address.GetAddressBytes();
+        for (int i = 0; i < bytes.Length; i++)
+        {
+            int bits = Math.Clamp(length - i * 8, 0, 8);
+            bytes[i] &= (byte)(0xff << (8 - bits));
+        }
+        return new IPAddress(bytes);
+    }
+
+    private static bool TryResolve(SettingsNode node, IStageContext context, out int ifindex)
+    {
+        ifindex = 0;
+        if (node.Kind != SettingsKind.Scalar)
+        {
+            context.Error(node, "missing output interface");
+            return false;
+        }
+        if (!context.TryResolveInterface(node.Scalar!, out ifindex, out string error))
+        {
+            context.Error(node, error);
+            return false;
+        }
+        return true;
+    }
+
+    private static bool TryParseNextHop(SettingsNode node, IStageContext context, out IPAddress nexthop)
+    {
+        nexthop = IPAddress.Any; // 0.0.0.0: resolve the packet's own destination
+        if (node.IsMissing)
+            return true;
+        if (node.Kind != SettingsKind.Scalar || !IPAddress.TryParse(node.Scalar, out var parsed)
+            || parsed.AddressFamily != AddressFamily.InterNetwork || node.Scalar!.Contains('/'))
+        {
+            context.Error(node, $"invalid next hop '{node.Scalar}': expected an IPv4 address such as 198.18.3.2");
+            return false;
+        }
+        if (parsed.Equals(IPAddress.Any) || parsed.Equals(IPAddress.Broadcast) || IsMulticast(parsed))
+        {
+            context.Error(node, $"invalid next hop '{node.Scalar}': must be a unicast address");
+            return false;
+        }
+        nexthop = parsed;
+        return true;
+    }
+
+    private static bool IsMulticast(IPAddress address) => address.GetAddressBytes()[0] is >= 224 and <= 239;
+}

@@ -1,0 +1,70 @@
+using PluginHost.Compile;
+using PluginHost.Compose;
+using PluginHost.Config;
+using PluginHost.Datapath;
+using PluginHost.Lab;
+using PluginHost.Pipelines;
+using PluginHost.Plugins;
+
+namespace PluginHost.Tests.Support;
+
+/// <summary>
+/// A private network namespace with three up interfaces (in0, out1, out2: veth pairs whose peers
+/// stay in the same namespace) for building real chains from YAML, loading them and test-running them.
+/// </summary>
+public sealed class KernelChain : IDisposable
+{
+    public const string Input = "in0";
+    public const string Out1 = "out1";
+    public const string Out2 = "out2";
+
+    private readonly string _cache = Path.Combine(Path.GetTempPath(), "pluginhost-test-cache");
+
+    public KernelChain()
+    {
+        Namespace = NetworkNamespace.Create("phk" + Guid.NewGuid().ToString("N")[..8]);
+        try
+        {
+            foreach (var name in new[] { Input, Out1, Out2 })
+            {
+                Ip.Run("-n", Namespace.Name, "link", "add", name, "type", "veth", "peer", "name", name + "p");
+                Ip.Run("-n", Namespace.Name, "link", "set", name, "up");
+                Ip.Run("-n", Namespace.Name, "link", "set", name + "p", "up");
+            }
+        }
+        catch
+        {
+            Namespace.Dispose();
+            throw;
+        }
+    }
+
+    public NetworkNamespace Namespace { get; }
+
+    public int Ifindex(string name) => int.Parse(Namespace.Exec("cat", $"/sys/class/net/{name}/ifindex").Trim());
+
+    /// <summary>A config document for one pipeline on in0 with the given stages YAML (indented under 'stages:').</summary>
+    public string ConfigYaml(string stages, string direction = "ingress") => $"""
+        pluginsDirectory: {Repo.PluginsDirectory}
+        pipelines:
+          - name: test
+            interface: {Input}
+            direction: {direction}
+            namespace: {Namespace.Name}
+            stages:
+        {stages}
+        """;
+
+    /// <summary>Validate, plan, compose, compile and load (no attach).</summary>
+    public LoadedChain Load(string stagesYaml, string direction = "ingress")
+    {
+        var config = ConfigLoader.Parse(ConfigYaml(stagesYaml, direction), "/test/config.yaml");
+        using var catalog = PluginCatalog.Load(config.PluginsDirectory);
+        var planned = PipelinePlanner.Plan(config, catalog, _ => 1).Single();
+        var spec = ChainComposer.Compose(planned.Plan);
+        var compiled = new ClangCompiler(_cache).Compile(spec.Source, "test");
+        return ChainLoader.Load(spec, compiled.ObjectPath, planned.StageEntries);
+    }
+
+    public void Dispose() => Namespace.Dispose();
+}

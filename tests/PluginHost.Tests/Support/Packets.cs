@@ -1,0 +1,70 @@
+using System.Buffers.Binary;
+using System.Net;
+
+namespace PluginHost.Tests.Support;
+
+/// <summary>Hand-made frames for BPF_PROG_TEST_RUN.</summary>
+public static class Packets
+{
+    public const int EthernetLength = 14;
+    public const int TtlOffset = EthernetLength + 8;
+    public const int ChecksumOffset = EthernetLength + 10;
+
+    private static readonly byte[] Dst = [0x02, 0, 0, 0, 0, 0x02];
+    private static readonly byte[] Src = [0x02, 0, 0, 0, 0, 0x01];
+
+    /// <summary>Ethernet + IPv4 (valid checksum) + UDP with <paramref name="payload"/> zero bytes.</summary>
+    public static byte[] Ipv4Udp(string source, string destination, byte ttl = 64, int payload = 18, ushort sport = 40000, ushort dport = 9000)
+    {
+        int ipLength = 20 + 8 + payload;
+        var frame = new byte[EthernetLength + ipLength];
+        Dst.CopyTo(frame, 0);
+        Src.CopyTo(frame, 6);
+        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(12), 0x0800);
+        var ip = frame.AsSpan(EthernetLength);
+        ip[0] = 0x45;
+        BinaryPrimitives.WriteUInt16BigEndian(ip[2..], (ushort)ipLength);
+        BinaryPrimitives.WriteUInt16BigEndian(ip[4..], 0x1234);
+        ip[8] = ttl;
+        ip[9] = 17;
+        IPAddress.Parse(source).GetAddressBytes().CopyTo(ip[12..]);
+        IPAddress.Parse(destination).GetAddressBytes().CopyTo(ip[16..]);
+        BinaryPrimitives.WriteUInt16BigEndian(ip[10..], Ipv4HeaderChecksum(ip[..20]));
+        var udp = ip[20..];
+        BinaryPrimitives.WriteUInt16BigEndian(udp, sport);
+        BinaryPrimitives.WriteUInt16BigEndian(udp[2..], dport);
+        BinaryPrimitives.WriteUInt16BigEndian(udp[4..], (ushort)(8 + payload));
+        return frame;
+    }
+
+    /// <summary>An ARP request frame.</summary>
+    public static byte[] Arp()
+    {
+        var frame = new byte[42];
+        Array.Fill(frame, (byte)0xff, 0, 6);
+        Src.CopyTo(frame, 6);
+        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(12), 0x0806);
+        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(14), 1);
+        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(16), 0x0800);
+        frame[18] = 6;
+        frame[19] = 4;
+        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(20), 1);
+        return frame;
+    }
+
+    /// <summary>The RFC 791 header checksum with the checksum field taken as zero.</summary>
+    public static ushort Ipv4HeaderChecksum(ReadOnlySpan<byte> header)
+    {
+        uint sum = 0;
+        for (int i = 0; i < header.Length; i += 2)
+            if (i != 10)
+                sum += BinaryPrimitives.ReadUInt16BigEndian(header[i..]);
+        while (sum > 0xffff)
+            sum = (sum & 0xffff) + (sum >> 16);
+        return (ushort)~sum;
+    }
+
+    /// <summary>True when the IPv4 header's checksum field is correct.</summary>
+    public static bool Ipv4ChecksumValid(byte[] frame) =>
+        BinaryPrimitives.ReadUInt16BigEndian(frame.AsSpan(ChecksumOffset)) == Ipv4HeaderChecksum(frame.AsSpan(EthernetLength, 20));
+}
