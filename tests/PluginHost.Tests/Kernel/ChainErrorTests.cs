@@ -1,0 +1,74 @@
+using PluginHost.Compile;
+using PluginHost.Compose;
+using PluginHost.Contract;
+using PluginHost.Datapath;
+using PluginHost.Tests.Support;
+using Xunit;
+
+namespace PluginHost.Tests.Kernel;
+
+/// <summary>A bad fragment is reported against the plugin and the line of its template.</summary>
+[Trait("Category", "Kernel")]
+public sealed class ChainErrorTests
+{
+    private static readonly string Cache = Path.Combine(Path.GetTempPath(), "pluginhost-test-cache");
+
+    private static ChainSpec Compose(string fragment) => ChainComposer.Compose(new PipelinePlan("errors", Direction.Ingress, 1,
+    [
+        new StagePlan("Broken", new StageTemplate("broken.c.sbn", fragment), [], new Dictionary<string, long>()),
+    ]));
+
+    [KernelFact]
+    public void ClangErrorNamesPluginTemplateAndLine()
+    {
+        var spec = Compose("""
+            static __always_inline int {{ stage.function }}(struct __sk_buff *skb, struct ph_meta *meta)
+            {
+            {{~ if true }}
+            	return no_such_symbol;
+            {{~ end }}
+            }
+            """);
+
+        var e = Assert.Throws<CompileException>(() => new ClangCompiler(Cache).Compile(spec.Source, "errors"));
+
+        Assert.Contains("Broken/broken.c.sbn:4:", e.Message);
+        Assert.Contains("no_such_symbol", e.Message);
+    }
+
+    [KernelFact]
+    public void VerifierRejectionNamesStagePluginAndTemplateLine()
+    {
+        var spec = Compose("""
+            static __always_inline int {{ stage.function }}(struct __sk_buff *skb, struct ph_meta *meta)
+            {
+            	struct iphdr *ip = (void *)(long)skb->data + 14;
+
+            	if (ip->ttl == 3) /* no bounds check: the verifier must refuse this */
+            		return ph_drop();
+            	return ph_next();
+            }
+            """);
+        var compiled = new ClangCompiler(Cache).Compile(spec.Source, "errors");
+
+        var e = Assert.Throws<ChainLoadException>(() => ChainLoader.Load(spec, compiled.ObjectPath, [[]]));
+
+        Assert.Contains("stage 0 (plugin Broken)", e.Message);
+        Assert.Contains("broken.c.sbn:5", e.Message);
+        var inner = Assert.IsType<PluginHost.Kernel.ProgramLoadException>(e.InnerException);
+        Assert.Contains("invalid access to packet", inner.Log);
+    }
+
+    [KernelFact]
+    public void TemplateErrorNamesPluginAndLine()
+    {
+        var e = Assert.Throws<TemplateException>(() => Compose("""
+            static __always_inline int {{ stage.function }}(struct __sk_buff *skb, struct ph_meta *meta)
+            {
+            	return {{ maps.nope.name }};
+            }
+            """));
+        Assert.Equal("Broken/broken.c.sbn", e.File);
+        Assert.Equal(3, e.Line);
+    }
+}
