@@ -30,9 +30,11 @@ public sealed class ClangCompiler(string cacheDirectory, string clang = "clang-1
         if (File.Exists(obj))
             return new CompileResult(obj, Cached: true, TimeSpan.Zero);
 
-        string src = Path.Combine(CacheDirectory, $"{name}-{hash}.c");
+        // Unique scratch names: two builds of the same chain may race (tests, two hosts); the rename is atomic.
+        string scratch = $"{Environment.ProcessId}-{Guid.NewGuid():N}"[..16];
+        string src = Path.Combine(CacheDirectory, $"{name}-{hash}.{scratch}.c");
         File.WriteAllText(src, source);
-        string tmp = obj + $".{Environment.ProcessId}.tmp";
+        string tmp = obj + $".{scratch}.tmp";
         var psi = new ProcessStartInfo(Clang) { RedirectStandardError = true, RedirectStandardOutput = true };
         foreach (var flag in Flags)
             psi.ArgumentList.Add(flag);
@@ -58,11 +60,13 @@ public sealed class ClangCompiler(string cacheDirectory, string clang = "clang-1
             if (process.ExitCode != 0)
             {
                 File.Delete(tmp);
+                File.Move(src, Path.Combine(CacheDirectory, $"{name}-{hash}.failed.c"), overwrite: true);
                 string output = stderr.Result;
                 throw new CompileException($"compile chain {name}: clang failed:\n{Summarise(output)}", output);
             }
         }
         File.Move(tmp, obj, overwrite: true);
+        File.Move(src, Path.Combine(CacheDirectory, $"{name}-{hash}.c"), overwrite: true); // kept beside the object for debugging
         return new CompileResult(obj, Cached: false, watch.Elapsed);
     }
 

@@ -72,7 +72,9 @@ public static class ChainComposer
             model["constants"] = stage.Constants.ToDictionary(c => c.Key, c => (object?)c.Value);
             string fragment = TemplateRenderer.Render(stage.Template.Text, $"{stage.PluginName}/{stage.Template.FileName}", model);
             var stageModel = (Dictionary<string, object?>)model["stage"]!;
-            stageModel["fragment"] = string.Join("", maps.Select(m => m.ToC())) + fragment;
+            // Generated map code gets a virtual file name, so a diagnostic in it is not blamed on a template.
+            string mapsC = maps.Count == 0 ? "" : $"#line 1 \"generated/stage{i}-{stage.PluginName}-maps.h\"\n" + string.Join("", maps.Select(m => m.ToC()));
+            stageModel["fragment"] = mapsC + fragment;
             stageModels.Add(model);
         }
 

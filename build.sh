@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# PluginHost: one entry point for people and CI.
+#   sudo ./build.sh demo     install what is missing, build, run the namespace demo
+#   sudo ./build.sh test     install what is missing, build, run every test (unit, kernel, lab)
+#   sudo ./build.sh build    install what is missing, build only
+# Needs Linux >= 6.6 (tcx), root, and the .NET 10 SDK.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+die() { echo "build.sh: $*" >&2; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "needs root (network namespaces, BPF): run it with sudo"
+command -v dotnet >/dev/null || die "needs the .NET 10 SDK (dotnet) on PATH"
+
+install_dependencies() {
+  local missing=()
+  command -v clang-19 >/dev/null || missing+=(clang-19)
+  [ -f /usr/include/bpf/bpf_helpers.h ] || missing+=(libbpf-dev)
+  ls /usr/lib/*/libbpf.so.1 >/dev/null 2>&1 || missing+=(libbpf1)
+  command -v bpftool >/dev/null || missing+=(bpftool)
+  command -v ip >/dev/null || missing+=(iproute2)
+  [ -f "/usr/include/$(gcc -dumpmachine 2>/dev/null || echo x86_64-linux-gnu)/asm/types.h" ] || missing+=(linux-libc-dev)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "build.sh: installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  # Pins live in the BPF filesystem.
+  if ! mount | grep -q " /sys/fs/bpf type bpf"; then
+    mount -t bpf bpf /sys/fs/bpf || die "mount the BPF filesystem: mount -t bpf bpf /sys/fs/bpf"
+  fi
+  local kernel; kernel=$(uname -r | cut -d. -f1,2)
+  if [ "$(printf '%s\n6.6\n' "$kernel" | sort -V | head -1)" != "6.6" ]; then
+    die "needs Linux >= 6.6 for tcx links (this is $(uname -r))"
+  fi
+}
+
+build() {
+  dotnet build PluginHost.sln -c Release -nologo -v quiet -clp:ErrorsOnly
+}
+
+# dotnet test's own summary, turned into the one line CI reads: "N passed, N failed, N skipped".
+run_tests() {
+  local log rc=0
+  log=$(mktemp)
+  dotnet test PluginHost.sln -c Release --no-build -nologo --logger "console;verbosity=normal" "$@" 2>&1 | tee "$log" || rc=$?
+  local passed failed skipped
+  passed=$(grep -oE "Passed: +[0-9]+" "$log" | awk '{s+=$2} END {print s+0}')
+  failed=$(grep -oE "Failed: +[0-9]+" "$log" | awk '{s+=$2} END {print s+0}')
+  skipped=$(grep -oE "Skipped: +[0-9]+" "$log" | awk '{s+=$2} END {print s+0}')
+  rm -f "$log"
+  if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi  # the run itself broke
+  echo "$passed passed, $failed failed, $skipped skipped"
+  return "$rc"
+}
+
+case "${1:-}" in
+  demo) shift; install_dependencies; build; exec artifacts/pluginhost/pluginhost demo "$@" ;;
+  test) shift; install_dependencies; build; run_tests "$@" ;;
+  build) install_dependencies; build ;;
+  *) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac
