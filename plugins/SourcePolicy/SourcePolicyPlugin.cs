@@ -90,20 +90,25 @@ public sealed class SourcePolicyPlugin : IRoutingPlugin
             return false;
         }
         string text = node.Scalar!;
-        if (!IPNetwork.TryParse(text.Contains('/') ? text : text + "/32", out var network))
+        int slash = text.IndexOf('/');
+        string addressText = slash < 0 ? text : text[..slash];
+        string lengthText = slash < 0 ? "32" : text[(slash + 1)..];
+        if (!IPAddress.TryParse(addressText, out var address) || addressText.Count(c => c == '.') != 3
+            || !int.TryParse(lengthText, out int bits) || bits is < 0 or > 128)
         {
-            // IPNetwork refuses host bits; say so rather than "invalid".
-            int slash = text.IndexOf('/');
-            if (slash > 0 && IPAddress.TryParse(text[..slash], out var addr) && int.TryParse(text[(slash + 1)..], out int len)
-                && addr.AddressFamily == AddressFamily.InterNetwork && len is >= 0 and <= 32)
-                context.Error(node, $"invalid prefix '{text}': host bits are set (did you mean {new IPNetwork(Mask(addr, len), len)}?)");
-            else
-                context.Error(node, $"invalid prefix '{text}': expected an IPv4 CIDR such as 198.18.1.0/24");
+            context.Error(node, $"invalid prefix '{text}': expected an IPv4 CIDR such as 198.18.1.0/24");
             return false;
         }
-        if (network.BaseAddress.AddressFamily != AddressFamily.InterNetwork)
+        if (address.AddressFamily != AddressFamily.InterNetwork || bits > 32)
         {
             context.Error(node, $"invalid prefix '{text}': SourcePolicy routes IPv4 sources (use the IPv6 plugin for IPv6)");
+            return false;
+        }
+        var network = new IPNetwork(Mask(address, bits), bits);
+        if (!network.BaseAddress.Equals(address))
+        {
+            // Silently masking would route a different set of sources than the operator wrote.
+            context.Error(node, $"invalid prefix '{text}': host bits are set (did you mean {network}?)");
             return false;
         }
         prefix = network.BaseAddress;

@@ -37,7 +37,10 @@ public sealed record ConfigError(string File, int Line, string FieldPath, string
 
 /// <summary>The configuration has problems; nothing was applied.</summary>
 public sealed class ConfigException(IReadOnlyList<ConfigError> errors)
-    : Exception($"validate configuration: {errors.Count} problem{(errors.Count == 1 ? "" : "s")}:\n" + string.Join('\n', errors.Select(e => "  " + e)))
+    : Exception($"validate configuration: {errors.Count} problem{(errors.Count == 1 ? "" : "s")}:\n" + string.Join('\n', InFileOrder(errors).Select(e => "  " + e)))
 {
-    public IReadOnlyList<ConfigError> Errors { get; } = errors;
+    public IReadOnlyList<ConfigError> Errors { get; } = InFileOrder(errors);
+
+    private static List<ConfigError> InFileOrder(IReadOnlyList<ConfigError> errors) =>
+        errors.OrderBy(e => e.File, StringComparer.Ordinal).ThenBy(e => e.Line).ToList();
 }
