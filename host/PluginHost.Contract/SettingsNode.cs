@@ -48,7 +48,7 @@ public sealed class SettingsNode
 
     /// <summary>Child of a mapping; a Missing node (with the would-be path) when absent.</summary>
     public SettingsNode this[string key] =>
-        _children.TryGetValue(key, out var child) ? child : new SettingsNode($"{Path}.{key}", Line, SettingsKind.Missing);
+        _children.TryGetValue(key, out var child) ? child : new SettingsNode(Path.Length == 0 ? key : $"{Path}.{key}", Line, SettingsKind.Missing);
 
     /// <summary>Keys of a mapping, in file order.</summary>
     public IEnumerable<string> Keys => _children.Keys;

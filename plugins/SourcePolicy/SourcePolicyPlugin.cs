@@ -90,18 +90,11 @@ public sealed class SourcePolicyPlugin : IRoutingPlugin
             return false;
         }
         string text = node.Scalar!;
-        int slash = text.IndexOf('/');
-        string addressText = slash < 0 ? text : text[..slash];
-        string lengthText = slash < 0 ? "32" : text[(slash + 1)..];
-        if (!IPAddress.TryParse(addressText, out var address) || addressText.Count(c => c == '.') != 3
-            || !int.TryParse(lengthText, out int bits) || bits is < 0 or > 128)
+        if (!Ipv4Text.TryParsePrefix(text, out var address, out int bits))
         {
-            context.Error(node, $"invalid prefix '{text}': expected an IPv4 CIDR such as 198.18.1.0/24");
-            return false;
-        }
-        if (address.AddressFamily != AddressFamily.InterNetwork || bits > 32)
-        {
-            context.Error(node, $"invalid prefix '{text}': SourcePolicy routes IPv4 sources (use the IPv6 plugin for IPv6)");
+            context.Error(node, text.Contains(':')
+                ? $"invalid prefix '{text}': SourcePolicy routes IPv4 sources (use the IPv6 plugin for IPv6)"
+                : $"invalid prefix '{text}': expected an IPv4 CIDR such as 198.18.1.0/24");
             return false;
         }
         var network = new IPNetwork(Mask(address, bits), bits);
@@ -148,8 +141,7 @@ public sealed class SourcePolicyPlugin : IRoutingPlugin
         nexthop = IPAddress.Any; // 0.0.0.0: resolve the packet's own destination
         if (node.IsMissing)
             return true;
-        if (node.Kind != SettingsKind.Scalar || !IPAddress.TryParse(node.Scalar, out var parsed)
-            || parsed.AddressFamily != AddressFamily.InterNetwork || node.Scalar!.Contains('/'))
+        if (node.Kind != SettingsKind.Scalar || !Ipv4Text.TryParseAddress(node.Scalar, out var parsed))
         {
             context.Error(node, $"invalid next hop '{node.Scalar}': expected an IPv4 address such as 198.18.3.2");
             return false;

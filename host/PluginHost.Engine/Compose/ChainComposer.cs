@@ -49,6 +49,8 @@ public static class ChainComposer
         for (int i = 0; i < plan.Stages.Count; i++)
         {
             var stage = plan.Stages[i];
+            if (!StageMap.Identifier().IsMatch(stage.PluginName))
+                throw new ArgumentException($"compose pipeline {plan.Name}: plugin name '{stage.PluginName}' is not a C identifier");
             var maps = stage.Maps.Select(m => new StageMap(i, m)).ToList();
             var spec = new StageSpec(i, stage.PluginName, $"ph_s{i}_{stage.PluginName.ToLowerInvariant()}", maps);
             stages.Add(spec);

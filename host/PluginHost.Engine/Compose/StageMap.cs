@@ -45,8 +45,23 @@ public sealed partial class StageMap
         }
         if (schema.Kind == MapKind.LpmTrie && (schema.Key.Count < 2 || schema.Key[0] is not { Name: "prefixlen", Type: FieldType.U32 }))
             yield return $"{where}: an LPM trie key must start with a U32 field named 'prefixlen' followed by the data";
+        if (schema.Kind == MapKind.LpmTrie && schema.Key.Count >= 2 && schema.Key[0] is { Name: "prefixlen", Type: FieldType.U32 } && HasPadding(schema.Key))
+            yield return $"{where}: an LPM trie key must have no padding (the trie matches raw key bytes): order or size the fields so each starts where the last ends";
         if (schema.Kind is MapKind.Array or MapKind.PerCpuArray && (schema.Key.Count != 1 || schema.Key[0].Type != FieldType.U32))
             yield return $"{where}: an array key must be a single U32 field";
+    }
+
+    private static bool HasPadding(IReadOnlyList<Field> fields)
+    {
+        var layout = StructLayout.Compute("probe", fields);
+        int end = 0;
+        foreach (var f in layout.Fields)
+        {
+            if (f.Offset != end)
+                return true;
+            end = f.Offset + f.Size;
+        }
+        return end != layout.Size;
     }
 
     /// <summary>C structs and the BTF-defined map.</summary>

@@ -31,7 +31,7 @@ public static partial class TemplateRenderer
             throw new TemplateException(label, first.Span.Start.Line + 1, first.Message);
         }
 
-        var context = new TemplateContext { StrictVariables = true, MemberRenamer = m => m.Name, LoopLimit = 100_000 };
+        var context = new TemplateContext { StrictVariables = true, EnableRelaxedMemberAccess = false, MemberRenamer = m => m.Name, LoopLimit = 100_000 };
         context.PushGlobal(ToScript(model));
         string rendered;
         try
@@ -50,6 +50,7 @@ public static partial class TemplateRenderer
         var sb = new StringBuilder(text.Length * 2);
         int depth = 0;
         int line = 1;
+        int blockStartLine = 0;
         bool atLineStart = true;
         for (int i = 0; i < text.Length; i++)
         {
@@ -59,6 +60,8 @@ public static partial class TemplateRenderer
             char c = text[i];
             if (c == '{' && i + 1 < text.Length && text[i + 1] == '{')
             {
+                if (depth == 0)
+                    blockStartLine = line;
                 depth++;
                 sb.Append("{{");
                 i++;
@@ -69,6 +72,9 @@ public static partial class TemplateRenderer
                 depth--;
                 sb.Append("}}");
                 i++;
+                // Text after a code block that spanned lines is on the block's last line.
+                if (depth == 0 && line != blockStartLine)
+                    sb.Append(MarkOpen).Append(line).Append(MarkClose);
                 continue;
             }
             sb.Append(c);

@@ -36,12 +36,16 @@ public static partial class ConfigLoader
                 ? new SettingsNode("", 0, SettingsKind.Missing)
                 : ToNode(stream.Documents[0].RootNode, "");
         }
+        catch (ConfigException e)
+        {
+            throw new ConfigException(e.Errors.Select(x => x with { File = file }).ToList());
+        }
         catch (YamlException e)
         {
             throw new ConfigException([new ConfigError(file, (int)e.Start.Line, "(syntax)", e.InnerException?.Message ?? e.Message)]);
         }
 
-        void Error(SettingsNode node, string message) => errors.Add(new ConfigError(file, node.Line, node.Path.TrimStart('.'), message));
+        void Error(SettingsNode node, string message) => errors.Add(new ConfigError(file, node.Line, node.Path, message));
 
         if (root.Kind != SettingsKind.Mapping)
             throw new ConfigException([new ConfigError(file, root.Line, "(root)", "expected a mapping with 'pipelines'")]);
@@ -62,7 +66,7 @@ public static partial class ConfigLoader
             return Path.GetFullPath(node.Scalar!, baseDir);
         }
 
-        string plugins = PathSetting("pluginsDirectory", Path.Combine(AppContext.BaseDirectory, "..", "plugins"));
+        string plugins = PathSetting("pluginsDirectory", Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "..", "plugins")));
         string bpfRoot = PathSetting("bpfRoot", HostConfig.DefaultBpfRoot);
         string runtime = PathSetting("runtimeDirectory", HostConfig.DefaultRuntimeDirectory);
         string cache = PathSetting("cacheDirectory", HostConfig.DefaultCacheDirectory);
@@ -107,7 +111,9 @@ public static partial class ConfigLoader
         string iface = Required(p["interface"], error, ref ok);
         string directionText = Required(p["direction"], error, ref ok);
         var direction = Direction.Ingress;
-        if (directionText.Length > 0 && !Enum.TryParse(directionText, ignoreCase: true, out direction))
+        if (directionText.Equals("egress", StringComparison.OrdinalIgnoreCase))
+            direction = Direction.Egress;
+        else if (directionText.Length > 0 && !directionText.Equals("ingress", StringComparison.OrdinalIgnoreCase))
         {
             error(p["direction"], $"invalid direction '{directionText}': expected ingress or egress");
             ok = false;
@@ -170,8 +176,9 @@ public static partial class ConfigLoader
                 var children = new Dictionary<string, SettingsNode>();
                 foreach (var (k, v) in mapping.Children)
                 {
-                    string key = ((YamlScalarNode)k).Value ?? "";
-                    children[key] = ToNode(v, $"{path}.{key}");
+                    if (k is not YamlScalarNode { Value: { } key })
+                        throw new ConfigException([new ConfigError("", (int)k.Start.Line, path.Length == 0 ? "(root)" : path, "mapping keys must be plain names")]);
+                    children[key] = ToNode(v, path.Length == 0 ? key : $"{path}.{key}");
                 }
                 return new SettingsNode(path, line, SettingsKind.Mapping, children: children);
             case YamlSequenceNode sequence:

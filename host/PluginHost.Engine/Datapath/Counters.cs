@@ -16,6 +16,7 @@ public enum EntryCounter
     PassBadHeader,
     Fragments,
     MissedTailCalls,
+    PassHeadersTooLong,
 }
 
 /// <summary>Counters of each stage (row 1 + stage index).</summary>

@@ -39,7 +39,7 @@ public static class PipelinePlanner
     {
         int before = errors.Count;
         void Error(SettingsNode node, string message) =>
-            errors.Add(new ConfigError(config.SourcePath, node.Line, node.Path.TrimStart('.'), message));
+            errors.Add(new ConfigError(config.SourcePath, node.Line, node.Path, message));
 
         int ifindex = 0;
         if (!Interfaces.TryResolve(pipeline.Interface, out ifindex, out string ifError))

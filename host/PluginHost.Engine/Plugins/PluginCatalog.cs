@@ -48,7 +48,16 @@ public sealed class PluginCatalog : IDisposable
     private void LoadOne(string dll)
     {
         string file = Path.GetFileName(dll);
-        var referenced = ReferencedContractVersion(dll);
+        Version? referenced;
+        try
+        {
+            referenced = ReferencedContractVersion(dll);
+        }
+        catch (Exception e) when (e is BadImageFormatException or InvalidOperationException or IOException)
+        {
+            Errors.Add($"load plugin {dll}: not a .NET assembly ({e.Message})");
+            return;
+        }
         if (referenced is null)
         {
             Errors.Add($"load plugin {dll}: it does not reference PluginHost.Contract");
@@ -73,6 +82,8 @@ public sealed class PluginCatalog : IDisposable
             {
                 var instance = (IRoutingPlugin)Activator.CreateInstance(type)!;
                 var schemaProblems = instance.Maps.SelectMany(StageMap.Validate).ToList();
+                if (!StageMap.Identifier().IsMatch(instance.Name) || instance.Name.Length > 32)
+                    schemaProblems.Add($"plugin name '{instance.Name}' must be a C identifier of at most 32 characters (it names programs)");
                 if (schemaProblems.Count > 0)
                     Errors.AddRange(schemaProblems.Select(p => $"load plugin {instance.Name} ({dll}): {p}"));
                 else if (_plugins.TryGetValue(instance.Name, out var other))

@@ -60,12 +60,12 @@ public sealed class ConfigLoaderTests
                 Assert.Equal(["SourcePolicy", "Other"], p.Stages.Select(s => s.Plugin));
                 var settings = p.Stages[0].Settings;
                 Assert.Equal(SettingsKind.Mapping, settings.Kind);
-                Assert.Equal(".pipelines[0].stages[0].settings", settings.Path);
+                Assert.Equal("pipelines[0].stages[0].settings", settings.Path);
                 Assert.Equal(10, settings.Line);
                 var from = settings["routes"].Items[0]["from"];
                 Assert.Equal("198.18.1.0/24", from.Scalar);
                 Assert.Equal(11, from.Line);
-                Assert.Equal(".pipelines[0].stages[0].settings.routes[0].from", from.Path);
+                Assert.Equal("pipelines[0].stages[0].settings.routes[0].from", from.Path);
                 Assert.True(p.Stages[1].Settings.IsMissing);
             },
             p =>

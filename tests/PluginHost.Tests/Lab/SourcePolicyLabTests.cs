@@ -25,7 +25,10 @@ public sealed class SourcePolicyLabTests : IDisposable
         Directory.Delete(_work, recursive: true);
     }
 
-    private HostEngine Engine(string routes)
+    private HostEngine Engine(string routes) =>
+        Engine(routes, _lab.Router.Name, RouterLab.RouterLan, "ingress");
+
+    private HostEngine Engine(string routes, string ns, string iface, string direction)
     {
         string path = Path.Combine(_work, "config.yaml");
         File.WriteAllText(path, $"""
@@ -35,9 +38,9 @@ public sealed class SourcePolicyLabTests : IDisposable
             cacheDirectory: {_work}/cache
             pipelines:
               - name: lan-in
-                namespace: {_lab.Router.Name}
-                interface: {RouterLab.RouterLan}
-                direction: ingress
+                namespace: {ns}
+                interface: {iface}
+                direction: {direction}
                 stages:
                   - plugin: SourcePolicy
                     settings:
@@ -113,5 +116,40 @@ public sealed class SourcePolicyLabTests : IDisposable
         // With its pin gone the link is released, which detaches it (bpftool 7.1 cannot list tcx itself).
         Assert.True(SpinWait.SpinUntil(() => !LinkExists(second.LinkId), TimeSpan.FromSeconds(2)), $"link {second.LinkId} still exists");
         Assert.Equal("up1", PathProbe.Measure(_lab, [RouterLab.ClientSourceA], 50).Single().Uplink);
+    }
+
+    [KernelFact]
+    public void EgressPipelineSendsVipRepliesBackByTheUplinkTheyCameIn()
+    {
+        // The reference's asymmetric-routing case: the server answers from a virtual IP on lo, and
+        // that traffic must leave by uplink 2 although the kernel's route to the client is uplink 1.
+        var vip = IPAddress.Parse("198.18.9.2");
+        _lab.Server.Exec("ip", "addr", "add", $"{vip}/32", "dev", "lo");
+        var engine = Engine($"""
+                        - from: {vip}/32
+                          interface: {RouterLab.ServerUplink2}
+                          via: {RouterLab.RouterUplink2Address}
+            """, _lab.Server.Name, RouterLab.ServerUplink1, "egress");
+        engine.Apply();
+
+        // Let every hop learn its neighbours first: the router's plain kernel forwarding drops one
+        // packet while it resolves the client's address, which is not what this test measures.
+        UdpTraffic.Send(_lab.Server, vip, new IPEndPoint(RouterLab.ClientPrimary, 9002), 3);
+        UdpTraffic.Send(_lab.Server, RouterLab.ServerAddress, new IPEndPoint(RouterLab.ClientPrimary, 9002), 3);
+        Thread.Sleep(200);
+        using var receiver = UdpReceiver.Start(_lab.Client, new IPEndPoint(RouterLab.ClientPrimary, 9001));
+        long up1Before = InterfaceCounters.Read(_lab.Router, RouterLab.RouterUplink1).RxPackets;
+        long up2Before = InterfaceCounters.Read(_lab.Router, RouterLab.RouterUplink2).RxPackets;
+        int fromVip = UdpTraffic.Send(_lab.Server, vip, new IPEndPoint(RouterLab.ClientPrimary, 9001), 300);
+        int fromServer = UdpTraffic.Send(_lab.Server, RouterLab.ServerAddress, new IPEndPoint(RouterLab.ClientPrimary, 9001), 300);
+        receiver.WaitFor(fromVip + fromServer, TimeSpan.FromSeconds(3));
+        long up1 = InterfaceCounters.Read(_lab.Router, RouterLab.RouterUplink1).RxPackets - up1Before;
+        long up2 = InterfaceCounters.Read(_lab.Router, RouterLab.RouterUplink2).RxPackets - up2Before;
+        var received = receiver.Stop();
+
+        Assert.Equal(300, received.GetValueOrDefault(vip));
+        Assert.Equal(300, received.GetValueOrDefault(RouterLab.ServerAddress));
+        Assert.InRange(up2, 300, 310); // the VIP's packets, plus perhaps ARP
+        Assert.InRange(up1, 300, 310); // the server address keeps the kernel's route
     }
 }

@@ -10,7 +10,7 @@ namespace PluginHost.Tests.Plugins;
 [Trait("Category", "Unit")]
 public sealed class SourcePolicySettingsTests(SourcePolicyFixture fixture) : IClassFixture<SourcePolicyFixture>
 {
-    private const string RoutesPath = ".pipelines[0].stages[0].settings.routes";
+    private const string RoutesPath = "pipelines[0].stages[0].settings.routes";
 
     // The settings block starts on line 8 of the generated file.
     private const int FirstSettingsLine = 8;
@@ -79,9 +79,9 @@ public sealed class SourcePolicySettingsTests(SourcePolicyFixture fixture) : ICl
         Assert.Equal("routes", entry.Map);
         Assert.Equal(["addr", "prefixlen"], entry.Key.Keys.Order(StringComparer.Ordinal));
         Assert.Equal(prefixlen, Convert.ToInt64(entry.Key["prefixlen"]));
-        Assert.Equal(IPAddress.Parse(addr), Assert.IsType<IPAddress>(entry.Key["addr"]));
+        Assert.Equal(IPAddress.Parse(addr), Assert.IsAssignableFrom<IPAddress>(entry.Key["addr"]));
         Assert.Equal(ifindex, Convert.ToInt64(entry.Value["ifindex"]));
-        Assert.Equal(IPAddress.Parse(nexthop), Assert.IsType<IPAddress>(entry.Value["nexthop"]));
+        Assert.Equal(IPAddress.Parse(nexthop), Assert.IsAssignableFrom<IPAddress>(entry.Value["nexthop"]));
     }
 
     [Fact]
@@ -163,16 +163,31 @@ public sealed class SourcePolicySettingsTests(SourcePolicyFixture fixture) : ICl
         Assert.Contains(reason, message);
     }
 
-    // IPAddress.TryParse reads "10.1" as 10.0.0.1 and "3" as 0.0.0.3: a typo must not become a next hop.
+    // IPAddress.TryParse reads "10.1" as 10.0.0.1, "3" as 0.0.0.3 and "010" as octal: a typo must not become a next hop.
     [Theory]
     [InlineData("10.1")]
     [InlineData("3")]
     [InlineData("0x0a000001")]
+    [InlineData("010.0.0.1")] // octal: 8.0.0.1
     public void ShorthandNextHopIsRefused(string via)
     {
         var (node, _) = SingleError(OneRoute("198.18.1.0/24", via: via));
 
         Assert.Equal(RoutesPath + "[0].via", node.Path);
+    }
+
+    [Theory]
+    [InlineData("10.1")]
+    [InlineData("10.1/32")]
+    [InlineData("167772161/32")]
+    [InlineData("010.0.0.0/8")]      // IPAddress.TryParse reads a leading 0 as octal: 8.0.0.0/8
+    [InlineData("10.0.0.010")]       // 10.0.0.8
+    [InlineData("0x0a.0.0.0/8")]     // hexadecimal: 10.0.0.0/8
+    public void ShorthandPrefixIsRefused(string from)
+    {
+        var (node, _) = SingleError(OneRoute(from));
+
+        Assert.Equal(RoutesPath + "[0].from", node.Path);
     }
 
     [Fact]
@@ -233,7 +248,7 @@ public sealed class SourcePolicySettingsTests(SourcePolicyFixture fixture) : ICl
         Configure("routes: []\nroute: []");
 
         var (node, message) = Assert.Single(_context.Errors);
-        Assert.Equal(".pipelines[0].stages[0].settings.route", node.Path);
+        Assert.Equal("pipelines[0].stages[0].settings.route", node.Path);
         Assert.Equal(FirstSettingsLine + 1, node.Line);
         Assert.Contains("'route'", message);
     }
