@@ -45,9 +45,8 @@ run_tests() {
   log=$(mktemp)
   dotnet test PluginHost.sln -c Release --no-build -nologo --logger "console;verbosity=normal" "$@" 2>&1 | tee "$log" || rc=$?
   local passed failed skipped
-  passed=$(grep -oE "Passed: +[0-9]+" "$log" | awk '{s+=$2} END {print s+0}')
-  failed=$(grep -oE "Failed: +[0-9]+" "$log" | awk '{s+=$2} END {print s+0}')
-  skipped=$(grep -oE "Skipped: +[0-9]+" "$log" | awk '{s+=$2} END {print s+0}')
+  count() { awk -v key="$1" '$1 == key":" && $2 ~ /^[0-9]+$/ {s += $2} END {print s + 0}' "$log"; }
+  passed=$(count Passed); failed=$(count Failed); skipped=$(count Skipped)
   rm -f "$log"
   if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi  # the run itself broke
   echo "$passed passed, $failed failed, $skipped skipped"
