@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # PluginHost: one entry point for people and CI.
-#   sudo ./build.sh demo     install what is missing, build, run the namespace demo
-#   sudo ./build.sh test     install what is missing, build, run every test (unit, kernel, lab)
-#   sudo ./build.sh build    install what is missing, build only
+#   ./build.sh demo [demo options]   install what is missing, build, run the namespace demo
+#   ./build.sh test [dotnet test options]   install, build, run every test (unit, kernel, lab)
+#   ./build.sh build                 install what is missing, build only
 # Needs Linux >= 6.6 (tcx), root, and the .NET 10 SDK.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 die() { echo "build.sh: $*" >&2; exit 1; }
 
-[ "$(id -u)" -eq 0 ] || die "needs root (network namespaces, BPF): run it with sudo"
+[ "$(id -u)" -eq 0 ] || die "needs root (network namespaces, BPF): run it as root or with sudo"
 command -v dotnet >/dev/null || die "needs the .NET 10 SDK (dotnet) on PATH"
 
 install_dependencies() {
