@@ -57,5 +57,5 @@ case "${1:-}" in
   demo) shift; install_dependencies; build; exec artifacts/pluginhost/pluginhost demo "$@" ;;
   test) shift; install_dependencies; build; run_tests "$@" ;;
   build) install_dependencies; build ;;
-  *) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
