@@ -65,6 +65,12 @@ public interface IStageContext
 /// <param name="Constants">Typed numbers exposed to the template as <c>constants.NAME</c>.</param>
 public sealed record StageSetup(IReadOnlyList<MapEntry> Entries, IReadOnlyDictionary<string, long> Constants)
 {
+    /// <summary>
+    /// Packets the host runs through a new generation (BPF_PROG_TEST_RUN) before it goes live; a
+    /// verdict other than the expected one refuses the reload. Keep it to a handful.
+    /// </summary>
+    public IReadOnlyList<CanaryPacket> Canaries { get; init; } = [];
+
     /// <summary>A setup with no entries and no constants.</summary>
     public static StageSetup Empty { get; } = new([], new Dictionary<string, long>());
 }

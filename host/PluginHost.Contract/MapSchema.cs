@@ -43,13 +43,38 @@ public enum FieldType
 /// <param name="Type">Its C type.</param>
 public sealed record Field(string Name, FieldType Type);
 
+/// <summary>Who writes a map's entries, which decides what a reload does with them.</summary>
+public enum MapContents
+{
+    /// <summary>The host, from configuration (and runtime commands): reloads reconcile it by difference.</summary>
+    Config,
+    /// <summary>The datapath (flow tables, learned state): reloads keep it exactly as it is.</summary>
+    State,
+}
+
 /// <summary>A BPF map a stage needs. The host names it per stage, generates its C structs and codec.</summary>
 /// <param name="Name">Name used in the template (<c>maps.NAME</c>) and in map entries; a C identifier.</param>
 /// <param name="Kind">Map type.</param>
 /// <param name="Key">Key fields, in order.</param>
 /// <param name="Value">Value fields, in order.</param>
 /// <param name="MaxEntries">Capacity.</param>
-public sealed record MapSchema(string Name, MapKind Kind, IReadOnlyList<Field> Key, IReadOnlyList<Field> Value, uint MaxEntries);
+/// <param name="Contents">Who writes the entries.</param>
+/// <remarks>
+/// A map is pinned and kept across reloads while its layout (this whole record) is unchanged. When
+/// it changes, the plugin must implement <see cref="IMapMigration"/> or the reload is refused.
+/// </remarks>
+public sealed record MapSchema(string Name, MapKind Kind, IReadOnlyList<Field> Key, IReadOnlyList<Field> Value, uint MaxEntries,
+    MapContents Contents = MapContents.Config);
+
+/// <summary>
+/// Implemented by a plugin (on the same class as <see cref="IRoutingPlugin"/>) whose map layout
+/// changed between versions, to carry the old entries into the new layout on reload.
+/// </summary>
+public interface IMapMigration
+{
+    /// <summary>Convert one entry read from the old map (decoded with <paramref name="from"/>). Return null to drop it.</summary>
+    MapEntry? Migrate(MapSchema from, MapSchema to, MapEntry entry);
+}
 
 /// <summary>
 /// One entry to write into a stage map. Values: integers (any integral type) for U*/Be* fields,

@@ -54,6 +54,7 @@ public sealed class SourcePolicyPlugin : IRoutingPlugin
         }
 
         var seen = new Dictionary<(IPAddress, int), string>();
+        var accepted = new List<(IPAddress Prefix, int Length, int Ifindex)>();
         foreach (var route in routes.Items)
         {
             if (route.Kind != SettingsKind.Mapping)
@@ -73,12 +74,31 @@ public sealed class SourcePolicyPlugin : IRoutingPlugin
                 continue;
             }
             seen[(prefix, length)] = route["from"].Path;
+            accepted.Add((prefix, length, ifindex));
             entries.Add(new MapEntry(RoutesMap,
                 new Dictionary<string, object> { ["prefixlen"] = length, ["addr"] = prefix },
                 new Dictionary<string, object> { ["ifindex"] = ifindex, ["nexthop"] = nexthop }));
         }
-        return new StageSetup(entries, new Dictionary<string, long>());
+        return new StageSetup(entries, new Dictionary<string, long>()) { Canaries = Canaries(accepted) };
     }
+
+    // A few routes checked end to end before a generation goes live: a packet from the first address of
+    // the prefix must go where the longest matching route says (TTL 64, so ingress forwards it).
+    private static List<CanaryPacket> Canaries(List<(IPAddress Prefix, int Length, int Ifindex)> routes)
+    {
+        const int MaxCanaries = 4;
+        var canaries = new List<CanaryPacket>();
+        foreach (var route in routes.Take(MaxCanaries))
+        {
+            var source = route.Prefix;
+            var best = routes.Where(r => Contains(r.Prefix, r.Length, source)).MaxBy(r => r.Length);
+            canaries.Add(new CanaryPacket($"route {route.Prefix}/{route.Length}",
+                CanaryFrames.Ipv4Udp(source, IPAddress.Parse("192.0.2.1")), CanaryVerdict.Redirect, best.Ifindex));
+        }
+        return canaries;
+    }
+
+    private static bool Contains(IPAddress prefix, int length, IPAddress address) => Mask(address, length).Equals(prefix);
 
     private static bool TryParsePrefix(SettingsNode node, IStageContext context, out IPAddress prefix, out int length)
     {

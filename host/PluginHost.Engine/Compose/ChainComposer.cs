@@ -10,13 +10,23 @@ public sealed record StagePlan(
     string PluginName,
     StageTemplate Template,
     IReadOnlyList<MapSchema> Maps,
-    IReadOnlyDictionary<string, long> Constants);
+    IReadOnlyDictionary<string, long> Constants)
+{
+    /// <summary>Packets to run through a new generation before it goes live.</summary>
+    public IReadOnlyList<CanaryPacket> Canaries { get; init; } = [];
 
-/// <summary>What to compose: a pipeline's hook and its ordered stages.</summary>
+    /// <summary>The plugin's conversion for state maps whose layout changed, when it has one.</summary>
+    public Func<MapSchema, MapSchema, MapEntry, MapEntry?>? Migrate { get; init; }
+}
+
+/// <summary>What to compose: a pipeline's hook and its ordered stages. The source does not depend on the
+/// generation number (it is set at load time), so an unchanged chain hits the compile cache.</summary>
 public sealed record PipelinePlan(string Name, Direction Direction, uint Generation, IReadOnlyList<StagePlan> Stages);
 
 /// <summary>A composed stage: its program, its maps with their layouts.</summary>
-public sealed record StageSpec(int Index, string PluginName, string ProgramName, IReadOnlyList<StageMap> Maps)
+/// <param name="InstanceName">Plugin name and occurrence in the pipeline (SourcePolicy-0): names its pinned maps,
+/// so inserting another stage does not make a stage's state look like someone else's.</param>
+public sealed record StageSpec(int Index, string PluginName, string InstanceName, string ProgramName, IReadOnlyList<StageMap> Maps)
 {
     /// <summary>Row of this stage in the stats map.</summary>
     public int Row => Index + 1;
@@ -51,8 +61,9 @@ public static class ChainComposer
             var stage = plan.Stages[i];
             if (!StageMap.Identifier().IsMatch(stage.PluginName))
                 throw new ArgumentException($"compose pipeline {plan.Name}: plugin name '{stage.PluginName}' is not a C identifier");
-            var maps = stage.Maps.Select(m => new StageMap(i, m)).ToList();
-            var spec = new StageSpec(i, stage.PluginName, $"ph_s{i}_{stage.PluginName.ToLowerInvariant()}", maps);
+            string instance = $"{stage.PluginName}-{plan.Stages.Take(i).Count(s => s.PluginName == stage.PluginName)}";
+            var maps = stage.Maps.Select(m => new StageMap(i, instance, m)).ToList();
+            var spec = new StageSpec(i, stage.PluginName, instance, $"ph_s{i}_{stage.PluginName.ToLowerInvariant()}", maps);
             stages.Add(spec);
 
             var model = Common(plan);
@@ -98,7 +109,6 @@ public static class ChainComposer
             ["name"] = plan.Name,
             ["direction"] = plan.Direction.ToString().ToLowerInvariant(),
             ["ingress"] = plan.Direction == Direction.Ingress ? 1 : 0,
-            ["generation"] = plan.Generation,
         },
         ["chain"] = new Dictionary<string, object?>
         {

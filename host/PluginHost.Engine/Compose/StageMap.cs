@@ -9,12 +9,61 @@ public sealed partial class StageMap
 {
     public const int MaxNameLength = 11; // "sNN_" + name must fit the kernel's 15-character map names
 
-    public StageMap(int stageIndex, MapSchema schema)
+    public StageMap(int stageIndex, string instanceName, MapSchema schema)
     {
         Schema = schema;
         CName = $"s{stageIndex}_{schema.Name}";
+        PinName = $"{instanceName}-{schema.Name}";
         Key = StructLayout.Compute(CName + "_key", schema.Key);
         Value = StructLayout.Compute(CName + "_value", schema.Value);
+        Fingerprint = ComputeFingerprint(schema, Key, Value);
+    }
+
+    /// <summary>The stable name of this map's pin across generations, e.g. SourcePolicy-0-routes (bpffs names may not contain dots).</summary>
+    public string PinName { get; }
+
+    /// <summary>
+    /// Identity of the layout: map type, capacity, contents and every field's name, type, offset and size.
+    /// A pinned map is reused only by a generation with the same fingerprint.
+    /// </summary>
+    public string Fingerprint { get; }
+
+    /// <summary>The layout as text, the input of <see cref="Fingerprint"/> and of change messages.</summary>
+    public static string Describe(MapSchema schema, StructLayout key, StructLayout value) =>
+        $"{schema.Kind} max_entries={schema.MaxEntries} contents={schema.Contents}; key: {Fields(key)}; value: {Fields(value)}";
+
+    private static string Fields(StructLayout layout) =>
+        string.Join(", ", layout.Fields.Select(f => $"{f.Field.Name} {f.Field.Type}@{f.Offset}/{f.Size}")) + $" (size {layout.Size})";
+
+    private static string ComputeFingerprint(MapSchema schema, StructLayout key, StructLayout value) =>
+        Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(Describe(schema, key, value))))[..16];
+
+    /// <summary>What differs between two layouts of a map, for the message that refuses a reload.</summary>
+    public static string Difference(MapSchema before, MapSchema after)
+    {
+        var changes = new List<string>();
+        if (before.Kind != after.Kind)
+            changes.Add($"type {before.Kind} → {after.Kind}");
+        if (before.MaxEntries != after.MaxEntries)
+            changes.Add($"max entries {before.MaxEntries} → {after.MaxEntries}");
+        if (before.Contents != after.Contents)
+            changes.Add($"contents {before.Contents} → {after.Contents}");
+        foreach (var (old, now, part) in new[] { (before.Key, after.Key, "key"), (before.Value, after.Value, "value") })
+        {
+            var oldLayout = StructLayout.Compute("x", old);
+            var newLayout = StructLayout.Compute("x", now);
+            foreach (var f in oldLayout.Fields)
+            {
+                var match = newLayout.Fields.FirstOrDefault(n => n.Field.Name == f.Field.Name);
+                if (match is null)
+                    changes.Add($"{part} field '{f.Field.Name}' removed");
+                else if (match.Field.Type != f.Field.Type || match.Offset != f.Offset)
+                    changes.Add($"{part} field '{f.Field.Name}' {f.Field.Type}@{f.Offset} → {match.Field.Type}@{match.Offset}");
+            }
+            foreach (var n in newLayout.Fields.Where(n => oldLayout.Fields.All(f => f.Field.Name != n.Field.Name)))
+                changes.Add($"{part} field '{n.Field.Name}' {n.Field.Type} added");
+        }
+        return changes.Count == 0 ? "layout changed" : string.Join("; ", changes);
     }
 
     public MapSchema Schema { get; }

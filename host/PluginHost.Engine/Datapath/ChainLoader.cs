@@ -6,22 +6,25 @@ namespace PluginHost.Datapath;
 
 /// <summary>
 /// A chain loaded into the kernel: entry program, stage programs joined through a fresh prog
-/// array, the stats map and the stages' maps filled with their entries. Not attached yet.
+/// array, a fresh stats map and the stages' maps (new or reused). Not attached yet.
 /// </summary>
 public sealed class LoadedChain : IDisposable
 {
-    internal LoadedChain(ChainSpec spec, BpfProgram entry, IReadOnlyList<BpfProgram> stages, BpfMap chain, BpfMap stats,
-        IReadOnlyDictionary<string, BpfMap> stageMaps)
+    internal LoadedChain(ChainSpec spec, uint generation, BpfProgram entry, IReadOnlyList<BpfProgram> stages, BpfMap chain, BpfMap stats,
+        IReadOnlyDictionary<string, BpfMap> stageMaps, IReadOnlySet<string> reused)
     {
         Spec = spec;
+        Generation = generation;
         Entry = entry;
         Stages = stages;
         Chain = chain;
         Stats = stats;
         StageMaps = stageMaps;
+        Reused = reused;
     }
 
     public ChainSpec Spec { get; }
+    public uint Generation { get; }
     public BpfProgram Entry { get; }
     public IReadOnlyList<BpfProgram> Stages { get; }
     public BpfMap Chain { get; }
@@ -30,16 +33,21 @@ public sealed class LoadedChain : IDisposable
     /// <summary>Stage maps by C name (s0_routes).</summary>
     public IReadOnlyDictionary<string, BpfMap> StageMaps { get; }
 
+    /// <summary>C names of the maps taken over from the running generation.</summary>
+    public IReadOnlySet<string> Reused { get; }
+
     public PipelineCounters ReadCounters() => CounterReader.Read(Stats, Spec.Stages.Count);
 
-    /// <summary>Pin everything that must outlive the process into <paramref name="directory"/>.</summary>
-    public void Pin(string directory)
+    /// <summary>Write entries into the stage maps (all of them: for fresh maps).</summary>
+    public void WriteEntries(IReadOnlyList<IReadOnlyList<MapEntry>> stageEntries, Func<StageMap, bool>? which = null)
     {
-        Entry.Pin(Path.Combine(directory, ChainSpec.EntryProgram));
-        Chain.Pin(Path.Combine(directory, ChainSpec.ChainMap));
-        Stats.Pin(Path.Combine(directory, ChainSpec.StatsMap));
-        foreach (var (name, map) in StageMaps)
-            map.Pin(Path.Combine(directory, name));
+        foreach (var stage in Spec.Stages)
+            foreach (var e in stageEntries[stage.Index])
+            {
+                var map = stage.Maps.Single(m => m.Schema.Name == e.Map);
+                if (which is null || which(map))
+                    StageMaps[map.CName].Update(map.Key.Encode(e.Key), map.Value.Encode(e.Value));
+            }
     }
 
     public void Dispose()
@@ -57,13 +65,35 @@ public sealed class LoadedChain : IDisposable
 /// <summary>Turns a compiled chain into kernel objects.</summary>
 public static class ChainLoader
 {
+    public const string GenerationSection = ".rodata.ph";
+
+    /// <summary>Load with fresh maps and write every entry (tests, first deploys).</summary>
+    public static LoadedChain Load(ChainSpec spec, string objectPath, IReadOnlyList<IReadOnlyList<MapEntry>> stageEntries, uint generation = 1)
+    {
+        var chain = Load(spec, objectPath, generation, new Dictionary<string, BpfMap>());
+        try
+        {
+            chain.WriteEntries(stageEntries);
+            return chain;
+        }
+        catch
+        {
+            chain.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>
-    /// Load <paramref name="objectPath"/> (compiled from <paramref name="spec"/>), fill the prog array
-    /// and write <paramref name="stageEntries"/>. A verifier rejection names the stage and plugin.
+    /// Load <paramref name="objectPath"/> (compiled from <paramref name="spec"/>) as <paramref name="generation"/>,
+    /// taking over the maps in <paramref name="reuse"/> (by C name) and filling the new prog array.
+    /// A verifier rejection names the stage and plugin.
     /// </summary>
-    public static LoadedChain Load(ChainSpec spec, string objectPath, IReadOnlyList<IReadOnlyList<MapEntry>> stageEntries)
+    public static LoadedChain Load(ChainSpec spec, string objectPath, uint generation, IReadOnlyDictionary<string, BpfMap> reuse)
     {
         using var obj = BpfObject.Open(objectPath);
+        obj.SetReadOnlyData(GenerationSection, BitConverter.GetBytes(generation));
+        foreach (var (name, map) in reuse)
+            obj.ReuseMap(name, map);
         try
         {
             obj.Load();
@@ -81,17 +111,11 @@ public static class ChainLoader
         var chain = obj.Map(ChainSpec.ChainMap);
         var stats = obj.Map(ChainSpec.StatsMap);
         var maps = spec.Stages.SelectMany(s => s.Maps).ToDictionary(m => m.CName, m => obj.Map(m.CName));
-        var loaded = new LoadedChain(spec, entry, stages, chain, stats, maps);
+        var loaded = new LoadedChain(spec, generation, entry, stages, chain, stats, maps, reuse.Keys.ToHashSet());
         try
         {
             for (int i = 0; i < stages.Count; i++)
                 chain.SetProgram((uint)i, stages[i]);
-            foreach (var stage in spec.Stages)
-                foreach (var e in stageEntries[stage.Index])
-                {
-                    var map = stage.Maps.Single(m => m.Schema.Name == e.Map);
-                    maps[map.CName].Update(map.Key.Encode(e.Key), map.Value.Encode(e.Value));
-                }
             return loaded;
         }
         catch

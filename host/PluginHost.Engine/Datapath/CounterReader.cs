@@ -21,10 +21,27 @@ public static class CounterReader
         return new PipelineCounters(entry, stages);
     }
 
+    /// <summary>The running generation's counters plus those of every retired generation: totals since first deploy.</summary>
     public static PipelineCounters ReadPinned(PipelineState state)
     {
         using var stats = BpfMap.OpenPinned(Path.Combine(state.GenerationDirectory, ChainSpec.StatsMap));
-        return Read(stats, state.Stages.Count);
+        var live = Read(stats, state.Stages.Count);
+        var entry = live.Entry.ToDictionary(kv => kv.Key, kv => kv.Value + state.Retired.Entry.GetValueOrDefault(kv.Key.ToString()));
+        var stages = live.Stages.Select((row, i) =>
+        {
+            var retired = state.Retired.Stages.GetValueOrDefault(state.Stages[i].Instance) ?? [];
+            return (IReadOnlyDictionary<StageCounter, ulong>)row.ToDictionary(kv => kv.Key, kv => kv.Value + retired.GetValueOrDefault(kv.Key.ToString()));
+        }).ToList();
+        return new PipelineCounters(entry, stages);
+    }
+
+    /// <summary>Zero every counter (a new generation's map after its canary run, before it goes live).</summary>
+    public static void Clear(BpfMap stats, int rows)
+    {
+        var zero = new byte[8 * BpfFs.PossibleCpus];
+        for (int row = 0; row < rows; row++)
+            for (int column = 0; column < CounterLayout.PerRow; column++)
+                stats.Update(BitConverter.GetBytes(CounterLayout.Key(row, column)), zero);
     }
 
     private static ulong Sum(BpfMap map, uint key)

@@ -31,6 +31,7 @@ public enum StageCounter
     RedirectErrors,
     MissedTailCalls,
     TtlExpired,
+    GenerationMismatch,
 }
 
 /// <summary>The stats map is one per-CPU array: rows of <see cref="PerRow"/> counters.</summary>

@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
 using Microsoft.Extensions.Logging;
 using PluginHost.Compile;
 using PluginHost.Compose;
@@ -9,83 +11,306 @@ using PluginHost.Pipelines;
 
 namespace PluginHost.Datapath;
 
-/// <summary>Timings and ids of one deployment.</summary>
-public sealed record DeployResult(string Pipeline, uint Generation, uint LinkId, uint ProgramId, bool Attached,
-    bool CompileCached, TimeSpan Compose, TimeSpan Compile, TimeSpan Load, TimeSpan Swap);
+/// <summary>What applying a plan did to a pipeline.</summary>
+public enum ApplyKind
+{
+    /// <summary>Nothing differed from the running datapath.</summary>
+    Unchanged,
+    /// <summary>Same code; map entries were changed in place by difference, no new generation.</summary>
+    MapsUpdated,
+    /// <summary>A new generation replaced the running one with one link update.</summary>
+    Swapped,
+    /// <summary>The first generation was attached with a new tcx link.</summary>
+    Attached,
+}
+
+/// <summary>Outcome and timings of one apply.</summary>
+public sealed record ApplyResult(string Pipeline, ApplyKind Kind, uint Generation, uint LinkId, uint ProgramId, int EntriesChanged,
+    bool CompileCached, int CanariesRun, TimeSpan Compose, TimeSpan Compile, TimeSpan Load, TimeSpan Canary, TimeSpan Swap, TimeSpan Total)
+{
+    /// <summary>True when a tcx link was created (rather than updated).</summary>
+    public bool Attached => Kind == ApplyKind.Attached;
+}
+
+/// <summary>The reload was refused before anything changed (a map layout changed without a migration).</summary>
+public sealed class ReloadRefusedException(string message) : Exception(message);
 
 /// <summary>
-/// Builds a generation of a pipeline and puts it on the hook. Layout under the BPF root:
-/// <c>&lt;pipeline&gt;/link</c> (the tcx link, created once and then swapped with one update) and
-/// <c>&lt;pipeline&gt;/g&lt;N&gt;/</c> (entry program, prog array, stats and stage maps of generation N).
+/// Applies a planned pipeline to the kernel by the generation-swap protocol. Pins:
+/// <c>&lt;pipeline&gt;/link</c> (the tcx link, created once, then swapped with one update),
+/// <c>&lt;pipeline&gt;/g&lt;N&gt;/</c> (entry program, prog array, stats of generation N) and
+/// <c>&lt;pipeline&gt;/maps/</c> (stage maps, kept across generations while their layout is unchanged).
 /// Anything that fails before the swap leaves the running generation as it was.
 /// </summary>
-public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirectory, ClangCompiler compiler, ILogger logger)
+public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirectory, ClangCompiler compiler, TimeSpan retireAfter,
+    ILogger logger, TimeProvider? clock = null)
 {
     public const string LinkPin = "link";
+    public const string MapsDirectory = "maps";
+
+    private readonly TimeProvider _clock = clock ?? TimeProvider.System;
 
     public string PipelineDirectory(string pipeline) => Path.Combine(bpfRoot, pipeline);
 
-    /// <summary>The next generation number for a pipeline: one more than any pinned.</summary>
+    /// <summary>The next generation number for a pipeline: one more than any pinned or recorded.</summary>
     public uint NextGeneration(string pipeline)
     {
         string dir = PipelineDirectory(pipeline);
-        if (!Directory.Exists(dir))
-            return 1;
-        uint max = Directory.GetDirectories(dir, "g*")
-            .Select(d => uint.TryParse(Path.GetFileName(d)[1..], out uint n) ? n : 0)
-            .DefaultIfEmpty(0u).Max();
+        uint max = PipelineState.Load(runtimeDirectory, pipeline)?.Generation ?? 0;
+        if (Directory.Exists(dir))
+            foreach (var d in Directory.GetDirectories(dir, "g*"))
+                if (uint.TryParse(Path.GetFileName(d)[1..], out uint n))
+                    max = Math.Max(max, n);
         return max + 1;
     }
 
-    public DeployResult Deploy(PlannedPipeline planned)
+    public ApplyResult Apply(PlannedPipeline planned)
     {
         BpfFs.EnsureUsable(bpfRoot);
+        var total = Stopwatch.StartNew();
         var config = planned.Config;
         var watch = Stopwatch.StartNew();
         var spec = ChainComposer.Compose(planned.Plan);
         var composeTime = watch.Elapsed;
+        string pipelineDir = PipelineDirectory(config.Name);
+        string linkPath = Path.Combine(pipelineDir, LinkPin);
+        string codeKey = CodeKey(spec, planned);
+
+        var live = PipelineState.Load(runtimeDirectory, config.Name);
+        bool liveValid = live is not null && File.Exists(linkPath) && Directory.Exists(live.GenerationDirectory);
+        if (liveValid && live!.CodeKey == codeKey)
+            return ApplyInPlace(planned, spec, live, composeTime, total);
 
         watch.Restart();
         var compiled = compiler.Compile(spec.Source, config.Name);
         var compileTime = watch.Elapsed;
 
         watch.Restart();
-        using var chain = ChainLoader.Load(spec, compiled.ObjectPath, planned.StageEntries);
-        string pipelineDir = PipelineDirectory(config.Name);
-        string genDir = Path.Combine(pipelineDir, $"g{planned.Plan.Generation}");
-        BpfFs.RemoveTree(genDir); // a leftover of a failed attempt with the same number
-        chain.Pin(genDir);
-        var loadTime = watch.Elapsed;
-
-        watch.Restart();
-        string linkPath = Path.Combine(pipelineDir, LinkPin);
-        bool attached = false;
-        TcxLink link;
+        uint generation = NextGeneration(config.Name);
+        var plan = PlanMaps(spec, planned, liveValid ? live : null);
+        var undo = new List<Action>();
+        string genDir = Path.Combine(pipelineDir, $"g{generation}");
+        var newPins = new List<string>();
+        LoadedChain? chain = null;
         try
         {
-            link = SwapOrAttach(linkPath, chain.Entry, planned, ref attached);
+            chain = ChainLoader.Load(spec, compiled.ObjectPath, generation, plan.Reuse);
+            chain.WriteEntries(planned.StageEntries, m => !chain.Reused.Contains(m.CName) && m.Schema.Contents == MapContents.Config);
+            foreach (var (map, old) in plan.Migrate)
+                MigrateEntries(spec, planned, map, old, chain.StageMaps[map.CName]);
+            int changed = ReconcileConfigMaps(spec, planned, chain.StageMaps, m => chain.Reused.Contains(m.CName), undo);
+            var loadTime = watch.Elapsed;
+
+            watch.Restart();
+            int canaries = Canaries.Run(chain, planned.Plan.Stages);
+            CounterReader.Clear(chain.Stats, spec.StatsRows);
+            var canaryTime = watch.Elapsed;
+
+            BpfFs.RemoveTree(genDir); // a leftover of a failed attempt with the same number
+            newPins.Add(genDir);
+            chain.Entry.Pin(Path.Combine(genDir, ChainSpec.EntryProgram));
+            chain.Chain.Pin(Path.Combine(genDir, ChainSpec.ChainMap));
+            chain.Stats.Pin(Path.Combine(genDir, ChainSpec.StatsMap));
+            var mapStates = new List<MapState>();
+            foreach (var stage in spec.Stages)
+                foreach (var map in stage.Maps)
+                {
+                    string pin = plan.ReusedPins.GetValueOrDefault(map.CName)
+                        ?? Path.Combine(pipelineDir, MapsDirectory, $"{map.PinName}-g{generation}");
+                    if (!chain.Reused.Contains(map.CName))
+                    {
+                        newPins.Add(pin);
+                        chain.StageMaps[map.CName].Pin(pin);
+                    }
+                    mapStates.Add(new MapState(pin, map.PinName, map.CName, stage.Index, map.Fingerprint, map.Schema));
+                }
+
+            watch.Restart();
+            bool attached = false;
+            using var link = SwapOrAttach(linkPath, chain.Entry, planned, liveValid ? live : null, ref attached);
+            var swapTime = watch.Elapsed;
+            var info = link.Info;
+
+            var now = _clock.GetUtcNow();
+            var retiring = (live?.Retiring ?? []).ToList();
+            if (liveValid)
+                retiring.Add(new RetiringGeneration(live!.Generation, live.Stages.Select(s => s.Instance).ToList(), now + retireAfter));
+            var state = new PipelineState(config.Name, config.Interface, config.Namespace, config.Direction.ToString().ToLowerInvariant(),
+                planned.Ifindex, generation, pipelineDir, genDir, now,
+                spec.Stages.Select(s => new StageState(s.Index, s.PluginName, s.InstanceName, s.ProgramName, s.Maps.Select(m => m.CName).ToList())).ToList(),
+                codeKey, mapStates, live?.Retired ?? CounterTotals.Empty(), retiring);
+            state.Save(runtimeDirectory);
+            RetireDue(config.Name);
+
+            var kind = attached ? ApplyKind.Attached : ApplyKind.Swapped;
+            LogApplied(config.Name, generation, kind.ToString().ToLowerInvariant(), info.LinkId, info.ProgramId, total.Elapsed.TotalMilliseconds);
+            return new ApplyResult(config.Name, kind, generation, info.LinkId, info.ProgramId, changed, compiled.Cached, canaries,
+                composeTime, compileTime, loadTime, canaryTime, swapTime, total.Elapsed);
         }
         catch
         {
-            BpfFs.RemoveTree(genDir);
+            // Put reused maps back as they were and drop everything this attempt pinned.
+            for (int i = undo.Count - 1; i >= 0; i--)
+                undo[i]();
+            foreach (var pin in newPins)
+            {
+                if (Directory.Exists(pin))
+                    BpfFs.RemoveTree(pin);
+                else
+                    File.Delete(pin);
+            }
             throw;
         }
-        var swapTime = watch.Elapsed;
-        using (link)
+        finally
         {
-            var info = link.Info;
-            new PipelineState(config.Name, config.Interface, config.Namespace, config.Direction.ToString().ToLowerInvariant(),
-                planned.Ifindex, planned.Plan.Generation, pipelineDir, genDir, DateTimeOffset.UtcNow,
-                spec.Stages.Select(s => new StageState(s.Index, s.PluginName, s.ProgramName, s.Maps.Select(m => m.CName).ToList())).ToList())
-                .Save(runtimeDirectory);
-            RetireOlderGenerations(pipelineDir, genDir);
-            LogDeployed(config.Name, planned.Plan.Generation, info.LinkId, info.ProgramId, attached ? "attached" : "swapped");
-            return new DeployResult(config.Name, planned.Plan.Generation, info.LinkId, info.ProgramId, attached,
-                compiled.Cached, composeTime, compileTime, loadTime, swapTime);
+            chain?.Dispose();
+            foreach (var map in plan.Reuse.Values)
+                map.Dispose();
+            foreach (var (_, old) in plan.Migrate)
+                old.Map.Dispose();
         }
     }
 
-    private TcxLink SwapOrAttach(string linkPath, BpfProgram entry, PlannedPipeline planned, ref bool attached)
+    // Same code as the running generation: only map entries can differ, and they are changed in place.
+    private ApplyResult ApplyInPlace(PlannedPipeline planned, ChainSpec spec, PipelineState live, TimeSpan composeTime, Stopwatch total)
+    {
+        var maps = live.Maps.ToDictionary(m => m.CName, m => BpfMap.OpenPinned(m.Pin));
+        var undo = new List<Action>();
+        try
+        {
+            int changed;
+            try
+            {
+                changed = ReconcileConfigMaps(spec, planned, maps, _ => true, undo);
+            }
+            catch
+            {
+                for (int i = undo.Count - 1; i >= 0; i--)
+                    undo[i]();
+                throw;
+            }
+            RetireDue(live.Name);
+            using var link = TcxLink.OpenPinned(Path.Combine(live.PinDirectory, LinkPin));
+            var info = link.Info;
+            var kind = changed == 0 ? ApplyKind.Unchanged : ApplyKind.MapsUpdated;
+            if (changed > 0)
+                LogMapsUpdated(live.Name, changed, total.Elapsed.TotalMilliseconds);
+            return new ApplyResult(live.Name, kind, live.Generation, info.LinkId, info.ProgramId, changed, true, 0,
+                composeTime, TimeSpan.Zero, TimeSpan.Zero, TimeSpan.Zero, TimeSpan.Zero, total.Elapsed);
+        }
+        finally
+        {
+            foreach (var m in maps.Values)
+                m.Dispose();
+        }
+    }
+
+    private static string CodeKey(ChainSpec spec, PlannedPipeline planned) =>
+        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(
+            $"{spec.Source}\0{planned.Ifindex}\0{planned.Config.Direction}\0{planned.Config.Namespace}")))[..24];
+
+    private sealed record OldMap(MapState State, BpfMap Map);
+
+    private sealed record MapPlan(Dictionary<string, BpfMap> Reuse, Dictionary<string, string> ReusedPins, List<(StageMap Map, OldMap Old)> Migrate);
+
+    // For each stage map: keep the pinned one (same layout), migrate it (state map, new layout, plugin converts),
+    // or start fresh (config maps are refilled from configuration). Refuses before anything is loaded.
+    private static MapPlan PlanMaps(ChainSpec spec, PlannedPipeline planned, PipelineState? live)
+    {
+        var plan = new MapPlan([], [], []);
+        try
+        {
+            foreach (var stage in spec.Stages)
+                foreach (var map in stage.Maps)
+                {
+                    var old = live?.Maps.FirstOrDefault(m => m.PinName == map.PinName);
+                    if (old is null || !File.Exists(old.Pin))
+                        continue;
+                    if (old.Fingerprint == map.Fingerprint)
+                    {
+                        plan.Reuse[map.CName] = BpfMap.OpenPinned(old.Pin);
+                        plan.ReusedPins[map.CName] = old.Pin;
+                        continue;
+                    }
+                    if (map.Schema.Contents == MapContents.Config && old.Schema.Contents == MapContents.Config)
+                        continue;
+                    var migrate = planned.Plan.Stages[stage.Index].Migrate;
+                    if (migrate is null)
+                        throw new ReloadRefusedException($"reload pipeline {planned.Config.Name}: map {map.PinName} changed layout " +
+                            $"({StageMap.Difference(old.Schema, map.Schema)}) and plugin {stage.PluginName} provides no migration " +
+                            "(implement IMapMigration, or remove the stage to drop its state); the running generation is unchanged");
+                    plan.Migrate.Add((map, new OldMap(old, BpfMap.OpenPinned(old.Pin))));
+                }
+            return plan;
+        }
+        catch
+        {
+            foreach (var m in plan.Reuse.Values)
+                m.Dispose();
+            foreach (var (_, old) in plan.Migrate)
+                old.Map.Dispose();
+            throw;
+        }
+    }
+
+    private static void MigrateEntries(ChainSpec spec, PlannedPipeline planned, StageMap map, OldMap old, BpfMap target)
+    {
+        var migrate = planned.Plan.Stages[spec.Stages.Single(s => s.Maps.Contains(map)).Index].Migrate!;
+        var oldKey = StructLayout.Compute("old_key", old.State.Schema.Key);
+        var oldValue = StructLayout.Compute("old_value", old.State.Schema.Value);
+        var value = new byte[old.Map.Info.ValueSize];
+        foreach (var key in old.Map.Keys())
+        {
+            if (!old.Map.TryLookup(key, value))
+                continue;
+            var converted = migrate(old.State.Schema, map.Schema, new MapEntry(map.Schema.Name, oldKey.Decode(key), oldValue.Decode(value)));
+            if (converted is not null)
+                target.Update(map.Key.Encode(converted.Key), map.Value.Encode(converted.Value));
+        }
+    }
+
+    /// <summary>
+    /// Make the configuration-owned maps hold exactly the desired entries, by difference: changed and new
+    /// keys are written, missing keys deleted, equal ones untouched. Returns how many entries changed.
+    /// </summary>
+    private static int ReconcileConfigMaps(ChainSpec spec, PlannedPipeline planned, IReadOnlyDictionary<string, BpfMap> maps,
+        Func<StageMap, bool> include, List<Action>? undo)
+    {
+        int changed = 0;
+        foreach (var stage in spec.Stages)
+            foreach (var map in stage.Maps.Where(m => m.Schema.Contents == MapContents.Config && include(m)))
+            {
+                if (map.Schema.Kind == MapKind.PerCpuArray)
+                    continue; // per-CPU values are not compared; such maps are written whole when fresh
+                var kernel = maps[map.CName];
+                var desired = planned.StageEntries[stage.Index].Where(e => e.Map == map.Schema.Name)
+                    .Select(e => (Key: map.Key.Encode(e.Key), Value: map.Value.Encode(e.Value)))
+                    .ToDictionary(e => Convert.ToHexString(e.Key));
+                var current = new byte[map.Value.Size];
+                foreach (var key in kernel.Keys())
+                {
+                    if (desired.ContainsKey(Convert.ToHexString(key)) || !kernel.TryLookup(key, current))
+                        continue;
+                    var was = current.ToArray();
+                    kernel.Delete(key);
+                    undo?.Add(() => kernel.Update(key, was));
+                    changed++;
+                }
+                foreach (var (key, value) in desired.Values)
+                {
+                    bool present = kernel.TryLookup(key, current);
+                    if (present && current.AsSpan().SequenceEqual(value))
+                        continue;
+                    byte[]? was = present ? current.ToArray() : null;
+                    kernel.Update(key, value);
+                    undo?.Add(() => { if (was is null) kernel.Delete(key); else kernel.Update(key, was); });
+                    changed++;
+                }
+            }
+        return changed;
+    }
+
+    private TcxLink SwapOrAttach(string linkPath, BpfProgram entry, PlannedPipeline planned, PipelineState? live, ref bool attached)
     {
         var config = planned.Config;
         if (File.Exists(linkPath))
@@ -95,7 +320,9 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
             uint wantType = (uint)(config.Direction == Direction.Ingress ? Interop.Libbpf.BPF_TCX_INGRESS : Interop.Libbpf.BPF_TCX_EGRESS);
             if (info.Ifindex == planned.Ifindex && info.AttachType == wantType)
             {
-                existing.Update(entry);
+                // Compare-and-swap against the generation we believe is running.
+                using var expected = live is null ? null : BpfProgram.OpenPinned(Path.Combine(live.GenerationDirectory, ChainSpec.EntryProgram));
+                existing.Update(entry, expected);
                 return existing;
             }
             // The hook moved (config changed interface or direction) or the interface is gone:
@@ -114,11 +341,50 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
         return link;
     }
 
-    private static void RetireOlderGenerations(string pipelineDir, string current)
+    /// <summary>
+    /// Release generations whose grace period is over: fold their counters into the totals, unpin them,
+    /// and unpin maps no generation uses any more. Also picks up generations a killed host left behind.
+    /// </summary>
+    public void RetireDue(string pipeline)
     {
-        foreach (var dir in Directory.GetDirectories(pipelineDir, "g*"))
-            if (dir != current)
-                BpfFs.RemoveTree(dir);
+        var state = PipelineState.Load(runtimeDirectory, pipeline);
+        string dir = PipelineDirectory(pipeline);
+        if (state is null || !Directory.Exists(dir))
+            return;
+        var now = _clock.GetUtcNow();
+        var retiring = state.Retiring.ToList();
+        foreach (var d in Directory.GetDirectories(dir, "g*"))
+            if (d != state.GenerationDirectory && uint.TryParse(Path.GetFileName(d)[1..], out uint n) && retiring.All(r => r.Generation != n))
+                retiring.Add(new RetiringGeneration(n, [], now)); // left by a host that died mid-way
+        var totals = state.Retired;
+        var keep = new List<RetiringGeneration>();
+        foreach (var r in retiring)
+        {
+            if (r.Due > now)
+            {
+                keep.Add(r);
+                continue;
+            }
+            string genDir = Path.Combine(dir, $"g{r.Generation}");
+            string statsPin = Path.Combine(genDir, ChainSpec.StatsMap);
+            if (File.Exists(statsPin) && r.Stages.Count > 0)
+            {
+                using var stats = BpfMap.OpenPinned(statsPin);
+                totals = totals.Add(CounterReader.Read(stats, r.Stages.Count), r.Stages);
+            }
+            BpfFs.RemoveTree(genDir);
+            LogRetired(pipeline, r.Generation);
+        }
+        if (keep.Count == 0)
+        {
+            var used = state.Maps.Select(m => m.Pin).ToHashSet();
+            string mapsDir = Path.Combine(dir, MapsDirectory);
+            if (Directory.Exists(mapsDir))
+                foreach (var pin in Directory.GetFiles(mapsDir).Where(p => !used.Contains(p)))
+                    File.Delete(pin);
+        }
+        if (keep.Count != state.Retiring.Count || !ReferenceEquals(totals, state.Retired))
+            (state with { Retired = totals, Retiring = keep }).Save(runtimeDirectory);
     }
 
     /// <summary>Detach a pipeline and remove its pins and state.</summary>
@@ -129,12 +395,18 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
         LogRemoved(pipeline);
     }
 
-    [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "pipeline {Pipeline}: generation {Generation} {Action} (link {LinkId}, program {ProgramId})")]
-    private partial void LogDeployed(string pipeline, uint generation, uint linkId, uint programId, string action);
+    [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "pipeline {Pipeline}: generation {Generation} {Action} (link {LinkId}, program {ProgramId}) in {Milliseconds:F1} ms")]
+    private partial void LogApplied(string pipeline, uint generation, string action, uint linkId, uint programId, double milliseconds);
 
     [LoggerMessage(EventId = 101, Level = LogLevel.Warning, Message = "pipeline {Pipeline}: pinned link points at ifindex {Ifindex} type {AttachType}; attaching a new link")]
     private partial void LogReplacingLink(string pipeline, uint ifindex, uint attachType);
 
     [LoggerMessage(EventId = 102, Level = LogLevel.Information, Message = "pipeline {Pipeline}: detached and unpinned")]
     private partial void LogRemoved(string pipeline);
+
+    [LoggerMessage(EventId = 103, Level = LogLevel.Information, Message = "pipeline {Pipeline}: {Changed} map entries changed in place in {Milliseconds:F2} ms (same code, no new generation)")]
+    private partial void LogMapsUpdated(string pipeline, int changed, double milliseconds);
+
+    [LoggerMessage(EventId = 104, Level = LogLevel.Debug, Message = "pipeline {Pipeline}: generation {Generation} retired")]
+    private partial void LogRetired(string pipeline, uint generation);
 }

@@ -1,12 +1,17 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using PluginHost.Contract;
 
 namespace PluginHost.Datapath;
 
 /// <summary>
-/// What a deployed pipeline looks like, written to the runtime directory so that <c>status</c> and
-/// <c>stats</c> can read the pinned datapath without a running host.
+/// What a deployed pipeline looks like, written to the runtime directory after every change so that
+/// <c>status</c>, <c>stats</c> and a restarted host can read the pinned datapath.
 /// </summary>
+/// <param name="CodeKey">Identity of the running code (source hash and hook): equal means no new generation is needed.</param>
+/// <param name="Maps">Where each stage map is pinned, with its layout.</param>
+/// <param name="Retired">Counters of generations already retired, so totals survive reloads.</param>
+/// <param name="Retiring">Generations swapped out and waiting for their grace period.</param>
 public sealed record PipelineState(
     string Name,
     string Interface,
@@ -17,9 +22,18 @@ public sealed record PipelineState(
     string PinDirectory,
     string GenerationDirectory,
     DateTimeOffset DeployedAt,
-    IReadOnlyList<StageState> Stages)
+    IReadOnlyList<StageState> Stages,
+    string CodeKey,
+    IReadOnlyList<MapState> Maps,
+    CounterTotals Retired,
+    IReadOnlyList<RetiringGeneration> Retiring)
 {
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
+    internal static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        Converters = { new JsonStringEnumConverter() },
+    };
 
     public static string FilePath(string runtimeDirectory, string pipeline) => Path.Combine(runtimeDirectory, "pipelines", pipeline + ".json");
 
@@ -32,16 +46,53 @@ public sealed record PipelineState(
         File.Move(tmp, path, overwrite: true);
     }
 
+    public static PipelineState? Load(string runtimeDirectory, string pipeline)
+    {
+        string path = FilePath(runtimeDirectory, pipeline);
+        return File.Exists(path) ? Read(path) : null;
+    }
+
     public static IReadOnlyList<PipelineState> LoadAll(string runtimeDirectory)
     {
         string dir = Path.Combine(runtimeDirectory, "pipelines");
         if (!Directory.Exists(dir))
             return [];
-        return Directory.GetFiles(dir, "*.json").Order(StringComparer.Ordinal)
-            .Select(f => JsonSerializer.Deserialize<PipelineState>(File.ReadAllText(f), Json)
-                ?? throw new InvalidDataException($"read pipeline state {f}: empty"))
-            .ToList();
+        return Directory.GetFiles(dir, "*.json").Order(StringComparer.Ordinal).Select(Read).ToList();
     }
+
+    private static PipelineState Read(string path) =>
+        JsonSerializer.Deserialize<PipelineState>(File.ReadAllText(path), Json)
+        ?? throw new InvalidDataException($"read pipeline state {path}: empty");
 }
 
-public sealed record StageState(int Index, string Plugin, string Program, IReadOnlyList<string> Maps);
+public sealed record StageState(int Index, string Plugin, string Instance, string Program, IReadOnlyList<string> Maps);
+
+/// <param name="Pin">Full path of the pinned map.</param>
+/// <param name="PinName">Stable identity across generations (SourcePolicy-0-routes).</param>
+/// <param name="CName">The map's name in this generation's C and in the kernel.</param>
+public sealed record MapState(string Pin, string PinName, string CName, int Stage, string Fingerprint, MapSchema Schema);
+
+/// <param name="Stages">Stage instances of that generation, to fold its counters into the totals.</param>
+public sealed record RetiringGeneration(uint Generation, IReadOnlyList<string> Stages, DateTimeOffset Due);
+
+/// <summary>Counter totals by name: the entry program's, and each stage's by instance (SourcePolicy-0).</summary>
+public sealed record CounterTotals(Dictionary<string, ulong> Entry, Dictionary<string, Dictionary<string, ulong>> Stages)
+{
+    public static CounterTotals Empty() => new([], []);
+
+    /// <summary>These totals plus one generation's counters.</summary>
+    public CounterTotals Add(PipelineCounters counters, IReadOnlyList<string> stageInstances)
+    {
+        var entry = new Dictionary<string, ulong>(Entry);
+        foreach (var (c, v) in counters.Entry)
+            entry[c.ToString()] = entry.GetValueOrDefault(c.ToString()) + v;
+        var stages = Stages.ToDictionary(kv => kv.Key, kv => new Dictionary<string, ulong>(kv.Value));
+        for (int i = 0; i < counters.Stages.Count && i < stageInstances.Count; i++)
+        {
+            var row = stages.TryGetValue(stageInstances[i], out var r) ? r : stages[stageInstances[i]] = [];
+            foreach (var (c, v) in counters.Stages[i])
+                row[c.ToString()] = row.GetValueOrDefault(c.ToString()) + v;
+        }
+        return new CounterTotals(entry, stages);
+    }
+}

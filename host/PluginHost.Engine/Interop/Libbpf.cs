@@ -80,6 +80,15 @@ internal static unsafe partial class Libbpf
     public static partial int bpf_map__reuse_fd(nint map, int fd);
 
     [LibraryImport(Lib)]
+    public static partial int bpf_map__set_initial_value(nint map, void* data, nuint size);
+
+    [LibraryImport(Lib)]
+    public static partial nint bpf_object__next_map(SafeBpfObjectHandle obj, nint prev);
+
+    [LibraryImport(Lib)]
+    public static partial nint bpf_map__name(nint map);
+
+    [LibraryImport(Lib)]
     public static partial int bpf_map_update_elem(int fd, void* key, void* value, ulong flags);
 
     [LibraryImport(Lib)]

@@ -10,7 +10,29 @@ public sealed unsafe class BpfObject : IDisposable
     private readonly SafeBpfObjectHandle _handle;
     private readonly Dictionary<string, nint> _logBuffers = [];
 
-    private BpfObject(SafeBpfObjectHandle handle) => _handle = handle;
+    // Looked up once at open: libbpf renames a map to the reused map's kernel name.
+    private readonly Dictionary<string, nint> _maps = [];
+
+    private BpfObject(SafeBpfObjectHandle handle)
+    {
+        _handle = handle;
+        for (nint m = Libbpf.bpf_object__next_map(handle, 0); m != 0; m = Libbpf.bpf_object__next_map(handle, m))
+            _maps[Marshal.PtrToStringUTF8(Libbpf.bpf_map__name(m))!] = m;
+    }
+
+    /// <summary>
+    /// Set the initial contents of a read-only data section (e.g. <c>.rodata.ph</c>) before <see cref="Load"/>.
+    /// </summary>
+    public void SetReadOnlyData(string section, ReadOnlySpan<byte> data)
+    {
+        nint map = FindMap(section);
+        fixed (byte* p = data)
+        {
+            int rc = Libbpf.bpf_map__set_initial_value(map, p, (nuint)data.Length);
+            if (rc < 0)
+                throw new BpfException($"set initial value of {section} ({data.Length} bytes)", rc);
+        }
+    }
 
     /// <summary>Open an object file (nothing reaches the kernel yet).</summary>
     public static BpfObject Open(string path)
@@ -109,7 +131,10 @@ public sealed unsafe class BpfObject : IDisposable
 
     private nint FindMap(string name)
     {
-        nint map = Libbpf.bpf_object__find_map_by_name(_handle, name);
+        if (_maps.TryGetValue(name, out nint map))
+            return map;
+        // Internal maps (.rodata.ph) are found by section name.
+        map = Libbpf.bpf_object__find_map_by_name(_handle, name);
         return map != 0 ? map : throw new BpfException($"find map {name}: no such map in the object");
     }
 

@@ -68,7 +68,7 @@ public static class PipelinePlanner
                 continue;
             }
             // Check every entry against the schema now, so a bad entry is a config error, not a half-applied map.
-            var maps = plugin.Maps.Select(m => new StageMap(stages.Count, m)).ToDictionary(m => m.Schema.Name);
+            var maps = plugin.Maps.Select(m => new StageMap(stages.Count, "check", m)).ToDictionary(m => m.Schema.Name);
             foreach (var entry in setup.Entries)
             {
                 try
@@ -82,9 +82,15 @@ public static class PipelinePlanner
                     Error(stage.Node, $"plugin {plugin.Name} produced an entry its schema refuses: {e.Message}");
                 }
             }
-            // Copy out of the plugin: the plan must not keep plugin objects alive.
+            // Copy out of the plugin: the plan must not keep plugin objects alive past this pass
+            // (the migration delegate is used only while the catalog that owns the plugin is open).
+            var migration = plugin as IMapMigration;
             stages.Add(new StagePlan(plugin.Name, plugin.Template with { }, plugin.Maps.ToList(),
-                new Dictionary<string, long>(setup.Constants)));
+                new Dictionary<string, long>(setup.Constants))
+            {
+                Canaries = setup.Canaries.Select(c => c with { Frame = c.Frame.ToArray() }).ToList(),
+                Migrate = migration is null ? null : migration.Migrate,
+            });
             entries.Add(setup.Entries.ToList());
         }
         if (errors.Count > before)

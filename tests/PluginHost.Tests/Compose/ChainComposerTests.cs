@@ -93,7 +93,8 @@ public sealed class ChainComposerTests : IClassFixture<SourcePolicyFixture>, IDi
         Assert.Contains("static __always_inline int s1_run(struct __sk_buff *skb, struct ph_meta *meta)", source);
         Assert.Contains("verdict = s1_run(skb, &meta);", Program(source, "ph_s1_sourcepolicy"));
         Assert.Contains("#define PH_INGRESS 1\n", source);
-        Assert.Contains("meta.generation = 5;", source);
+        Assert.Contains("const volatile __u32 ph_generation SEC(\".rodata.ph\") = 0;", source);
+        Assert.Contains("meta.generation = ph_generation;", source);
         Assert.DoesNotContain("{{", source);
         Assert.DoesNotContain('\u0001', source);
     }
@@ -127,7 +128,9 @@ public sealed class ChainComposerTests : IClassFixture<SourcePolicyFixture>, IDi
         string second = ChainComposer.Compose(plan with { Stages = plan.Stages.ToList() }).Source;
 
         Assert.Equal(first, second);
-        Assert.NotEqual(first, ChainComposer.Compose(plan with { Generation = 10 }).Source);
+        // The generation is set at load time, not compiled in, so a rebuild of the same chain hits the cache.
+        Assert.Equal(first, ChainComposer.Compose(plan with { Generation = 10 }).Source);
+        Assert.NotEqual(first, ChainComposer.Compose(plan with { Direction = Direction.Egress }).Source);
     }
 
     [Fact]

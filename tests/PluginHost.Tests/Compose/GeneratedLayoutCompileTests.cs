@@ -35,7 +35,7 @@ public sealed class GeneratedLayoutCompileTests
         + string.Concat(maps.Select(m => m.ToC()))
         + "char LICENSE[] SEC(\"license\") = \"GPL\";\n";
 
-    private static List<StageMap> Maps() => Schemas.Select((s, i) => new StageMap(i, s)).ToList();
+    private static List<StageMap> Maps() => Schemas.Select((s, i) => new StageMap(i, $"T.{i}", s)).ToList();
 
     [Fact]
     public void SchemasAreValidAndLayoutsAreTheExpectedOnes()

@@ -65,7 +65,7 @@ public sealed class StageMapTests
     [Fact]
     public void LongestAllowedNameStillFitsTheKernelsObjectName()
     {
-        var map = new StageMap(99, Routes(new string('x', StageMap.MaxNameLength)));
+        var map = new StageMap(99, "T.0", Routes(new string('x', StageMap.MaxNameLength)));
 
         Assert.True(map.CName.Length <= 15, map.CName);
     }
@@ -113,7 +113,7 @@ public sealed class StageMapTests
     [Fact]
     public void ToCNamesTheMapPerStageWithBtfTypes()
     {
-        var map = new StageMap(3, Routes(max: 1 << 20));
+        var map = new StageMap(3, "T.0", Routes(max: 1 << 20));
 
         string c = map.ToC();
 
@@ -136,7 +136,7 @@ public sealed class StageMapTests
     [InlineData(MapKind.PerCpuArray, "BPF_MAP_TYPE_PERCPU_ARRAY")]
     public void OnlyTheLpmTrieAsksForNoPrealloc(MapKind kind, string type)
     {
-        string c = new StageMap(0, Routes("m", kind, key: [new("k", FieldType.U32)])).ToC();
+        string c = new StageMap(0, "T.0", Routes("m", kind, key: [new("k", FieldType.U32)])).ToC();
 
         Assert.Contains($"__uint(type, {type});", c);
         Assert.DoesNotContain("BPF_F_NO_PREALLOC", c);

@@ -47,7 +47,7 @@ public sealed class SourcePolicyLabTests : IDisposable
                       routes:
             {routes}
             """);
-        return new HostEngine(ConfigLoader.Load(path), NullLoggerFactory.Instance);
+        return new HostEngine(ConfigLoader.Load(path), NullLoggerFactory.Instance, retireAfter: TimeSpan.Zero);
     }
 
     private static bool LinkExists(uint id)
@@ -88,33 +88,49 @@ public sealed class SourcePolicyLabTests : IDisposable
     }
 
     [KernelFact]
-    public void ReapplyingSwapsTheProgramOnTheSameLinkAndUninstallDetaches()
+    public void RouteChangesAreMapUpdatesCodeChangesSwapTheLinkAndUninstallDetaches()
     {
         var first = Engine($"""
                         - from: {RouterLab.ClientSourceA}/32
                           interface: {RouterLab.RouterUplink2}
                           via: {RouterLab.Uplink2Gateway}
             """).Apply().Single();
+        Assert.Equal(ApplyKind.Attached, first.Kind);
         Assert.Equal("up2", PathProbe.Measure(_lab, [RouterLab.ClientSourceA], 200).Single().Uplink);
 
-        // A new configuration: the same tcx link now runs a new generation that sends A back to uplink 1.
-        var engine = Engine($"""
+        // Only a route differs: same code, so the entry is changed in place; no new generation, same program.
+        var second = Engine($"""
                         - from: {RouterLab.ClientSourceA}/32
                           interface: {RouterLab.RouterUplink1}
                           via: {RouterLab.Uplink1Gateway}
-            """);
-        var second = engine.Apply().Single();
-        Assert.False(second.Attached);
-        Assert.Equal(first.LinkId, second.LinkId);
-        Assert.NotEqual(first.ProgramId, second.ProgramId);
-        Assert.Equal(first.Generation + 1, second.Generation);
-        Assert.False(Directory.Exists(Path.Combine(_bpfRoot, "lan-in", $"g{first.Generation}")), "old generation retired");
+            """).Apply().Single();
+        Assert.Equal(ApplyKind.MapsUpdated, second.Kind);
+        Assert.Equal(1, second.EntriesChanged);
+        Assert.Equal((first.LinkId, first.ProgramId, first.Generation), (second.LinkId, second.ProgramId, second.Generation));
         Assert.Equal("up1", PathProbe.Measure(_lab, [RouterLab.ClientSourceA], 200).Single().Uplink);
+
+        // A second stage changes the code: a new generation behind the same tcx link, the old one retired.
+        var engine = Engine($"""
+                        - from: {RouterLab.ClientSourceA}/32
+                          interface: {RouterLab.RouterUplink2}
+                          via: {RouterLab.Uplink2Gateway}
+                  - plugin: SourcePolicy
+            """);
+        var third = engine.Apply().Single();
+        Assert.Equal(ApplyKind.Swapped, third.Kind);
+        Assert.Equal(first.LinkId, third.LinkId);
+        Assert.NotEqual(first.ProgramId, third.ProgramId);
+        Assert.Equal(first.Generation + 1, third.Generation);
+        Assert.False(Directory.Exists(Path.Combine(_bpfRoot, "lan-in", $"g{first.Generation}")), "old generation retired");
+        Assert.Equal("up2", PathProbe.Measure(_lab, [RouterLab.ClientSourceA], 200).Single().Uplink);
+
+        // Unchanged configuration: nothing to do.
+        Assert.Equal(ApplyKind.Unchanged, engine.Apply().Single().Kind);
 
         engine.Uninstall();
         Assert.False(Directory.Exists(Path.Combine(_bpfRoot, "lan-in")));
         // With its pin gone the link is released, which detaches it (bpftool 7.1 cannot list tcx itself).
-        Assert.True(SpinWait.SpinUntil(() => !LinkExists(second.LinkId), TimeSpan.FromSeconds(2)), $"link {second.LinkId} still exists");
+        Assert.True(SpinWait.SpinUntil(() => !LinkExists(third.LinkId), TimeSpan.FromSeconds(2)), $"link {third.LinkId} still exists");
         Assert.Equal("up1", PathProbe.Measure(_lab, [RouterLab.ClientSourceA], 50).Single().Uplink);
     }
 

@@ -88,7 +88,7 @@ public sealed class SourcePolicySettingsTests(SourcePolicyFixture fixture) : ICl
     public void EntriesEncodeToTheBytesTheKernelExpects()
     {
         var setup = Configure(OneRoute("198.18.1.0/24", "up2", "198.18.3.2"));
-        var map = new StageMap(0, Assert.Single(_plugin.Maps));
+        var map = new StageMap(0, "T.0", Assert.Single(_plugin.Maps));
         var entry = Assert.Single(setup.Entries);
 
         Assert.Equal([24, 0, 0, 0, 198, 18, 1, 0], map.Key.Encode(entry.Key));

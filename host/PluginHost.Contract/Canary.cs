@@ -1,0 +1,53 @@
+using System.Buffers.Binary;
+using System.Net;
+
+namespace PluginHost.Contract;
+
+/// <summary>What a canary packet must come out as.</summary>
+public enum CanaryVerdict
+{
+    /// <summary>Handed to the kernel (TCX_NEXT).</summary>
+    Pass,
+    /// <summary>Dropped.</summary>
+    Drop,
+    /// <summary>Redirected to <see cref="CanaryPacket.RedirectIfindex"/>.</summary>
+    Redirect,
+}
+
+/// <summary>A known packet and the verdict a correct chain gives it.</summary>
+/// <param name="Name">Shown when the canary fails, e.g. "route 198.18.1.0/24".</param>
+/// <param name="Frame">The whole Ethernet frame.</param>
+/// <param name="Expect">Expected verdict.</param>
+/// <param name="RedirectIfindex">For <see cref="CanaryVerdict.Redirect"/>: the interface it must go to.</param>
+public sealed record CanaryPacket(string Name, byte[] Frame, CanaryVerdict Expect, int RedirectIfindex = 0);
+
+/// <summary>Frames for canaries, so plugins need not hand-write headers.</summary>
+public static class CanaryFrames
+{
+    /// <summary>Ethernet + IPv4 (valid checksum) + UDP with an 18-byte payload.</summary>
+    public static byte[] Ipv4Udp(IPAddress source, IPAddress destination, ushort sourcePort = 40000, ushort destinationPort = 9, byte ttl = 64)
+    {
+        const int payload = 18;
+        var frame = new byte[14 + 20 + 8 + payload];
+        frame[0] = 0x02; frame[5] = 0x02; frame[6] = 0x02; frame[11] = 0x01;
+        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(12), 0x0800);
+        var ip = frame.AsSpan(14);
+        ip[0] = 0x45;
+        BinaryPrimitives.WriteUInt16BigEndian(ip[2..], 20 + 8 + payload);
+        ip[8] = ttl;
+        ip[9] = 17;
+        source.TryWriteBytes(ip[12..], out _);
+        destination.TryWriteBytes(ip[16..], out _);
+        uint sum = 0;
+        for (int i = 0; i < 20; i += 2)
+            sum += BinaryPrimitives.ReadUInt16BigEndian(ip[i..]);
+        while (sum > 0xffff)
+            sum = (sum & 0xffff) + (sum >> 16);
+        BinaryPrimitives.WriteUInt16BigEndian(ip[10..], (ushort)~sum);
+        var udp = ip[20..];
+        BinaryPrimitives.WriteUInt16BigEndian(udp, sourcePort);
+        BinaryPrimitives.WriteUInt16BigEndian(udp[2..], destinationPort);
+        BinaryPrimitives.WriteUInt16BigEndian(udp[4..], 8 + payload);
+        return frame;
+    }
+}

@@ -1,0 +1,71 @@
+using System.Buffers.Binary;
+using PluginHost.Compose;
+using PluginHost.Contract;
+using PluginHost.Kernel;
+
+namespace PluginHost.Datapath;
+
+/// <summary>
+/// Runs known packets through a loaded, not yet attached, generation with BPF_PROG_TEST_RUN and
+/// checks their verdicts: the host's own (ARP and truncated frames must reach the kernel) and each
+/// stage's plugin canaries.
+/// </summary>
+public static class Canaries
+{
+    private const int TcActShot = 2;
+    private const int TcActRedirect = 7;
+    private const int TcxNext = -1;
+    private const int RedirectIfindexCb = 4;
+
+    public static IReadOnlyList<CanaryPacket> HostCanaries { get; } =
+    [
+        new("ARP reaches the kernel", Arp(), CanaryVerdict.Pass),
+        new("a truncated UDP header reaches the kernel",
+            CanaryFrames.Ipv4Udp(System.Net.IPAddress.Parse("192.0.2.1"), System.Net.IPAddress.Parse("192.0.2.2"))[..36], CanaryVerdict.Pass),
+    ];
+
+    /// <summary>Throws <see cref="CanaryException"/> naming the first canary that came out wrong.</summary>
+    public static int Run(LoadedChain chain, IReadOnlyList<StagePlan> stages)
+    {
+        var all = HostCanaries.Select(c => (Who: "host", Canary: c))
+            .Concat(stages.SelectMany((s, i) => s.Canaries.Select(c => (Who: $"stage {i} ({s.PluginName})", Canary: c))));
+        int count = 0;
+        foreach (var (who, canary) in all)
+        {
+            var run = chain.Entry.TestRun(canary.Frame);
+            var (verdict, ifindex) = run.ReturnValue switch
+            {
+                TcActRedirect => (CanaryVerdict.Redirect, (int)run.Cb[RedirectIfindexCb]),
+                TcActShot => (CanaryVerdict.Drop, 0),
+                TcxNext => (CanaryVerdict.Pass, 0),
+                _ => ((CanaryVerdict)(-1), 0),
+            };
+            bool ok = verdict == canary.Expect && (verdict != CanaryVerdict.Redirect || ifindex == canary.RedirectIfindex);
+            if (!ok)
+                throw new CanaryException($"canary of {who} '{canary.Name}': expected {Describe(canary.Expect, canary.RedirectIfindex)}, " +
+                    $"got {(Enum.IsDefined(verdict) ? Describe(verdict, ifindex) : $"return code {run.ReturnValue}")}");
+            count++;
+        }
+        return count;
+    }
+
+    private static string Describe(CanaryVerdict verdict, int ifindex) =>
+        verdict == CanaryVerdict.Redirect ? $"redirect to ifindex {ifindex}" : verdict.ToString().ToLowerInvariant();
+
+    private static byte[] Arp()
+    {
+        var frame = new byte[42];
+        Array.Fill(frame, (byte)0xff, 0, 6);
+        frame[6] = 0x02;
+        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(12), 0x0806);
+        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(14), 1);
+        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(16), 0x0800);
+        frame[18] = 6;
+        frame[19] = 4;
+        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(20), 1);
+        return frame;
+    }
+}
+
+/// <summary>A canary came out wrong; the new generation was not attached.</summary>
+public sealed class CanaryException(string message) : Exception(message);

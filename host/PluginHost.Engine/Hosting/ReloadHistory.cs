@@ -1,0 +1,44 @@
+using System.Text.Json;
+using PluginHost.Datapath;
+
+namespace PluginHost.Hosting;
+
+/// <summary>The last successful and the last failed apply, kept beside the pipeline state for <c>status</c>.</summary>
+public sealed record ReloadHistory(int Reloads, int Failures, DateTimeOffset? LastSuccessAt, string? LastSuccess,
+    DateTimeOffset? LastFailureAt, string? LastFailure)
+{
+    public static string FilePath(string runtimeDirectory) => Path.Combine(runtimeDirectory, "reloads.json");
+
+    public static ReloadHistory Load(string runtimeDirectory)
+    {
+        string path = FilePath(runtimeDirectory);
+        return File.Exists(path)
+            ? JsonSerializer.Deserialize<ReloadHistory>(File.ReadAllText(path), PipelineState.Json) ?? Empty
+            : Empty;
+    }
+
+    private static ReloadHistory Empty => new(0, 0, null, null, null, null);
+
+    public ReloadHistory Succeeded(IReadOnlyList<ApplyResult> results) => this with
+    {
+        Reloads = Reloads + 1,
+        LastSuccessAt = DateTimeOffset.UtcNow,
+        LastSuccess = string.Join("; ", results.Select(r => $"{r.Pipeline}: {r.Kind.ToString().ToLowerInvariant()} generation {r.Generation}")),
+    };
+
+    public ReloadHistory Failed(string error) => this with
+    {
+        Reloads = Reloads + 1,
+        Failures = Failures + 1,
+        LastFailureAt = DateTimeOffset.UtcNow,
+        LastFailure = error,
+    };
+
+    public void Save(string runtimeDirectory)
+    {
+        Directory.CreateDirectory(runtimeDirectory);
+        string path = FilePath(runtimeDirectory);
+        File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(this, PipelineState.Json));
+        File.Move(path + ".tmp", path, overwrite: true);
+    }
+}
