@@ -5,6 +5,7 @@ var root = new RootCommand("PluginHost: compose routing-strategy plugins into on
 {
     RunCommand.Create(),
     ValidateCommand.Create(),
+    ReloadCommand.Create(),
     StatusCommand.Create(),
     StatsCommand.Create(),
     UninstallCommand.Create(),

@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using PluginHost.Config;
 using PluginHost.Hosting;
+using PluginHost.Interop;
 
 namespace PluginHost.Cli.Commands;
 
@@ -26,32 +27,87 @@ internal static class RunCommand
             using var loggers = CommonOptions.Loggers(parse.GetValue(logFormat)!);
             var log = loggers.CreateLogger("pluginhost");
             string path = parse.GetValue(config)!.FullName;
-            var engine = new HostEngine(ConfigLoader.Load(path), loggers);
+            var hostConfig = ConfigLoader.Load(path);
+            var engine = new HostEngine(hostConfig, loggers);
+            // A failed first apply stops the host (the pinned datapath, if any, is left as it was).
             engine.Apply();
 
-            using var stop = new ManualResetEventSlim();
-            using var reload = new AutoResetEvent(false);
-            using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Set(); });
-            using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Set(); });
-            using var onHup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; reload.Set(); });
-            log.LogInformation("running; Ctrl-C stops the host{Detail}", parse.GetValue(detach) ? " and detaches the datapath" : " (the datapath stays)");
-            while (WaitHandle.WaitAny([stop.WaitHandle, reload]) == 1)
-            {
-                try
-                {
-                    engine = new HostEngine(ConfigLoader.Load(path), loggers);
-                    engine.Apply();
-                }
-                catch (Exception e) when (e is not OutOfMemoryException)
-                {
-                    // A failed reload keeps the running generation.
-                    log.LogError("reload failed, the running datapath is unchanged: {Error}", e.Message);
-                }
-            }
+            using var stop = new CancellationTokenSource();
+            var reconciler = new Reconciler(path, engine, loggers.CreateLogger<Reconciler>());
+            using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
+            using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
+            using var onHup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; reconciler.Post(new Trigger("reload", "SIGHUP")); });
+            using var watcher = new ChangeWatcher(path, hostConfig.PluginsDirectory, reconciler.Post);
+            using var pidFile = PidFile.Create(hostConfig.RuntimeDirectory);
+            using var unloadCheck = new Timer(_ => engine.CheckUnloaded(TimeSpan.FromSeconds(30)), null, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(10));
+            log.LogInformation("running (pid {Pid}); watching {Config} and {Plugins}; Ctrl-C stops the host{Detail}",
+                Environment.ProcessId, path, hostConfig.PluginsDirectory, parse.GetValue(detach) ? " and detaches the datapath" : " (the datapath stays)");
+            reconciler.RunAsync(stop.Token).GetAwaiter().GetResult();
             if (parse.GetValue(detach))
                 engine.Uninstall();
             log.LogInformation("stopped");
             return 0;
+        }));
+        return command;
+    }
+}
+
+/// <summary>The running host's pid, so that <c>pluginhost reload</c> can find it.</summary>
+internal sealed class PidFile : IDisposable
+{
+    private readonly string _path;
+
+    private PidFile(string path) => _path = path;
+
+    public static string PathIn(string runtimeDirectory) => System.IO.Path.Combine(runtimeDirectory, "pluginhost.pid");
+
+    public static PidFile Create(string runtimeDirectory)
+    {
+        Directory.CreateDirectory(runtimeDirectory);
+        string path = PathIn(runtimeDirectory);
+        File.WriteAllText(path, Environment.ProcessId.ToString());
+        return new PidFile(path);
+    }
+
+    public void Dispose()
+    {
+        if (File.Exists(_path) && File.ReadAllText(_path).Trim() == Environment.ProcessId.ToString())
+            File.Delete(_path);
+    }
+}
+
+/// <summary><c>pluginhost reload</c>: ask the running host to re-read its configuration and plugins, and wait for the outcome.</summary>
+internal static class ReloadCommand
+{
+    public static Command Create()
+    {
+        var config = CommonOptions.Config(required: false);
+        var runtime = CommonOptions.RuntimeDirectory();
+        var command = new Command("reload", "Make the running host re-read its configuration and plugins now; prints the outcome") { config, runtime };
+        command.SetAction(parse => CommonOptions.Guard(() =>
+        {
+            string dir = CommonOptions.ResolveRuntimeDirectory(parse.GetValue(config), parse.GetValue(runtime));
+            string pidPath = PidFile.PathIn(dir);
+            if (!File.Exists(pidPath) || !int.TryParse(File.ReadAllText(pidPath).Trim(), out int pid) || !Directory.Exists($"/proc/{pid}"))
+                throw new InvalidOperationException($"reload host: no running host (no live pid in {pidPath}; start one with pluginhost run)");
+            var before = ReloadHistory.Load(dir);
+            HostSignals.RequestReload(pid);
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(50);
+                var now = ReloadHistory.Load(dir);
+                if (now.Reloads == before.Reloads)
+                    continue;
+                if (now.LastFailureAt is not null && now.LastFailureAt != before.LastFailureAt)
+                {
+                    Console.Error.WriteLine($"pluginhost: reload failed, the running datapath is unchanged: {now.LastFailure}");
+                    return 1;
+                }
+                Console.WriteLine($"reloaded: {now.LastSuccess}");
+                return 0;
+            }
+            throw new InvalidOperationException("reload host: no outcome within 60 s (see the host's log)");
         }));
         return command;
     }

@@ -18,13 +18,16 @@ internal static class StatusCommand
         var command = new Command("status", "Show the deployed pipelines, their generation, link and program") { config, runtime, json };
         command.SetAction(parse => CommonOptions.Guard(() =>
         {
-            var states = PipelineState.LoadAll(CommonOptions.ResolveRuntimeDirectory(parse.GetValue(config), parse.GetValue(runtime)));
+            string dir = CommonOptions.ResolveRuntimeDirectory(parse.GetValue(config), parse.GetValue(runtime));
+            var states = PipelineState.LoadAll(dir);
             var rows = states.Select(Describe).ToList();
+            var history = Hosting.ReloadHistory.Load(dir);
             if (parse.GetValue(json))
             {
-                Console.WriteLine(JsonSerializer.Serialize(rows, JsonOptions));
+                Console.WriteLine(JsonSerializer.Serialize(new { pipelines = rows, reloads = history }, JsonOptions));
                 return 0;
             }
+            PrintHistory(history);
             if (rows.Count == 0)
             {
                 Console.WriteLine("no pipelines deployed");
@@ -38,6 +41,17 @@ internal static class StatusCommand
             return 0;
         }));
         return command;
+    }
+
+    private static void PrintHistory(Hosting.ReloadHistory h)
+    {
+        if (h.Reloads == 0)
+            return;
+        Console.WriteLine($"reloads: {h.Reloads} ({h.Failures} failed)");
+        if (h.LastSuccessAt is not null)
+            Console.WriteLine($"  last applied {h.LastSuccessAt:u}: {h.LastSuccess}");
+        if (h.LastFailureAt is not null)
+            Console.WriteLine($"  last FAILED  {h.LastFailureAt:u} (running generation kept): {h.LastFailure}");
     }
 
     private sealed record StatusRow(string Name, string Interface, string Direction, string? Namespace, uint Generation,
@@ -110,12 +124,12 @@ internal static class StatsTable
         Console.WriteLine($"  entry: {e[EntryCounter.Packets]} packets, {e[EntryCounter.Bytes]} bytes; IPv4 {e[EntryCounter.Ipv4]}, IPv6 {e[EntryCounter.Ipv6]}, fragments {e[EntryCounter.Fragments]}");
         Console.WriteLine($"         passed to the kernel: ARP {e[EntryCounter.PassArp]}, ND {e[EntryCounter.PassNeighbourDiscovery]}, non-IP {e[EntryCounter.PassNonIp]}, " +
                           $"truncated {e[EntryCounter.PassTruncated]}, bad header {e[EntryCounter.PassBadHeader]}, headers too long {e[EntryCounter.PassHeadersTooLong]}; missed tail calls {e[EntryCounter.MissedTailCalls]}");
-        Console.WriteLine($"  {"STAGE",-22} {"PACKETS",9} {"MATCHED",9} {"REDIRECTED",10} {"PASSED",9} {"DROPPED",9} {"REDIR-ERR",9} {"TTL-EXP",9} {"MISSED-TC",9}");
+        Console.WriteLine($"  {"STAGE",-22} {"PACKETS",9} {"MATCHED",9} {"REDIRECTED",10} {"PASSED",9} {"DROPPED",9} {"REDIR-ERR",9} {"TTL-EXP",9} {"MISSED-TC",9} {"GEN-MISM",9}");
         for (int i = 0; i < c.Stages.Count; i++)
         {
             var s = c.Stages[i];
             Console.WriteLine($"  {$"{i} {state.Stages[i].Plugin}",-22} {s[StageCounter.Packets],9} {s[StageCounter.Matched],9} {s[StageCounter.Redirected],10} " +
-                              $"{s[StageCounter.Passed],9} {s[StageCounter.Dropped],9} {s[StageCounter.RedirectErrors],9} {s[StageCounter.TtlExpired],9} {s[StageCounter.MissedTailCalls],9}");
+                              $"{s[StageCounter.Passed],9} {s[StageCounter.Dropped],9} {s[StageCounter.RedirectErrors],9} {s[StageCounter.TtlExpired],9} {s[StageCounter.MissedTailCalls],9} {s[StageCounter.GenerationMismatch],9}");
         }
     }
 }

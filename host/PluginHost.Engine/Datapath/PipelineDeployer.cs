@@ -102,8 +102,7 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
             var loadTime = watch.Elapsed;
 
             watch.Restart();
-            int canaries = Canaries.Run(chain, planned.Plan.Stages);
-            CounterReader.Clear(chain.Stats, spec.StatsRows);
+            int canaries = RunCanaries(spec, compiled.ObjectPath, generation, chain, planned);
             var canaryTime = watch.Elapsed;
 
             BpfFs.RemoveTree(genDir); // a leftover of a failed attempt with the same number
@@ -169,6 +168,25 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
             foreach (var (_, old) in plan.Migrate)
                 old.Map.Dispose();
         }
+    }
+
+    // Canary packets must not leave traces in live state (flow tables, learned entries). When the chain has
+    // state maps, the canaries run through a second copy of the same object that shares the configuration
+    // maps but has empty state maps of its own; otherwise through the new generation itself, whose counters
+    // are then cleared.
+    private static int RunCanaries(ChainSpec spec, string objectPath, uint generation, LoadedChain chain, PlannedPipeline planned)
+    {
+        var stateMaps = spec.Stages.SelectMany(s => s.Maps).Where(m => m.Schema.Contents == MapContents.State).ToList();
+        if (stateMaps.Count == 0)
+        {
+            int count = Canaries.Run(chain, planned.Plan.Stages);
+            CounterReader.Clear(chain.Stats, spec.StatsRows);
+            return count;
+        }
+        var shared = spec.Stages.SelectMany(s => s.Maps).Where(m => m.Schema.Contents == MapContents.Config)
+            .ToDictionary(m => m.CName, m => chain.StageMaps[m.CName]);
+        using var rehearsal = ChainLoader.Load(spec, objectPath, generation, shared);
+        return Canaries.Run(rehearsal, planned.Plan.Stages);
     }
 
     // Same code as the running generation: only map entries can differ, and they are changed in place.

@@ -14,17 +14,38 @@ namespace PluginHost.Hosting;
 /// validates every pipeline before anything is applied (a bad config applies nothing), applies, and
 /// unloads the plugins again: no plugin object outlives a pass.
 /// </summary>
-public sealed partial class HostEngine(HostConfig config, ILoggerFactory loggers, TimeSpan? retireAfter = null)
+public sealed partial class HostEngine
 {
     /// <summary>How long a swapped-out generation stays pinned: packets already inside it finish there.</summary>
     public static readonly TimeSpan DefaultRetireAfter = TimeSpan.FromSeconds(2);
 
-    private readonly ILogger _log = loggers.CreateLogger<HostEngine>();
-    private readonly PipelineDeployer _deployer = new(config.BpfRoot, config.RuntimeDirectory,
-        new ClangCompiler(config.CacheDirectory), retireAfter ?? DefaultRetireAfter, loggers.CreateLogger<PipelineDeployer>());
+    private readonly ILoggerFactory _loggers;
+    private readonly ILogger _log;
+    private readonly TimeSpan _retireAfter;
     private readonly List<(WeakReference Context, string Plugins, DateTimeOffset Since)> _unloading = [];
+    private PipelineDeployer _deployer;
 
-    public HostConfig Config { get; } = config;
+    public HostEngine(HostConfig config, ILoggerFactory loggers, TimeSpan? retireAfter = null)
+    {
+        _loggers = loggers;
+        _log = loggers.CreateLogger<HostEngine>();
+        _retireAfter = retireAfter ?? DefaultRetireAfter;
+        Config = config;
+        _deployer = NewDeployer(config);
+    }
+
+    public HostConfig Config { get; private set; }
+
+    private PipelineDeployer NewDeployer(HostConfig config) => new(config.BpfRoot, config.RuntimeDirectory,
+        new ClangCompiler(config.CacheDirectory), _retireAfter, _loggers.CreateLogger<PipelineDeployer>());
+
+    /// <summary>Take a new configuration snapshot for the next apply.</summary>
+    public void Reconfigure(HostConfig config)
+    {
+        // Pipelines that left the configuration are detached only by `uninstall`: dropping traffic is never implicit.
+        Config = config;
+        _deployer = NewDeployer(config);
+    }
 
     /// <summary>Check the configuration against the plugins and the interfaces; apply nothing.</summary>
     public IReadOnlyList<PlannedPipeline> Validate()
@@ -102,6 +123,9 @@ public sealed partial class HostEngine(HostConfig config, ILoggerFactory loggers
         }
         return stuck;
     }
+
+    /// <summary>Load contexts of released plugins not yet seen collected.</summary>
+    public int PendingUnloads => _unloading.Count;
 
     /// <summary>Detach and unpin every configured pipeline.</summary>
     public void Uninstall()

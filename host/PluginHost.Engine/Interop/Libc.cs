@@ -38,6 +38,11 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "if_nametoindex", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial uint IfNameToIndex(string name);
 
+    [LibraryImport(Lib, EntryPoint = "kill", SetLastError = true)]
+    public static partial int Kill(int pid, int signal);
+
+    public const int SIGHUP = 1;
+
     [LibraryImport(Lib, EntryPoint = "strerror")]
     public static partial nint StrError(int errnum);
 

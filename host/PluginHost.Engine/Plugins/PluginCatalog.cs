@@ -69,7 +69,9 @@ public sealed class PluginCatalog : IDisposable
             return;
         }
 
-        var loader = PluginLoader.CreateFromAssemblyFile(dll, isUnloadable: true, sharedTypes: [typeof(IRoutingPlugin)]);
+        // In memory: a DLL overwritten in place later must not change code that is already loaded.
+        var loader = PluginLoader.CreateFromAssemblyFile(dll, isUnloadable: true, sharedTypes: [typeof(IRoutingPlugin)],
+            configure: c => c.LoadInMemory = true);
         _loaders.Add(loader);
         try
         {

@@ -1,0 +1,15 @@
+using System.Runtime.InteropServices;
+using PluginHost.Interop;
+
+namespace PluginHost.Hosting;
+
+/// <summary>Signals to a running host process.</summary>
+public static class HostSignals
+{
+    /// <summary>Ask the host with <paramref name="pid"/> to reload (SIGHUP).</summary>
+    public static void RequestReload(int pid)
+    {
+        if (Libc.Kill(pid, Libc.SIGHUP) != 0)
+            throw new BpfException($"signal host pid {pid}", Marshal.GetLastPInvokeError());
+    }
+}

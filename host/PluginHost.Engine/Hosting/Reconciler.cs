@@ -1,0 +1,115 @@
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using PluginHost.Config;
+
+namespace PluginHost.Hosting;
+
+/// <summary>Something that may change the desired state: a file changed, a reload was asked for.</summary>
+public sealed record Trigger(string Source, string Detail);
+
+/// <summary>
+/// The single writer of the datapath. Every trigger lands in one channel; one loop reads it, lets a
+/// burst settle, re-reads the configuration and the plugins (the desired-state snapshot) and applies
+/// it. Changes are serialised, bursts coalesce, and an unchanged snapshot swaps nothing.
+/// </summary>
+public sealed partial class Reconciler(string configPath, HostEngine engine, ILogger logger)
+{
+    /// <summary>A burst is over when no trigger came for this long.</summary>
+    public static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>A never-ending burst is still applied at least this often.</summary>
+    public static readonly TimeSpan MaxDelay = TimeSpan.FromSeconds(1);
+
+    private readonly Channel<Trigger> _triggers = Channel.CreateUnbounded<Trigger>(new UnboundedChannelOptions { SingleReader = true });
+    private int _passes;
+    private int _failures;
+
+    /// <summary>Apply passes run so far (each may coalesce many triggers).</summary>
+    public int Passes => Volatile.Read(ref _passes);
+
+    /// <summary>Passes that failed (the running datapath was kept).</summary>
+    public int Failures => Volatile.Read(ref _failures);
+
+    /// <summary>Raised after every pass with its error, or null on success.</summary>
+    public event Action<Exception?>? Applied;
+
+    /// <summary>Queue a trigger; never blocks.</summary>
+    public void Post(Trigger trigger) => _triggers.Writer.TryWrite(trigger);
+
+    /// <summary>Read triggers until <paramref name="stop"/>; between bursts, retire generations whose grace period ended.</summary>
+    public async Task RunAsync(CancellationToken stop)
+    {
+        var reader = _triggers.Reader;
+        while (!stop.IsCancellationRequested)
+        {
+            using (var tick = CancellationTokenSource.CreateLinkedTokenSource(stop))
+            {
+                tick.CancelAfter(TimeSpan.FromSeconds(1));
+                try
+                {
+                    await reader.WaitToReadAsync(tick.Token);
+                }
+                catch (OperationCanceledException) when (!stop.IsCancellationRequested)
+                {
+                    engine.RetireDue();
+                    continue;
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
+            var burst = await CollectBurstAsync(reader, stop);
+            ApplyOnce(burst);
+        }
+    }
+
+    private async Task<List<Trigger>> CollectBurstAsync(ChannelReader<Trigger> reader, CancellationToken stop)
+    {
+        var burst = new List<Trigger>();
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            while (reader.TryRead(out var t))
+                burst.Add(t);
+            if (started.Elapsed >= MaxDelay)
+                return burst;
+            using var quiet = CancellationTokenSource.CreateLinkedTokenSource(stop);
+            quiet.CancelAfter(Quiet);
+            try
+            {
+                await reader.WaitToReadAsync(quiet.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                return burst; // quiet long enough (or stopping): apply what we have
+            }
+        }
+    }
+
+    private void ApplyOnce(List<Trigger> burst)
+    {
+        Interlocked.Increment(ref _passes);
+        string why = string.Join(", ", burst.Select(t => t.Source).Distinct());
+        LogPass(burst.Count, why);
+        Exception? error = null;
+        try
+        {
+            engine.Reconfigure(ConfigLoader.Load(configPath));
+            engine.Apply();
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            Interlocked.Increment(ref _failures);
+            error = e;
+            LogFailed(e.Message);
+        }
+        Applied?.Invoke(error);
+    }
+
+    [LoggerMessage(EventId = 300, Level = LogLevel.Information, Message = "reloading after {Count} trigger(s): {Why}")]
+    private partial void LogPass(int count, string why);
+
+    [LoggerMessage(EventId = 301, Level = LogLevel.Error, Message = "reload failed; the running datapath is unchanged: {Error}")]
+    private partial void LogFailed(string error);
+}
