@@ -6,6 +6,13 @@ namespace PluginHost.Hosting;
 /// <summary>Signals to a running host process.</summary>
 public static class HostSignals
 {
+    /// <summary>Ask the host with <paramref name="pid"/> to stop (SIGTERM).</summary>
+    public static void RequestStop(int pid)
+    {
+        if (Libc.Kill(pid, Libc.SIGTERM) != 0)
+            throw new BpfException($"signal host pid {pid}", Marshal.GetLastPInvokeError());
+    }
+
     /// <summary>Ask the host with <paramref name="pid"/> to reload (SIGHUP).</summary>
     public static void RequestReload(int pid)
     {

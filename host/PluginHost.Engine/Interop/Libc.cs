@@ -42,6 +42,7 @@ internal static unsafe partial class Libc
     public static partial int Kill(int pid, int signal);
 
     public const int SIGHUP = 1;
+    public const int SIGTERM = 15;
 
     [LibraryImport(Lib, EntryPoint = "strerror")]
     public static partial nint StrError(int errnum);

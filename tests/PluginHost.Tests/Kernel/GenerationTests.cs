@@ -175,4 +175,29 @@ public sealed class GenerationTests : IDisposable
             engine.CheckUnloaded(TimeSpan.MaxValue);
         Assert.Equal(0, engine.PendingUnloads);
     }
+
+    [KernelFact]
+    public async Task ThousandTriggersInASecondCauseAtMostTwoPasses()
+    {
+        var engine = _rig.Engine();
+        engine.Apply();
+        var reconciler = new Reconciler(_rig.ConfigPath, engine, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+        using var stop = new CancellationTokenSource();
+        var running = reconciler.RunAsync(stop.Token);
+
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        for (int i = 0; i < 1000; i++)
+        {
+            reconciler.Post(new Trigger("test", $"trigger {i}"));
+            if (i % 10 == 9)
+                Thread.Sleep(Math.Max(0, (int)(i - watch.ElapsedMilliseconds))); // spread over about one second
+        }
+        await Task.Delay(Reconciler.MaxDelay + TimeSpan.FromMilliseconds(500));
+        stop.Cancel();
+        await running;
+
+        Assert.InRange(reconciler.Passes, 1, 2);
+        Assert.Equal(0, reconciler.Failures);
+        Assert.Equal(ApplyKind.Unchanged, engine.Apply().Single().Kind); // and nothing was swapped
+    }
 }
