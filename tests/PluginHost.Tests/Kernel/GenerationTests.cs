@@ -200,4 +200,20 @@ public sealed class GenerationTests : IDisposable
         Assert.Equal(0, reconciler.Failures);
         Assert.Equal(ApplyKind.Unchanged, engine.Apply().Single().Kind); // and nothing was swapped
     }
+
+    [KernelFact]
+    public void APluginThatPreventsItsUnloadingIsReported()
+    {
+        _rig.UsePlugin(Path.Combine(Repo.Root, "artifacts", "test-plugins", "sticky", "StickyPolicy"));
+        var engine = _rig.Engine();
+        engine.Apply();
+
+        // Well-behaved plugins are collected within a few GC cycles; the sticky one never is.
+        for (int i = 0; i < 10 && engine.PendingUnloads > 1; i++)
+            engine.CheckUnloaded(TimeSpan.MaxValue);
+        var stuck = engine.CheckUnloaded(TimeSpan.Zero);
+
+        Assert.Equal(["StickyPolicy"], stuck);
+        Assert.Equal(0, engine.PendingUnloads); // reported once, then no longer tracked
+    }
 }
