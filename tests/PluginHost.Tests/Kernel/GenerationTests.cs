@@ -216,4 +216,28 @@ public sealed class GenerationTests : IDisposable
         Assert.Equal(["StickyPolicy"], stuck);
         Assert.Equal(0, engine.PendingUnloads); // reported once, then no longer tracked
     }
+
+    [KernelFact]
+    public void WrongCanaryVerdictRefusesTheNewGeneration()
+    {
+        var engine = _rig.Engine();
+        var first = engine.Apply().Single();
+
+        // A second stage whose route the first stage shadows: its canary expects out2 but the chain sends out1.
+        _rig.WriteConfig(_net.Namespace.Name, KernelChain.Input, Stages + """
+
+                  - plugin: SourcePolicy
+                    settings:
+                      routes:
+                        - from: 198.18.1.0/24
+                          interface: out2
+            """);
+        engine.Reconfigure(PluginHost.Config.ConfigLoader.Load(_rig.ConfigPath));
+        var e = Assert.Throws<CanaryException>(() => engine.Apply());
+
+        Assert.Contains("canary of stage 2 (SourcePolicy) 'route 198.18.1.0/24'", e.Message);
+        Assert.Contains($"expected redirect to ifindex {_net.Ifindex(KernelChain.Out2)}, got redirect to ifindex {_net.Ifindex(KernelChain.Out1)}", e.Message);
+        Assert.Equal(first.ProgramId, _rig.AttachedProgramId());
+        Assert.Single(Directory.GetDirectories(Path.Combine(_rig.BpfRoot, "p"), "g*"));
+    }
 }
