@@ -15,7 +15,7 @@ namespace PluginHost.Plugins.SourcePolicy;
 ///       interface: up2
 ///       via: 198.18.3.2
 /// </example>
-public sealed class SourcePolicyPlugin : IRoutingPlugin
+public sealed class SourcePolicyPlugin : IRoutingPlugin, IRuntimeCommands
 {
     private const string RoutesMap = "routes";
 
@@ -31,6 +31,19 @@ public sealed class SourcePolicyPlugin : IRoutingPlugin
             Key: [new Field("prefixlen", FieldType.U32), new Field("addr", FieldType.Ipv4)],
             Value: [new Field("ifindex", FieldType.U32), new Field("nexthop", FieldType.Ipv4)],
             MaxEntries: 1 << 20),
+    ];
+
+    public IReadOnlyList<RuntimeCommand> Commands { get; } =
+    [
+        new("route", "add", "Add or replace a source route", "routes", "from", RuntimeAction.Add,
+        [
+            new("from", "source prefix, e.g. 198.18.1.0/24"),
+            new("interface", "output interface"),
+            new("via", "next hop (default: the packet's destination)", Required: false),
+        ]),
+        new("route", "del", "Remove the source route for a prefix", "routes", "from", RuntimeAction.Remove,
+            [new("from", "source prefix of the route to remove")]),
+        new("route", "list", "Show the routes in effect", "routes", "from", RuntimeAction.List, []),
     ];
 
     public StageSetup Configure(SettingsNode settings, IStageContext context)

@@ -59,6 +59,7 @@ internal static class CommonOptions
         catch (Exception e) when (e is ConfigException or Interop.BpfException or Compile.CompileException
                                        or Compose.TemplateException or Datapath.ChainLoadException
                                        or Datapath.ReloadRefusedException or Datapath.CanaryException
+                                       or Control.ControlException or Runtime.CommandException
                                        or IOException or UnauthorizedAccessException or InvalidOperationException)
         {
             Console.Error.WriteLine($"pluginhost: {e.Message}");

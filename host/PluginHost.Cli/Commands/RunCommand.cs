@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using PluginHost.Config;
+using PluginHost.Control;
 using PluginHost.Hosting;
 using PluginHost.Interop;
 
@@ -40,9 +41,13 @@ internal static class RunCommand
             using var watcher = new ChangeWatcher(path, hostConfig.PluginsDirectory, reconciler.Post);
             using var pidFile = PidFile.Create(hostConfig.RuntimeDirectory);
             using var unloadCheck = new Timer(_ => engine.CheckUnloaded(TimeSpan.FromSeconds(30)), null, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(10));
-            log.LogInformation("running (pid {Pid}); watching {Config} and {Plugins}; Ctrl-C stops the host{Detail}",
-                Environment.ProcessId, path, hostConfig.PluginsDirectory, parse.GetValue(detach) ? " and detaches the datapath" : " (the datapath stays)");
+            var api = ControlServer.StartAsync(hostConfig, reconciler, loggers).GetAwaiter().GetResult();
+            using var metrics = hostConfig.MetricsListen is null ? null : MetricsExporter.Start(hostConfig, engine);
+            log.LogInformation("running (pid {Pid}); API on {Socket}{Metrics}; watching {Config} and {Plugins}; Ctrl-C stops the host{Detail}",
+                Environment.ProcessId, hostConfig.ControlSocket, hostConfig.MetricsListen is null ? "" : $", metrics on http://{hostConfig.MetricsListen}/metrics",
+                path, hostConfig.PluginsDirectory, parse.GetValue(detach) ? " and detaches the datapath" : " (the datapath stays)");
             reconciler.RunAsync(stop.Token).GetAwaiter().GetResult();
+            api.DisposeAsync().AsTask().GetAwaiter().GetResult();
             if (parse.GetValue(detach))
                 engine.Uninstall();
             log.LogInformation("stopped");
@@ -84,30 +89,21 @@ internal static class ReloadCommand
         var config = CommonOptions.Config(required: false);
         var runtime = CommonOptions.RuntimeDirectory();
         var command = new Command("reload", "Make the running host re-read its configuration and plugins now; prints the outcome") { config, runtime };
+        var json = CommonOptions.Json();
+        command.Options.Add(json);
         command.SetAction(parse => CommonOptions.Guard(() =>
         {
             string dir = CommonOptions.ResolveRuntimeDirectory(parse.GetValue(config), parse.GetValue(runtime));
-            string pidPath = PidFile.PathIn(dir);
-            if (!File.Exists(pidPath) || !int.TryParse(File.ReadAllText(pidPath).Trim(), out int pid) || !Directory.Exists($"/proc/{pid}"))
-                throw new InvalidOperationException($"reload host: no running host (no live pid in {pidPath}; start one with pluginhost run)");
-            var before = ReloadHistory.Load(dir);
-            HostSignals.RequestReload(pid);
-            var deadline = DateTime.UtcNow.AddSeconds(60);
-            while (DateTime.UtcNow < deadline)
-            {
-                Thread.Sleep(50);
-                var now = ReloadHistory.Load(dir);
-                if (now.Reloads == before.Reloads)
-                    continue;
-                if (now.LastFailureAt is not null && now.LastFailureAt != before.LastFailureAt)
-                {
-                    Console.Error.WriteLine($"pluginhost: reload failed, the running datapath is unchanged: {now.LastFailure}");
-                    return 1;
-                }
-                Console.WriteLine($"reloaded: {now.LastSuccess}");
-                return 0;
-            }
-            throw new InvalidOperationException("reload host: no outcome within 60 s (see the host's log)");
+            using var client = ControlClient.TryCreate(dir)
+                ?? throw new ControlException($"reload host: no running host (no control socket under {dir}; start one with pluginhost run)");
+            var result = client.Post("/v1/reload");
+            if (parse.GetValue(json))
+                Console.WriteLine(result);
+            else
+                foreach (var r in result.GetProperty("results").EnumerateArray())
+                    Console.WriteLine($"{r.GetProperty("pipeline").GetString()}: {r.GetProperty("kind").GetString()!.ToLowerInvariant()}, generation {r.GetProperty("generation")}, " +
+                                      $"{r.GetProperty("entriesChanged")} map entries changed ({result.GetProperty("milliseconds").GetDouble():F1} ms)");
+            return 0;
         }));
         return command;
     }

@@ -12,7 +12,7 @@ namespace PluginHost.Config;
 /// </summary>
 public static partial class ConfigLoader
 {
-    private static readonly string[] TopLevelKeys = ["pluginsDirectory", "bpfRoot", "runtimeDirectory", "cacheDirectory", "pipelines"];
+    private static readonly string[] TopLevelKeys = ["pluginsDirectory", "bpfRoot", "runtimeDirectory", "cacheDirectory", "api", "metrics", "pipelines"];
     private static readonly string[] PipelineKeys = ["name", "interface", "direction", "namespace", "stages"];
     private static readonly string[] StageKeys = ["plugin", "settings"];
 
@@ -86,9 +86,30 @@ public static partial class ConfigLoader
             Error(dup.Skip(1).First().Node["interface"],
                 $"'{dup.Key.Interface}' {dup.Key.Direction.ToString().ToLowerInvariant()} already has pipeline '{dup.First().Name}' (one pipeline per hook: add stages to it instead)");
 
+        string? apiGroup = null;
+        var api = root["api"];
+        if (!api.IsMissing)
+        {
+            foreach (var key in api.Keys.Where(k => k != "group"))
+                Error(api[key], $"unknown field '{key}' (expected: group)");
+            apiGroup = api["group"].Scalar;
+            if (apiGroup is not null && !GroupName().IsMatch(apiGroup))
+                Error(api["group"], $"invalid group name '{apiGroup}'");
+        }
+        string? metricsListen = null;
+        var metrics = root["metrics"];
+        if (!metrics.IsMissing)
+        {
+            foreach (var key in metrics.Keys.Where(k => k != "listen"))
+                Error(metrics[key], $"unknown field '{key}' (expected: listen)");
+            metricsListen = metrics["listen"].Scalar ?? "127.0.0.1:9464";
+            if (!System.Net.IPEndPoint.TryParse(metricsListen, out var endpoint) || endpoint.Port == 0)
+                Error(metrics["listen"], $"invalid listen address '{metricsListen}': expected host:port such as 127.0.0.1:9464");
+        }
+
         if (errors.Count > 0)
             throw new ConfigException(errors);
-        return new HostConfig(file, plugins, bpfRoot, runtime, cache, pipelines);
+        return new HostConfig(file, plugins, bpfRoot, runtime, cache, pipelines) { ApiGroup = apiGroup, MetricsListen = metricsListen };
     }
 
     private static PipelineConfig? ParsePipeline(SettingsNode p, Action<SettingsNode, string> error)
@@ -194,4 +215,7 @@ public static partial class ConfigLoader
 
     [GeneratedRegex("^[A-Za-z0-9_.-]{1,64}$")]
     private static partial Regex NamespaceName();
+
+    [GeneratedRegex("^[a-z_][a-z0-9_-]{0,31}$")]
+    private static partial Regex GroupName();
 }

@@ -11,6 +11,17 @@ public sealed record HostConfig(
     string CacheDirectory,
     IReadOnlyList<PipelineConfig> Pipelines)
 {
+    /// <summary>A group allowed to use the control socket (mode 0660 instead of 0600); null = root only.</summary>
+    public string? ApiGroup { get; init; }
+
+    /// <summary>Where /metrics listens (host:port), or null: off.</summary>
+    public string? MetricsListen { get; init; }
+
+    /// <summary>The control socket: owner root, mode 0600 (0660 with <see cref="ApiGroup"/>).</summary>
+    public string ControlSocket => ControlSocketIn(RuntimeDirectory);
+
+    public static string ControlSocketIn(string runtimeDirectory) => Path.Combine(runtimeDirectory, "api", "pluginhost.sock");
+
     public const string DefaultBpfRoot = "/sys/fs/bpf/pluginhost";
     public const string DefaultRuntimeDirectory = "/run/pluginhost";
     public const string DefaultCacheDirectory = "/var/cache/pluginhost";

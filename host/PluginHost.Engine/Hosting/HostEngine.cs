@@ -5,7 +5,9 @@ using PluginHost.Compile;
 using PluginHost.Config;
 using PluginHost.Datapath;
 using PluginHost.Pipelines;
+using PluginHost.Contract;
 using PluginHost.Plugins;
+using PluginHost.Runtime;
 
 namespace PluginHost.Hosting;
 
@@ -47,41 +49,53 @@ public sealed partial class HostEngine
         _deployer = NewDeployer(config);
     }
 
-    /// <summary>Check the configuration against the plugins and the interfaces; apply nothing.</summary>
+    /// <summary>The desired-state file that keeps runtime changes, beside the configuration.</summary>
+    public string OverlayPath => RuntimeOverlay.PathFor(Config.SourcePath);
+
+    /// <summary>Check the configuration (with runtime changes) against the plugins and the interfaces; apply nothing.</summary>
     public IReadOnlyList<PlannedPipeline> Validate()
     {
-        using var catalog = PluginCatalog.Load(Config.PluginsDirectory);
-        return PipelinePlanner.Plan(Config, catalog, _deployer.NextGeneration);
+        var effective = RuntimeOverlay.Load(OverlayPath).ApplyTo(Config);
+        return WithPlugins(catalog => PipelinePlanner.Plan(effective, catalog, _deployer.NextGeneration));
     }
 
     /// <summary>
     /// Validate everything, then apply each pipeline (attach, swap, change maps in place, or nothing).
     /// The outcome, good or bad, is recorded for <c>status</c>.
     /// </summary>
-    public IReadOnlyList<ApplyResult> Apply()
+    public IReadOnlyList<ApplyResult> Apply() => Apply(RuntimeOverlay.Load(OverlayPath));
+
+    /// <summary>Raised after every apply with its duration and its error (null on success); feeds /metrics.</summary>
+    public event Action<TimeSpan, Exception?>? Applied;
+
+    private IReadOnlyList<ApplyResult> Apply(RuntimeOverlay overlay)
     {
         var history = ReloadHistory.Load(Config.RuntimeDirectory);
+        var watch = System.Diagnostics.Stopwatch.StartNew();
         try
         {
-            var results = ApplyWithPlugins();
+            var effective = overlay.ApplyTo(Config);
+            var results = WithPlugins(catalog => PipelinePlanner.Plan(effective, catalog, _deployer.NextGeneration).Select(_deployer.Apply).ToList());
             history.Succeeded(results).Save(Config.RuntimeDirectory);
+            Applied?.Invoke(watch.Elapsed, null);
             return results;
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             history.Failed(e.Message).Save(Config.RuntimeDirectory);
+            Applied?.Invoke(watch.Elapsed, e);
             throw;
         }
     }
 
-    [MethodImpl(MethodImplOptions.NoInlining)] // keeps the plugins' objects in this frame only
-    private IReadOnlyList<ApplyResult> ApplyWithPlugins()
+    // Plugins live for one call: loaded, used, released, and then watched until they are collected.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private T WithPlugins<T>(Func<PluginCatalog, T> work)
     {
         var catalog = PluginCatalog.Load(Config.PluginsDirectory);
         try
         {
-            var planned = PipelinePlanner.Plan(Config, catalog, _deployer.NextGeneration);
-            return planned.Select(_deployer.Apply).ToList();
+            return work(catalog);
         }
         finally
         {
@@ -91,6 +105,57 @@ public sealed partial class HostEngine
             catalog.Dispose();
         }
     }
+
+    /// <summary>
+    /// Run a plugin's runtime command (<c>route add</c>, ...): validated through the plugin like configuration,
+    /// applied to the maps in place, and kept in the desired-state file only once applied.
+    /// </summary>
+    public CommandResult RunCommand(CommandRequest request)
+    {
+        var clock = CommandRunner.Clock();
+        var overlay = RuntimeOverlay.Load(OverlayPath);
+        var target = WithPlugins(catalog => CommandRunner.Find(overlay.ApplyTo(Config), catalog, request));
+        var command = target.Command;
+        var current = CommandRunner.Items(overlay.ApplyTo(Config), target);
+        if (command.Action == RuntimeAction.List)
+            return new CommandResult(target.Pipeline.Name, target.StageIndex, $"{current.Count} {command.Collection}", current, null, 0, clock.Elapsed.TotalMilliseconds);
+
+        RuntimeOverlay candidate;
+        if (command.Action == RuntimeAction.Add)
+        {
+            var item = CommandRunner.Item(command, request.Arguments);
+            candidate = overlay.With(target.Pipeline.Name, target.Instance, command.Collection, command.Key, item[command.Key], item);
+        }
+        else
+        {
+            CommandRunner.Item(command, request.Arguments);
+            string key = request.Arguments[command.Key];
+            if (current.All(i => i.GetValueOrDefault(command.Key) != key))
+                throw new CommandException($"run '{command.Noun} {command.Verb}': no item with {command.Key} '{key}' in pipeline {target.Pipeline.Name} stage {target.StageIndex}");
+            candidate = overlay.With(target.Pipeline.Name, target.Instance, command.Collection, command.Key, key, null);
+        }
+        var applied = Apply(candidate).Single(r => r.Pipeline == target.Pipeline.Name);
+        candidate.Save(OverlayPath);
+        var after = CommandRunner.Items(candidate.ApplyTo(Config), target);
+        return new CommandResult(target.Pipeline.Name, target.StageIndex,
+            $"{command.Noun} {command.Verb}: {Describe(applied.Kind)}, {applied.EntriesChanged} map entr{(applied.EntriesChanged == 1 ? "y" : "ies")} changed",
+            after, applied.Kind, applied.EntriesChanged, clock.Elapsed.TotalMilliseconds);
+    }
+
+    /// <summary>The plugins in the plugins directory, their runtime commands, and the problems loading the others.</summary>
+    public PluginListing ListPlugins() => WithPlugins(catalog => new PluginListing(
+        catalog.Plugins.Values.OrderBy(p => p.Instance.Name).Select(p => new PluginInfo(p.Instance.Name, p.Instance.Description, p.AssemblyPath,
+            p.Instance.GetType().Assembly.GetName().Version?.ToString() ?? "",
+            (p.Instance as IRuntimeCommands)?.Commands.Select(c => c with { Arguments = c.Arguments.ToList() }).ToList() ?? [])).ToList(),
+        catalog.Errors.ToList()));
+
+    private static string Describe(ApplyKind kind) => kind switch
+    {
+        ApplyKind.MapsUpdated => "applied as map updates",
+        ApplyKind.Swapped => "applied as a new generation",
+        ApplyKind.Attached => "attached",
+        _ => "nothing to change",
+    };
 
     /// <summary>Retire generations whose grace period is over (call periodically).</summary>
     public void RetireDue()
@@ -137,3 +202,8 @@ public sealed partial class HostEngine
     [LoggerMessage(EventId = 200, Level = LogLevel.Warning, Message = "plugin {Plugin} was not unloaded {Seconds:F0} s after its reload: something keeps a reference to it (a static event, thread or timer); every reload now leaks a copy")]
     private partial void LogNotUnloaded(string plugin, double seconds);
 }
+
+/// <summary>What <c>plugins list</c> shows; host-owned copies, nothing of the plugins kept.</summary>
+public sealed record PluginListing(IReadOnlyList<PluginInfo> Plugins, IReadOnlyList<string> Errors);
+
+public sealed record PluginInfo(string Name, string Description, string Assembly, string Version, IReadOnlyList<RuntimeCommand> Commands);

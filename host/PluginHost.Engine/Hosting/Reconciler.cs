@@ -20,7 +20,10 @@ public sealed partial class Reconciler(string configPath, HostEngine engine, ILo
     /// <summary>A never-ending burst is still applied at least this often.</summary>
     public static readonly TimeSpan MaxDelay = TimeSpan.FromSeconds(1);
 
-    private readonly Channel<Trigger> _triggers = Channel.CreateUnbounded<Trigger>(new UnboundedChannelOptions { SingleReader = true });
+    // Triggers and work items (API calls that must run on the single writer) share one queue, in order.
+    private readonly Channel<object> _triggers = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
+
+    private sealed record WorkItem(Func<HostEngine, object?> Work, TaskCompletionSource<object?> Done);
     private int _passes;
     private int _failures;
 
@@ -33,8 +36,19 @@ public sealed partial class Reconciler(string configPath, HostEngine engine, ILo
     /// <summary>Raised after every pass with its error, or null on success.</summary>
     public event Action<Exception?>? Applied;
 
+    /// <summary>The configuration file this host follows.</summary>
+    public string ConfigPath => configPath;
+
     /// <summary>Queue a trigger; never blocks.</summary>
     public void Post(Trigger trigger) => _triggers.Writer.TryWrite(trigger);
+
+    /// <summary>Run <paramref name="work"/> on the reconciler's loop (after what is queued before it) and return its result.</summary>
+    public async Task<T> InvokeAsync<T>(Func<HostEngine, T> work)
+    {
+        var done = new TaskCompletionSource<object?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _triggers.Writer.TryWrite(new WorkItem(e => work(e), done));
+        return (T)(await done.Task)!;
+    }
 
     /// <summary>Read triggers until <paramref name="stop"/>; between bursts, retire generations whose grace period ended.</summary>
     public async Task RunAsync(CancellationToken stop)
@@ -59,19 +73,44 @@ public sealed partial class Reconciler(string configPath, HostEngine engine, ILo
                     return;
                 }
             }
+            if (reader.TryPeek(out var next) && next is WorkItem)
+            {
+                reader.TryRead(out _);
+                RunWork((WorkItem)next);
+                continue;
+            }
             var burst = await CollectBurstAsync(reader, stop);
-            ApplyOnce(burst);
+            if (burst.Count > 0)
+                ApplyOnce(burst);
         }
     }
 
-    private async Task<List<Trigger>> CollectBurstAsync(ChannelReader<Trigger> reader, CancellationToken stop)
+    private void RunWork(WorkItem item)
+    {
+        try
+        {
+            item.Done.SetResult(item.Work(engine));
+        }
+        catch (Exception e)
+        {
+            item.Done.SetException(e);
+        }
+    }
+
+    // A burst of triggers ends at the first work item: that runs next, in order.
+    private async Task<List<Trigger>> CollectBurstAsync(ChannelReader<object> reader, CancellationToken stop)
     {
         var burst = new List<Trigger>();
         var started = System.Diagnostics.Stopwatch.StartNew();
         while (true)
         {
-            while (reader.TryRead(out var t))
+            while (reader.TryPeek(out var item) && item is Trigger t)
+            {
+                reader.TryRead(out _);
                 burst.Add(t);
+            }
+            if (reader.TryPeek(out _))
+                return burst;
             if (started.Elapsed >= MaxDelay)
                 return burst;
             using var quiet = CancellationTokenSource.CreateLinkedTokenSource(stop);

@@ -44,6 +44,9 @@ internal static unsafe partial class Libc
     public const int SIGHUP = 1;
     public const int SIGTERM = 15;
 
+    [LibraryImport(Lib, EntryPoint = "chown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Chown(string path, int owner, int group);
+
     [LibraryImport(Lib, EntryPoint = "strerror")]
     public static partial nint StrError(int errnum);
 

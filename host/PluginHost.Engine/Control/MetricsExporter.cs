@@ -1,0 +1,61 @@
+using System.Net;
+using Prometheus;
+using PluginHost.Config;
+using PluginHost.Hosting;
+
+namespace PluginHost.Control;
+
+/// <summary>
+/// <c>/metrics</c> for Prometheus (off by default; <c>metrics: { listen: 127.0.0.1:9464 }</c> turns it on).
+/// The datapath counters are read from the pinned maps at scrape time, through the same
+/// <see cref="StatusReport"/> as <c>pluginhost stats --json</c>, so the two always agree.
+/// </summary>
+public sealed class MetricsExporter : IDisposable
+{
+    private readonly IMetricServer _server;
+
+    private MetricsExporter(IMetricServer server) => _server = server;
+
+    public static MetricsExporter Start(HostConfig config, HostEngine engine)
+    {
+        var registry = Metrics.NewCustomRegistry();
+        var factory = Metrics.WithCustomRegistry(registry);
+        var entry = factory.CreateCounter("pluginhost_entry_total",
+            "Entry program counters: packets, bytes, and packets passed to the kernel by reason.", "pipeline", "counter");
+        var stage = factory.CreateCounter("pluginhost_stage_total",
+            "Stage counters: packets, bytes, matched, redirected, passed, dropped, redirect errors, TTL expired, missed tail calls, generation mismatches.",
+            "pipeline", "stage", "plugin", "counter");
+        var generation = factory.CreateGauge("pluginhost_generation", "The running generation of each pipeline.", "pipeline");
+        var reloads = factory.CreateCounter("pluginhost_reloads_total", "Applies of the configuration (startup, file changes, reload, runtime commands).");
+        var failures = factory.CreateCounter("pluginhost_reload_failures_total", "Applies that failed and kept the running datapath.");
+        var duration = factory.CreateHistogram("pluginhost_reload_duration_seconds", "Time to apply the configuration.",
+            new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.001, 2, 14) });
+
+        engine.Applied += (elapsed, error) =>
+        {
+            reloads.Inc();
+            if (error is not null)
+                failures.Inc();
+            duration.Observe(elapsed.TotalSeconds);
+        };
+        registry.AddBeforeCollectCallback(() =>
+        {
+            foreach (var p in StatusReport.Stats(config.RuntimeDirectory))
+            {
+                generation.WithLabels(p.Pipeline).Set(p.Generation);
+                foreach (var (name, value) in p.Entry)
+                    entry.WithLabels(p.Pipeline, name).IncTo(value);
+                foreach (var s in p.Stages)
+                    foreach (var (name, value) in s.Counters)
+                        stage.WithLabels(p.Pipeline, s.Index.ToString(), s.Plugin, name).IncTo(value);
+            }
+        });
+
+        var endpoint = IPEndPoint.Parse(config.MetricsListen!);
+        var server = new KestrelMetricServer(endpoint.Address.ToString(), endpoint.Port, "/metrics", registry);
+        server.Start();
+        return new MetricsExporter(server);
+    }
+
+    public void Dispose() => _server.Dispose();
+}
