@@ -37,6 +37,7 @@ internal static class CommonOptions
                 o.TimestampFormat = "HH:mm:ss ";
             });
         builder.SetMinimumLevel(LogLevel.Information);
+        builder.AddFilter("Microsoft", LogLevel.Warning); // no per-request lines from the API server
     });
 
     /// <summary>The runtime directory named by --runtime-dir, else by --config, else the default.</summary>

@@ -39,10 +39,11 @@ internal static class RunCommand
             using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
             using var onHup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; reconciler.Post(new Trigger("reload", "SIGHUP")); });
             using var watcher = new ChangeWatcher(path, hostConfig.PluginsDirectory, reconciler.Post);
-            using var pidFile = PidFile.Create(hostConfig.RuntimeDirectory);
             using var unloadCheck = new Timer(_ => engine.CheckUnloaded(TimeSpan.FromSeconds(30)), null, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(10));
             var api = ControlServer.StartAsync(hostConfig, reconciler, loggers).GetAwaiter().GetResult();
             using var metrics = hostConfig.MetricsListen is null ? null : MetricsExporter.Start(hostConfig, engine);
+            // Written last: its presence means the host is fully up (API, metrics, watchers).
+            using var pidFile = PidFile.Create(hostConfig.RuntimeDirectory);
             log.LogInformation("running (pid {Pid}); API on {Socket}{Metrics}; watching {Config} and {Plugins}; Ctrl-C stops the host{Detail}",
                 Environment.ProcessId, hostConfig.ControlSocket, hostConfig.MetricsListen is null ? "" : $", metrics on http://{hostConfig.MetricsListen}/metrics",
                 path, hostConfig.PluginsDirectory, parse.GetValue(detach) ? " and detaches the datapath" : " (the datapath stays)");

@@ -43,16 +43,20 @@ public sealed class ControlClient : IDisposable
     public static ControlClient? TryCreate(string runtimeDirectory)
     {
         string socket = HostConfig.ControlSocketIn(runtimeDirectory);
-        string dir = Path.GetDirectoryName(socket)!;
-        if (!Directory.Exists(dir))
-            return null;
-        try
+        // A directory we may not read hides the socket: say "permission denied", not "no host".
+        for (string? dir = Path.GetDirectoryName(socket); dir is not null; dir = Path.GetDirectoryName(dir))
         {
-            Directory.EnumerateFileSystemEntries(dir).Any();
-        }
-        catch (UnauthorizedAccessException)
-        {
-            throw new ControlException($"connect control socket {socket}: permission denied (run as root, or as a member of the group named by api.group)");
+            if (!Directory.Exists(dir))
+                continue;
+            try
+            {
+                _ = Directory.EnumerateFileSystemEntries(dir).Any();
+            }
+            catch (UnauthorizedAccessException)
+            {
+                throw new ControlException($"connect control socket {socket}: permission denied on {dir} (run as root, or as a member of the group named by api.group)");
+            }
+            break;
         }
         return File.Exists(socket) ? new ControlClient(socket) : null;
     }
