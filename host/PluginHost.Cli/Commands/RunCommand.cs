@@ -44,6 +44,8 @@ internal static class RunCommand
             using var metrics = hostConfig.MetricsListen is null ? null : MetricsExporter.Start(hostConfig, engine);
             // Written last: its presence means the host is fully up (API, metrics, watchers).
             using var pidFile = PidFile.Create(hostConfig.RuntimeDirectory);
+            new Microsoft.Extensions.Hosting.Systemd.SystemdNotifier().Notify(
+                new Microsoft.Extensions.Hosting.Systemd.ServiceState("READY=1\nSTATUS=forwarding; API ready")); // Type=notify; a no-op outside systemd
             log.LogInformation("running (pid {Pid}); API on {Socket}{Metrics}; watching {Config} and {Plugins}; Ctrl-C stops the host{Detail}",
                 Environment.ProcessId, hostConfig.ControlSocket, hostConfig.MetricsListen is null ? "" : $", metrics on http://{hostConfig.MetricsListen}/metrics",
                 path, hostConfig.PluginsDirectory, parse.GetValue(detach) ? " and detaches the datapath" : " (the datapath stays)");

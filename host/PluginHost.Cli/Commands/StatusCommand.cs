@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using PluginHost.Datapath;
+using PluginHost.Control;
 using PluginHost.Kernel;
 
 namespace PluginHost.Cli.Commands;
@@ -19,8 +20,7 @@ internal static class StatusCommand
         command.SetAction(parse => CommonOptions.Guard(() =>
         {
             string dir = CommonOptions.ResolveRuntimeDirectory(parse.GetValue(config), parse.GetValue(runtime));
-            var states = PipelineState.LoadAll(dir);
-            var rows = states.Select(Describe).ToList();
+            var rows = StatusReport.Status(dir);
             var history = Hosting.ReloadHistory.Load(dir);
             if (parse.GetValue(json))
             {
@@ -53,26 +53,6 @@ internal static class StatusCommand
         if (h.LastFailureAt is not null)
             Console.WriteLine($"  last FAILED  {h.LastFailureAt:u} (running generation kept): {h.LastFailure}");
     }
-
-    private sealed record StatusRow(string Name, string Interface, string Direction, string? Namespace, uint Generation,
-        bool Attached, uint LinkId, uint ProgramId, IReadOnlyList<string> Stages, string? Problem);
-
-    private static StatusRow Describe(PipelineState s)
-    {
-        var stages = s.Stages.Select(st => st.Plugin).ToList();
-        try
-        {
-            using var link = TcxLink.OpenPinned(Path.Combine(s.PinDirectory, PipelineDeployer.LinkPin));
-            var info = link.Info;
-            bool attached = info.Ifindex != 0;
-            return new StatusRow(s.Name, s.Interface, s.Direction, s.Namespace, s.Generation, attached, info.LinkId, info.ProgramId, stages,
-                attached ? null : "the interface is gone");
-        }
-        catch (Interop.BpfException e)
-        {
-            return new StatusRow(s.Name, s.Interface, s.Direction, s.Namespace, s.Generation, false, 0, 0, stages, e.Message);
-        }
-    }
 }
 
 internal static class StatsCommand
@@ -82,35 +62,71 @@ internal static class StatsCommand
         var config = CommonOptions.Config(required: false);
         var runtime = CommonOptions.RuntimeDirectory();
         var json = CommonOptions.Json();
-        var command = new Command("stats", "Show per-pipeline and per-stage packet counters") { config, runtime, json };
+        var watch = new Option<bool>("--watch", "-w") { Description = "Show packet rates per second, refreshed until Ctrl-C" };
+        var interval = new Option<double>("--interval") { Description = "Seconds between refreshes with --watch", DefaultValueFactory = _ => 1.0 };
+        var count = new Option<int?>("--count") { Description = "Stop --watch after this many refreshes" };
+        var command = new Command("stats", "Show per-pipeline and per-stage packet counters (totals across reloads)") { config, runtime, json, watch, interval, count };
         command.SetAction(parse => CommonOptions.Guard(() =>
         {
-            var states = PipelineState.LoadAll(CommonOptions.ResolveRuntimeDirectory(parse.GetValue(config), parse.GetValue(runtime)));
-            var all = states.Select(s => (State: s, Counters: CounterReader.ReadPinned(s))).ToList();
+            string dir = CommonOptions.ResolveRuntimeDirectory(parse.GetValue(config), parse.GetValue(runtime));
+            if (parse.GetValue(watch))
+                return Watch(dir, TimeSpan.FromSeconds(Math.Max(0.1, parse.GetValue(interval))), parse.GetValue(count), parse.GetValue(json));
             if (parse.GetValue(json))
             {
-                var doc = all.Select(a => new
-                {
-                    pipeline = a.State.Name,
-                    generation = a.State.Generation,
-                    entry = a.Counters.Entry.ToDictionary(kv => CounterLayout.Snake(kv.Key.ToString()), kv => kv.Value),
-                    stages = a.Counters.Stages.Select((c, i) => new
-                    {
-                        index = i,
-                        plugin = a.State.Stages[i].Plugin,
-                        counters = c.ToDictionary(kv => CounterLayout.Snake(kv.Key.ToString()), kv => kv.Value),
-                    }),
-                });
-                Console.WriteLine(JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }));
+                Console.WriteLine(JsonSerializer.Serialize(StatusReport.Stats(dir), Control.ControlServer.Json));
                 return 0;
             }
-            if (all.Count == 0)
+            var states = PipelineState.LoadAll(dir);
+            if (states.Count == 0)
                 Console.WriteLine("no pipelines deployed");
-            foreach (var (state, counters) in all)
-                StatsTable.Print(state, counters);
+            foreach (var state in states)
+                StatsTable.Print(state, CounterReader.ReadPinned(state));
             return 0;
         }));
         return command;
+    }
+
+    // Rates from the difference of two readings; one line per pipeline and stage.
+    private static int Watch(string dir, TimeSpan interval, int? count, bool json)
+    {
+        using var stop = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
+        var previous = StatusReport.Stats(dir);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        for (int i = 0; count is null || i < count; i++)
+        {
+            if (stop.Token.WaitHandle.WaitOne(interval))
+                break;
+            var now = StatusReport.Stats(dir);
+            double seconds = clock.Elapsed.TotalSeconds;
+            clock.Restart();
+            var rows = now.SelectMany(p => p.Stages.Select(s => (p.Pipeline, Stage: s,
+                Before: previous.FirstOrDefault(q => q.Pipeline == p.Pipeline)?.Stages.FirstOrDefault(t => t.Instance == s.Instance)))).ToList();
+            double Rate(IReadOnlyDictionary<string, ulong> a, IReadOnlyDictionary<string, ulong>? b, string c) =>
+                b is null ? 0 : Math.Max(0, (double)(a[c] - Math.Min(a[c], b[c]))) / seconds;
+            if (json)
+                Console.WriteLine(JsonSerializer.Serialize(rows.Select(r => new
+                {
+                    pipeline = r.Pipeline, stage = r.Stage.Index, plugin = r.Stage.Plugin,
+                    packetsPerSecond = Rate(r.Stage.Counters, r.Before?.Counters, "packets"),
+                    redirectedPerSecond = Rate(r.Stage.Counters, r.Before?.Counters, "redirected"),
+                    passedPerSecond = Rate(r.Stage.Counters, r.Before?.Counters, "passed"),
+                    droppedPerSecond = Rate(r.Stage.Counters, r.Before?.Counters, "dropped"),
+                })));
+            else
+            {
+                if (!Console.IsOutputRedirected)
+                    Console.Clear();
+                Console.WriteLine($"{DateTime.Now:HH:mm:ss}  rates per second (Ctrl-C stops)");
+                Console.WriteLine($"{"PIPELINE",-14} {"STAGE",-20} {"PACKETS/S",11} {"BITS/S",12} {"REDIRECTED/S",13} {"PASSED/S",10} {"DROPPED/S",10}");
+                foreach (var r in rows)
+                    Console.WriteLine($"{r.Pipeline,-14} {$"{r.Stage.Index} {r.Stage.Plugin}",-20} {Rate(r.Stage.Counters, r.Before?.Counters, "packets"),11:F0} " +
+                        $"{8 * Rate(r.Stage.Counters, r.Before?.Counters, "bytes"),12:F0} {Rate(r.Stage.Counters, r.Before?.Counters, "redirected"),13:F0} " +
+                        $"{Rate(r.Stage.Counters, r.Before?.Counters, "passed"),10:F0} {Rate(r.Stage.Counters, r.Before?.Counters, "dropped"),10:F0}");
+            }
+            previous = now;
+        }
+        return 0;
     }
 }
 
