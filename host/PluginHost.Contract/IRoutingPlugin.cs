@@ -56,6 +56,9 @@ public interface IStageContext
     /// </summary>
     bool TryResolveInterface(string name, out int ifindex, out string error);
 
+    /// <summary>An absolute path for a path given in settings: relative paths are relative to the configuration file.</summary>
+    string ResolvePath(string path);
+
     /// <summary>Report a problem with one settings value; the host adds the file and line.</summary>
     void Error(SettingsNode node, string message);
 }
@@ -70,6 +73,9 @@ public sealed record StageSetup(IReadOnlyList<MapEntry> Entries, IReadOnlyDictio
     /// verdict other than the expected one refuses the reload. Keep it to a handful.
     /// </summary>
     public IReadOnlyList<CanaryPacket> Canaries { get; init; } = [];
+
+    /// <summary>Entries in compact form, for large tables; written together with <see cref="Entries"/>.</summary>
+    public IReadOnlyList<EntryTable> Tables { get; init; } = [];
 
     /// <summary>A setup with no entries and no constants.</summary>
     public static StageSetup Empty { get; } = new([], new Dictionary<string, long>());

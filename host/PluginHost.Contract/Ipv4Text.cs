@@ -13,43 +13,70 @@ public static class Ipv4Text
     public static bool TryParseAddress(string? text, out IPAddress address)
     {
         address = IPAddress.None;
-        if (string.IsNullOrEmpty(text))
+        if (text is null || !TryParse(text, out uint value))
             return false;
-        var parts = text.Split('.');
-        if (parts.Length != 4)
-            return false;
-        var bytes = new byte[4];
-        for (int i = 0; i < 4; i++)
-        {
-            string p = parts[i];
-            if (p.Length is 0 or > 3 || !p.All(char.IsAsciiDigit) || (p.Length > 1 && p[0] == '0'))
-                return false;
-            int value = int.Parse(p);
-            if (value > 255)
-                return false;
-            bytes[i] = (byte)value;
-        }
-        address = new IPAddress(bytes);
+        address = ToAddress(value);
         return true;
     }
 
     /// <summary>Parse "a.b.c.d/len" (or a bare address, meaning /32). Host bits are not checked here.</summary>
     public static bool TryParsePrefix(string? text, out IPAddress address, out int length)
     {
-        length = 32;
         address = IPAddress.None;
-        if (string.IsNullOrEmpty(text))
+        length = 0;
+        if (text is null || !TryParsePrefix(text.AsSpan(), out uint value, out length))
             return false;
+        address = ToAddress(value);
+        return true;
+    }
+
+    /// <summary>Parse "a.b.c.d/len" into the address as a number (a is the most significant byte) and the length.</summary>
+    public static bool TryParsePrefix(ReadOnlySpan<char> text, out uint address, out int length)
+    {
+        length = 32;
+        address = 0;
         int slash = text.IndexOf('/');
         if (slash >= 0)
         {
-            string len = text[(slash + 1)..];
-            if (len.Length is 0 or > 2 || !len.All(char.IsAsciiDigit) || (len.Length > 1 && len[0] == '0'))
+            var len = text[(slash + 1)..];
+            if (len.Length is 0 or > 2 || (len.Length > 1 && len[0] == '0') || !int.TryParse(len, System.Globalization.NumberStyles.None, null, out length) || length > 32)
                 return false;
-            length = int.Parse(len);
-            if (length > 32)
+            text = text[..slash];
+        }
+        return TryParse(text, out address);
+    }
+
+    /// <summary>Parse a dotted quad into a number (a is the most significant byte).</summary>
+    public static bool TryParse(ReadOnlySpan<char> text, out uint address)
+    {
+        address = 0;
+        int octets = 0, value = 0, digits = 0;
+        for (int i = 0; i <= text.Length; i++)
+        {
+            if (i == text.Length || text[i] == '.')
+            {
+                if (digits == 0 || octets == 4)
+                    return false;
+                address = (address << 8) | (uint)value;
+                octets++;
+                value = digits = 0;
+                continue;
+            }
+            char c = text[i];
+            if (c is < '0' or > '9' || (digits == 1 && value == 0) || digits == 3)
+                return false; // not a digit, a leading zero, or more than three digits
+            value = value * 10 + (c - '0');
+            digits++;
+            if (value > 255)
                 return false;
         }
-        return TryParseAddress(slash >= 0 ? text[..slash] : text, out address);
+        return octets == 4;
     }
+
+    /// <summary>The address of a number (a is the most significant byte).</summary>
+    public static IPAddress ToAddress(uint address) =>
+        new([(byte)(address >> 24), (byte)(address >> 16), (byte)(address >> 8), (byte)address]);
+
+    /// <summary>The address with every bit past <paramref name="length"/> cleared.</summary>
+    public static uint Mask(uint address, int length) => length == 0 ? 0 : address & (uint.MaxValue << (32 - length));
 }

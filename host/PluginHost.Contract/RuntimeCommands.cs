@@ -9,6 +9,8 @@ public enum RuntimeAction
     Remove,
     /// <summary>Show the items in effect (configuration plus runtime changes).</summary>
     List,
+    /// <summary>Set the scalar setting named by Collection to the value of the argument named by Key (e.g. a table file).</summary>
+    Set,
 }
 
 /// <summary>One argument of a runtime command; becomes a field of the item (<c>--from 198.18.1.0/24</c> → <c>from</c>).</summary>

@@ -43,7 +43,9 @@ public sealed class SourcePolicyPlugin : IRoutingPlugin, IRuntimeCommands
         ]),
         new("route", "del", "Remove the source route for a prefix", "routes", "from", RuntimeAction.Remove,
             [new("from", "source prefix of the route to remove")]),
-        new("route", "list", "Show the routes in effect", "routes", "from", RuntimeAction.List, []),
+        new("route", "list", "Show the routes in effect (not those of a routes file)", "routes", "from", RuntimeAction.List, []),
+        new("route", "load", "Use a routes file: one 'PREFIX INTERFACE [VIA]' per line, for large tables", "routesFile", "file", RuntimeAction.Set,
+            [new("file", "path of the routes file")]),
     ];
 
     public StageSetup Configure(SettingsNode settings, IStageContext context)
@@ -56,11 +58,9 @@ public sealed class SourcePolicyPlugin : IRoutingPlugin, IRuntimeCommands
             context.Error(settings, "expected a mapping with 'routes'");
             return StageSetup.Empty;
         }
-        settings.RejectUnknownKeys(context, "routes");
+        settings.RejectUnknownKeys(context, "routes", "routesFile");
         var routes = settings["routes"];
-        if (routes.IsMissing)
-            return StageSetup.Empty;
-        if (routes.Kind != SettingsKind.Sequence)
+        if (!routes.IsMissing && routes.Kind != SettingsKind.Sequence)
         {
             context.Error(routes, "expected a list of routes");
             return StageSetup.Empty;
@@ -68,6 +68,8 @@ public sealed class SourcePolicyPlugin : IRoutingPlugin, IRuntimeCommands
 
         var seen = new Dictionary<(IPAddress, int), string>();
         var accepted = new List<(IPAddress Prefix, int Length, int Ifindex)>();
+        var fileLines = new Dictionary<(uint, int), int>();
+        var file = settings["routesFile"].IsMissing ? null : LoadRoutesFile(settings["routesFile"], context, fileLines);
         foreach (var route in routes.Items)
         {
             if (route.Kind != SettingsKind.Mapping)
@@ -81,6 +83,11 @@ public sealed class SourcePolicyPlugin : IRoutingPlugin, IRuntimeCommands
             ok &= TryParseNextHop(route["via"], context, out var nexthop);
             if (!ok)
                 continue;
+            if (fileLines.TryGetValue((Number(prefix), length), out int fileLine))
+            {
+                context.Error(route["from"], $"duplicate prefix {prefix}/{length} (also in the routes file, line {fileLine})");
+                continue;
+            }
             if (seen.TryGetValue((prefix, length), out var firstPath))
             {
                 context.Error(route["from"], $"duplicate prefix {prefix}/{length} (first given at {firstPath})");
@@ -92,7 +99,11 @@ public sealed class SourcePolicyPlugin : IRoutingPlugin, IRuntimeCommands
                 new Dictionary<string, object> { ["prefixlen"] = length, ["addr"] = prefix },
                 new Dictionary<string, object> { ["ifindex"] = ifindex, ["nexthop"] = nexthop }));
         }
-        return new StageSetup(entries, new Dictionary<string, long>()) { Canaries = Canaries(accepted) };
+        return new StageSetup(entries, new Dictionary<string, long>())
+        {
+            Canaries = Canaries(accepted),
+            Tables = file is null ? [] : [file],
+        };
     }
 
     // A few routes checked end to end before a generation goes live: a packet from the first address of
@@ -111,7 +122,88 @@ public sealed class SourcePolicyPlugin : IRoutingPlugin, IRuntimeCommands
         return canaries;
     }
 
+    private static uint Number(IPAddress address) => System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(address.GetAddressBytes());
+
     private static bool Contains(IPAddress prefix, int length, IPAddress address) => Mask(address, length).Equals(prefix);
+
+    // Large tables: one route per line, "PREFIX INTERFACE [VIA]", '#' starts a comment. Every bad line is reported
+    // with its line number (up to 20, then a count), and a bad file applies nothing. Parsed on spans: this runs
+    // a million times for a full table.
+    private static EntryTable? LoadRoutesFile(SettingsNode node, IStageContext context, Dictionary<(uint, int), int> lines)
+    {
+        if (node.Kind != SettingsKind.Scalar)
+        {
+            context.Error(node, "expected the path of a routes file");
+            return null;
+        }
+        string path = context.ResolvePath(node.Scalar!);
+        if (!File.Exists(path))
+        {
+            context.Error(node, $"routes file '{path}' does not exist");
+            return null;
+        }
+        var table = new EntryTable(RoutesMap, ["prefixlen", "addr"], ["ifindex", "nexthop"], capacity: 1024);
+        var interfaces = new Dictionary<string, int>();
+        int errors = 0, number = 0;
+        void Bad(string message)
+        {
+            if (++errors <= 20)
+                context.Error(node, $"{path}:{number}: {message}");
+        }
+        Span<Range> parts = stackalloc Range[4];
+        foreach (var raw in File.ReadLines(path))
+        {
+            number++;
+            var line = raw.AsSpan();
+            int hash = line.IndexOf('#');
+            if (hash >= 0)
+                line = line[..hash];
+            int count = line.SplitAny(parts, " \t", StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            if (count == 0)
+                continue;
+            if (count is < 2 or > 3)
+            {
+                Bad($"expected 'PREFIX INTERFACE [VIA]', got '{raw.Trim()}'");
+                continue;
+            }
+            if (!Ipv4Text.TryParsePrefix(line[parts[0]], out uint address, out int length))
+            {
+                Bad($"invalid prefix '{line[parts[0]]}'");
+                continue;
+            }
+            uint prefix = Ipv4Text.Mask(address, length);
+            if (prefix != address)
+            {
+                Bad($"invalid prefix '{line[parts[0]]}': host bits are set (did you mean {Ipv4Text.ToAddress(prefix)}/{length}?)");
+                continue;
+            }
+            string name = line[parts[1]].ToString();
+            if (!interfaces.TryGetValue(name, out var ifindex))
+            {
+                if (!context.TryResolveInterface(name, out int resolved, out string ifError))
+                {
+                    Bad(ifError);
+                    continue;
+                }
+                interfaces[name] = ifindex = resolved;
+            }
+            uint via = 0;
+            if (count == 3 && !Ipv4Text.TryParse(line[parts[2]], out via))
+            {
+                Bad($"invalid next hop '{line[parts[2]]}'");
+                continue;
+            }
+            if (!lines.TryAdd((prefix, length), number))
+            {
+                Bad($"duplicate prefix {Ipv4Text.ToAddress(prefix)}/{length} (first given at line {lines[(prefix, length)]})");
+                continue;
+            }
+            table.Add([(ulong)length, prefix], [(ulong)ifindex, via]);
+        }
+        if (errors > 20)
+            context.Error(node, $"{path}: {errors - 20} more bad lines");
+        return table;
+    }
 
     private static bool TryParsePrefix(SettingsNode node, IStageContext context, out IPAddress prefix, out int length)
     {

@@ -126,7 +126,7 @@ internal static class ValidateCommand
             var planned = engine.Validate();
             foreach (var p in planned)
                 Console.WriteLine($"ok: pipeline {p.Config.Name} on {p.Config.Interface} {p.Config.Direction.ToString().ToLowerInvariant()}" +
-                    $": {string.Join(" → ", p.Plan.Stages.Select(s => s.PluginName))} ({p.StageEntries.Sum(e => e.Count)} map entries)");
+                    $": {string.Join(" → ", p.Plan.Stages.Select(s => s.PluginName))} ({p.EntryCount} map entries)");
             return 0;
         }));
         return command;

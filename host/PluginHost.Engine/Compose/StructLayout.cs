@@ -31,11 +31,14 @@ public sealed record FieldLayout(Field Field, int Offset, int Size, int Align)
 /// </summary>
 public sealed class StructLayout
 {
+    private readonly Dictionary<string, FieldLayout> _byName;
+
     private StructLayout(string cName, IReadOnlyList<FieldLayout> fields, int size)
     {
         CName = cName;
         Fields = fields;
         Size = size;
+        _byName = fields.ToDictionary(f => f.Field.Name);
     }
 
     /// <summary>C struct tag, e.g. s0_routes_key.</summary>
@@ -90,13 +93,52 @@ public sealed class StructLayout
     public byte[] Encode(IReadOnlyDictionary<string, object> values)
     {
         var bytes = new byte[Size];
-        foreach (var name in values.Keys)
-            if (!Fields.Any(f => f.Field.Name == name))
-                throw new FormatException($"encode {CName}: no field '{name}' (fields: {string.Join(", ", Fields.Select(f => f.Field.Name))})");
-        foreach (var f in Fields)
-            if (values.TryGetValue(f.Field.Name, out var value))
-                Write(f, value, bytes.AsSpan(f.Offset, f.Size));
+        EncodeInto(values, bytes);
         return bytes;
+    }
+
+    /// <summary>Encode into <paramref name="destination"/> (Size bytes, zeroed by the caller).</summary>
+    public void EncodeInto(IReadOnlyDictionary<string, object> values, Span<byte> destination)
+    {
+        foreach (var (name, value) in values)
+        {
+            if (!_byName.TryGetValue(name, out var f))
+                throw new FormatException($"encode {CName}: no field '{name}' (fields: {string.Join(", ", Fields.Select(x => x.Field.Name))})");
+            Write(f, value, destination.Slice(f.Offset, f.Size));
+        }
+    }
+
+    /// <summary>
+    /// Which of this struct's fields each name is, for <see cref="EncodeNumbers"/>; throws FormatException for a
+    /// name it lacks or a field that cannot take a number (IPv6, MAC).
+    /// </summary>
+    public FieldLayout[] NumberFields(IReadOnlyList<string> names) => names.Select(name =>
+        _byName.TryGetValue(name, out var f)
+            ? f.Field.Type is FieldType.Ipv6 or FieldType.Mac
+                ? throw new FormatException($"encode {CName}.{name}: a {f.Field.Type} field cannot come from a number (use MapEntry)")
+                : f
+            : throw new FormatException($"encode {CName}: no field '{name}' (fields: {string.Join(", ", Fields.Select(x => x.Field.Name))})")).ToArray();
+
+    /// <summary>Encode numbers (one per field of <paramref name="fields"/>) into <paramref name="destination"/> (zeroed).</summary>
+    public void EncodeNumbers(FieldLayout[] fields, ReadOnlySpan<ulong> numbers, Span<byte> destination)
+    {
+        for (int i = 0; i < fields.Length; i++)
+        {
+            var f = fields[i];
+            ulong n = numbers[i];
+            var dest = destination.Slice(f.Offset, f.Size);
+            if (f.Size < 8 && n >> (f.Size * 8) != 0)
+                throw new FormatException($"encode {CName}.{f.Field.Name}: {n} does not fit in {f.Size * 8} bits");
+            switch (f.Field.Type)
+            {
+                case FieldType.U8: dest[0] = (byte)n; break;
+                case FieldType.U16: BitConverter.TryWriteBytes(dest, (ushort)n); break;
+                case FieldType.U32: BitConverter.TryWriteBytes(dest, (uint)n); break;
+                case FieldType.U64: BitConverter.TryWriteBytes(dest, n); break;
+                case FieldType.Be16: BinaryPrimitives.WriteUInt16BigEndian(dest, (ushort)n); break;
+                case FieldType.Be32 or FieldType.Ipv4: BinaryPrimitives.WriteUInt32BigEndian(dest, (uint)n); break;
+            }
+        }
     }
 
     /// <summary>Decode bytes into field values (integers as ulong, addresses as IPAddress/PhysicalAddress).</summary>
@@ -142,8 +184,14 @@ public sealed class StructLayout
 
         ulong n = value switch
         {
-            byte or ushort or uint or ulong => Convert.ToUInt64(value),
-            sbyte or short or int or long when Convert.ToInt64(value) >= 0 => Convert.ToUInt64(value),
+            int i when i >= 0 => (ulong)i,
+            uint u => u,
+            long l when l >= 0 => (ulong)l,
+            ulong ul => ul,
+            ushort us => us,
+            byte b => b,
+            short sh when sh >= 0 => (ulong)sh,
+            sbyte sb when sb >= 0 => (ulong)sb,
             _ => throw new FormatException($"encode {where}: expected a non-negative integer, got '{value}'"),
         };
         ulong max = f.Size == 8 ? ulong.MaxValue : (1UL << (f.Size * 8)) - 1;

@@ -1,6 +1,7 @@
 using PluginHost.Compose;
 using PluginHost.Contract;
 using PluginHost.Kernel;
+using PluginHost.Pipelines;
 
 namespace PluginHost.Datapath;
 
@@ -38,16 +39,13 @@ public sealed class LoadedChain : IDisposable
 
     public PipelineCounters ReadCounters() => CounterReader.Read(Stats, Spec.Stages.Count);
 
-    /// <summary>Write entries into the stage maps (all of them: for fresh maps).</summary>
-    public void WriteEntries(IReadOnlyList<IReadOnlyList<MapEntry>> stageEntries, Func<StageMap, bool>? which = null)
+    /// <summary>Write entries into the stage maps (all of them: for fresh maps), in batches.</summary>
+    public void WriteEntries(IReadOnlyList<IReadOnlyDictionary<string, PackedEntries>> stageEntries, Func<StageMap, bool>? which = null)
     {
         foreach (var stage in Spec.Stages)
-            foreach (var e in stageEntries[stage.Index])
-            {
-                var map = stage.Maps.Single(m => m.Schema.Name == e.Map);
-                if (which is null || which(map))
-                    StageMaps[map.CName].Update(map.Key.Encode(e.Key), map.Value.Encode(e.Value));
-            }
+            foreach (var map in stage.Maps.Where(m => which is null || which(m)))
+                if (stageEntries[stage.Index].TryGetValue(map.Schema.Name, out var packed) && packed.Count > 0)
+                    StageMaps[map.CName].UpdateMany(packed.Keys, packed.Values, packed.Count);
     }
 
     public void Dispose()
@@ -68,7 +66,7 @@ public static class ChainLoader
     public const string GenerationSection = ".rodata.ph";
 
     /// <summary>Load with fresh maps and write every entry (tests, first deploys).</summary>
-    public static LoadedChain Load(ChainSpec spec, string objectPath, IReadOnlyList<IReadOnlyList<MapEntry>> stageEntries, uint generation = 1)
+    public static LoadedChain Load(ChainSpec spec, string objectPath, IReadOnlyList<IReadOnlyDictionary<string, PackedEntries>> stageEntries, uint generation = 1)
     {
         var chain = Load(spec, objectPath, generation, new Dictionary<string, BpfMap>());
         try

@@ -301,31 +301,85 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
                 if (map.Schema.Kind == MapKind.PerCpuArray)
                     continue; // per-CPU values are not compared; such maps are written whole when fresh
                 var kernel = maps[map.CName];
-                var desired = planned.StageEntries[stage.Index].Where(e => e.Map == map.Schema.Name)
-                    .Select(e => (Key: map.Key.Encode(e.Key), Value: map.Value.Encode(e.Value)))
-                    .ToDictionary(e => Convert.ToHexString(e.Key));
-                var current = new byte[map.Value.Size];
-                foreach (var key in kernel.Keys())
+                // Read what the kernel holds once, compare in memory, then write only the difference (in batches).
+                var current = ReadAll(kernel, map.Value.Size);
+                var desired = planned.StageEntries[stage.Index].GetValueOrDefault(map.Schema.Name) ?? new PackedEntries(map.Key.Size, map.Value.Size);
+                // An empty map (a first load) needs no comparison: write everything in batches.
+                if (current.Count == 0)
                 {
-                    if (desired.ContainsKey(Convert.ToHexString(key)) || !kernel.TryLookup(key, current))
+                    if (desired.Count > 0)
+                    {
+                        kernel.UpdateMany(desired.Keys, desired.Values, desired.Count);
+                        if (undo is not null)
+                            for (int i = 0; i < desired.Count; i++)
+                            {
+                                var key = desired.Key(i).ToArray();
+                                undo.Add(() => kernel.Delete(key));
+                            }
+                    }
+                    changed += desired.Count;
+                    continue;
+                }
+                var writes = new List<(byte[] Key, byte[] Value)>();
+                var desiredKeys = new HashSet<ByteKey>();
+                for (int i = 0; i < desired.Count; i++)
+                {
+                    var key = desired.Key(i).ToArray();
+                    var value = desired.Value(i);
+                    desiredKeys.Add(new ByteKey(key));
+                    if (!current.TryGetValue(new ByteKey(key), out var was) || !was.AsSpan().SequenceEqual(value))
+                        writes.Add((key, value.ToArray()));
+                }
+                foreach (var (key, was) in current)
+                {
+                    if (desiredKeys.Contains(key))
                         continue;
-                    var was = current.ToArray();
-                    kernel.Delete(key);
-                    undo?.Add(() => kernel.Update(key, was));
+                    kernel.Delete(key.Bytes);
+                    undo?.Add(() => kernel.Update(key.Bytes, was));
                     changed++;
                 }
-                foreach (var (key, value) in desired.Values)
+                if (writes.Count > 0)
                 {
-                    bool present = kernel.TryLookup(key, current);
-                    if (present && current.AsSpan().SequenceEqual(value))
-                        continue;
-                    byte[]? was = present ? current.ToArray() : null;
-                    kernel.Update(key, value);
-                    undo?.Add(() => { if (was is null) kernel.Delete(key); else kernel.Update(key, was); });
-                    changed++;
+                    var keys = new byte[writes.Count * map.Key.Size];
+                    var values = new byte[writes.Count * map.Value.Size];
+                    for (int i = 0; i < writes.Count; i++)
+                    {
+                        writes[i].Key.CopyTo(keys, i * map.Key.Size);
+                        writes[i].Value.CopyTo(values, i * map.Value.Size);
+                        var (key, _) = writes[i];
+                        byte[]? was = current.GetValueOrDefault(new ByteKey(key));
+                        undo?.Add(() => { if (was is null) kernel.Delete(key); else kernel.Update(key, was); });
+                    }
+                    kernel.UpdateMany(keys, values, writes.Count);
+                    changed += writes.Count;
                 }
             }
         return changed;
+    }
+
+    private static Dictionary<ByteKey, byte[]> ReadAll(BpfMap map, int valueSize)
+    {
+        var all = new Dictionary<ByteKey, byte[]>();
+        foreach (var key in map.Keys())
+        {
+            var value = new byte[valueSize];
+            if (map.TryLookup(key, value))
+                all[new ByteKey(key)] = value;
+        }
+        return all;
+    }
+
+    /// <summary>A map key as a dictionary key: compared by content.</summary>
+    private readonly record struct ByteKey(byte[] Bytes)
+    {
+        public bool Equals(ByteKey other) => Bytes.AsSpan().SequenceEqual(other.Bytes);
+
+        public override int GetHashCode()
+        {
+            var hash = new HashCode();
+            hash.AddBytes(Bytes);
+            return hash.ToHashCode();
+        }
     }
 
     private TcxLink SwapOrAttach(string linkPath, BpfProgram entry, PlannedPipeline planned, PipelineState? live, ref bool attached)

@@ -121,7 +121,15 @@ public sealed partial class HostEngine
             return new CommandResult(target.Pipeline.Name, target.StageIndex, $"{current.Count} {command.Collection}", current, null, 0, clock.Elapsed.TotalMilliseconds);
 
         RuntimeOverlay candidate;
-        if (command.Action == RuntimeAction.Add)
+        if (command.Action == RuntimeAction.Set)
+        {
+            var item = CommandRunner.Item(command, request.Arguments);
+            string value = item[command.Key];
+            if (command.Key is "file" or "path")
+                value = Path.GetFullPath(value); // relative to where the operator ran the command, not the host
+            candidate = overlay.With(target.Pipeline.Name, target.Instance, command.Collection, "", "value", new() { ["value"] = value });
+        }
+        else if (command.Action == RuntimeAction.Add)
         {
             var item = CommandRunner.Item(command, request.Arguments);
             candidate = overlay.With(target.Pipeline.Name, target.Instance, command.Collection, command.Key, item[command.Key], item);

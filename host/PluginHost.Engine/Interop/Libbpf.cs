@@ -94,6 +94,17 @@ internal static unsafe partial class Libbpf
     [LibraryImport(Lib)]
     public static partial int bpf_map_lookup_elem(int fd, void* key, void* value);
 
+    [StructLayout(LayoutKind.Sequential)]
+    public struct bpf_map_batch_opts
+    {
+        public nuint sz;
+        public ulong elem_flags;
+        public ulong flags;
+    }
+
+    [LibraryImport(Lib)]
+    public static partial int bpf_map_update_batch(int fd, void* keys, void* values, uint* count, bpf_map_batch_opts* opts);
+
     [LibraryImport(Lib)]
     public static partial int bpf_map_delete_elem(int fd, void* key);
 

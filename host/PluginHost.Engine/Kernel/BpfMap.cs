@@ -36,6 +36,54 @@ public sealed unsafe class BpfMap : IDisposable
         }
     }
 
+    private int _batchUnsupported;
+
+    /// <summary>
+    /// Write many entries (keys and values packed back to back). Uses BPF_MAP_UPDATE_BATCH, one syscall per
+    /// chunk, where the kernel offers it for this map type, and single updates otherwise.
+    /// </summary>
+    public void UpdateMany(ReadOnlySpan<byte> keys, ReadOnlySpan<byte> values, int count, Action<int>? progress = null)
+    {
+        int keySize = keys.Length / Math.Max(1, count), valueSize = values.Length / Math.Max(1, count);
+        const int Chunk = 16384;
+        for (int done = 0; done < count;)
+        {
+            int n = Math.Min(Chunk, count - done);
+            var k = keys.Slice(done * keySize, n * keySize);
+            var v = values.Slice(done * valueSize, n * valueSize);
+            if (Volatile.Read(ref _batchUnsupported) == 0 && TryBatch(k, v, n))
+            {
+                done += n;
+            }
+            else
+            {
+                for (int i = 0; i < n; i++)
+                    Update(k.Slice(i * keySize, keySize), v.Slice(i * valueSize, valueSize));
+                done += n;
+            }
+            progress?.Invoke(done);
+        }
+    }
+
+    private bool TryBatch(ReadOnlySpan<byte> keys, ReadOnlySpan<byte> values, int n)
+    {
+        fixed (byte* k = keys)
+        fixed (byte* v = values)
+        {
+            uint count = (uint)n;
+            var opts = new Libbpf.bpf_map_batch_opts { sz = (nuint)sizeof(Libbpf.bpf_map_batch_opts) };
+            int rc = Libbpf.bpf_map_update_batch(Handle.Fd, k, v, &count, &opts);
+            if (rc == 0)
+                return true;
+            if (rc is -22 or -95 or -524 && count == 0) // EINVAL, EOPNOTSUPP, ENOTSUPP: this map type has no batch ops
+            {
+                Volatile.Write(ref _batchUnsupported, 1);
+                return false;
+            }
+            throw new BpfException($"update map {Name} ({n} entries in one batch, {count} written)", rc);
+        }
+    }
+
     /// <summary>Read one entry into <paramref name="value"/>; false when the key is absent.</summary>
     public bool TryLookup(ReadOnlySpan<byte> key, Span<byte> value)
     {

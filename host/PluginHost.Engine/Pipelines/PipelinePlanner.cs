@@ -7,7 +7,12 @@ using PluginHost.Plugins;
 namespace PluginHost.Pipelines;
 
 /// <summary>A pipeline ready to build: everything host-owned, nothing of the plugins' types kept.</summary>
-public sealed record PlannedPipeline(PipelineConfig Config, int Ifindex, PipelinePlan Plan, IReadOnlyList<IReadOnlyList<MapEntry>> StageEntries);
+/// <param name="StageEntries">For each stage: its maps' desired entries (by map name), encoded and packed.</param>
+public sealed record PlannedPipeline(PipelineConfig Config, int Ifindex, PipelinePlan Plan, IReadOnlyList<IReadOnlyDictionary<string, PackedEntries>> StageEntries)
+{
+    /// <summary>Desired entries over all stages and maps.</summary>
+    public int EntryCount => StageEntries.Sum(s => s.Values.Sum(p => p.Count));
+}
 
 /// <summary>
 /// Validates every pipeline against the loaded plugins (each plugin checks its own settings) and
@@ -46,7 +51,7 @@ public static class PipelinePlanner
             Error(pipeline.Node["interface"], ifError + (pipeline.Namespace is null ? "" : $" in network namespace {pipeline.Namespace}"));
 
         var stages = new List<StagePlan>();
-        var entries = new List<IReadOnlyList<MapEntry>>();
+        var entries = new List<IReadOnlyDictionary<string, PackedEntries>>();
         foreach (var stage in pipeline.Stages)
         {
             if (!catalog.Plugins.TryGetValue(stage.Plugin, out var loaded))
@@ -56,7 +61,7 @@ public static class PipelinePlanner
                 continue;
             }
             var plugin = loaded.Instance;
-            var context = new StageContext(pipeline, Error);
+            var context = new StageContext(pipeline, Path.GetDirectoryName(config.SourcePath)!, Error);
             StageSetup setup;
             try
             {
@@ -67,19 +72,35 @@ public static class PipelinePlanner
                 Error(stage.Node, $"plugin {plugin.Name} failed to validate its settings: {e.GetType().Name}: {e.Message}");
                 continue;
             }
-            // Check every entry against the schema now, so a bad entry is a config error, not a half-applied map.
+            // Encode every entry now: a bad entry is a config error, not a half-applied map, and the bytes are
+            // what the maps get (no plugin object is kept).
             var maps = plugin.Maps.Select(m => new StageMap(stages.Count, "check", m)).ToDictionary(m => m.Schema.Name);
+            var packed = maps.Values.ToDictionary(m => m.Schema.Name, m => new PackedEntries(m.Key.Size, m.Value.Size));
             foreach (var entry in setup.Entries)
             {
                 try
                 {
                     var map = maps.TryGetValue(entry.Map, out var m) ? m : throw new FormatException($"no map named '{entry.Map}'");
-                    map.Key.Encode(entry.Key);
-                    map.Value.Encode(entry.Value);
+                    packed[entry.Map].Add(map.Key, entry.Key, map.Value, entry.Value);
                 }
                 catch (FormatException e)
                 {
                     Error(stage.Node, $"plugin {plugin.Name} produced an entry its schema refuses: {e.Message}");
+                }
+            }
+            foreach (var table in setup.Tables)
+            {
+                try
+                {
+                    var map = maps.TryGetValue(table.Map, out var m) ? m : throw new FormatException($"no map named '{table.Map}'");
+                    var keyFields = map.Key.NumberFields(table.KeyFields);
+                    var valueFields = map.Value.NumberFields(table.ValueFields);
+                    for (int i = 0; i < table.Count; i++)
+                        packed[table.Map].Add(map.Key, keyFields, map.Value, valueFields, table.Row(i));
+                }
+                catch (FormatException e)
+                {
+                    Error(stage.Node, $"plugin {plugin.Name} produced a table its schema refuses: {e.Message}");
                 }
             }
             // Copy out of the plugin: the plan must not keep plugin objects alive past this pass
@@ -91,7 +112,7 @@ public static class PipelinePlanner
                 Canaries = setup.Canaries.Select(c => c with { Frame = c.Frame.ToArray() }).ToList(),
                 Migrate = migration is null ? null : migration.Migrate,
             });
-            entries.Add(setup.Entries.ToList());
+            entries.Add(packed);
         }
         if (errors.Count > before)
             return null;
@@ -99,19 +120,29 @@ public static class PipelinePlanner
         return new PlannedPipeline(pipeline, ifindex, plan, entries);
     }
 
-    private sealed class StageContext(PipelineConfig pipeline, Action<SettingsNode, string> error) : IStageContext
+    private sealed class StageContext(PipelineConfig pipeline, string configDirectory, Action<SettingsNode, string> error) : IStageContext
     {
         public string PipelineName => pipeline.Name;
 
         public Direction Direction => pipeline.Direction;
 
+        private readonly Dictionary<string, (bool Ok, int Ifindex, string Message)> _interfaces = [];
+
         public bool TryResolveInterface(string name, out int ifindex, out string message)
         {
+            if (_interfaces.TryGetValue(name, out var known))
+            {
+                (ifindex, message) = (known.Ifindex, known.Message);
+                return known.Ok;
+            }
             bool ok = Interfaces.TryResolve(name, out ifindex, out message);
             if (!ok && pipeline.Namespace is not null)
                 message += $" in network namespace {pipeline.Namespace}";
+            _interfaces[name] = (ok, ifindex, message);
             return ok;
         }
+
+        public string ResolvePath(string path) => Path.GetFullPath(path, configDirectory);
 
         public void Error(SettingsNode node, string message) => error(node, message);
     }

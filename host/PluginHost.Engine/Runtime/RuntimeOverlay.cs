@@ -50,7 +50,7 @@ public sealed class RuntimeOverlay
     {
         var copy = JsonSerializer.Deserialize<Dictionary<string, Dictionary<string, Dictionary<string, Dictionary<string, Dictionary<string, string>?>>>>>(
             JsonSerializer.Serialize(_edits))!;
-        var items = Get(Get(Get(copy, pipeline), stage), $"{collection}:{keyField}");
+        var items = Get(Get(Get(copy, pipeline), stage), keyField.Length == 0 ? $"{collection}=" : $"{collection}:{keyField}");
         items[keyValue] = item;
         return new RuntimeOverlay(copy);
     }
@@ -84,6 +84,14 @@ public sealed class RuntimeOverlay
         var children = settings.Kind == SettingsKind.Mapping ? settings.Keys.ToDictionary(k => k, k => settings[k]) : [];
         foreach (var (target, edits) in collections)
         {
+            if (target.EndsWith('='))
+            {
+                // A scalar setting (RuntimeAction.Set): the last value set wins.
+                string setting = target[..^1];
+                if (edits.Values.LastOrDefault() is { } set)
+                    children[setting] = new SettingsNode($"{path}.{setting}", 0, SettingsKind.Scalar, set["value"]);
+                continue;
+            }
             string collection = target.Split(':')[0], keyField = target.Split(':')[^1];
             var existing = children.TryGetValue(collection, out var list) && list.Kind == SettingsKind.Sequence ? list.Items : [];
             string listPath = $"{path}.{collection}";

@@ -51,7 +51,7 @@ public sealed class ChainErrorTests
             """);
         var compiled = new ClangCompiler(Cache).Compile(spec.Source, "errors");
 
-        var e = Assert.Throws<ChainLoadException>(() => ChainLoader.Load(spec, compiled.ObjectPath, [[]]));
+        var e = Assert.Throws<ChainLoadException>(() => ChainLoader.Load(spec, compiled.ObjectPath, [new Dictionary<string, PluginHost.Pipelines.PackedEntries>()]));
 
         Assert.Contains("stage 0 (plugin Broken)", e.Message);
         Assert.Contains("broken.c.sbn:5", e.Message);

@@ -48,5 +48,7 @@ public sealed class FakeStageContext(IReadOnlyDictionary<string, int> interfaces
         return false;
     }
 
+    public string ResolvePath(string path) => Path.GetFullPath(path, "/etc/ph");
+
     public void Error(SettingsNode node, string message) => Errors.Add((node, message));
 }

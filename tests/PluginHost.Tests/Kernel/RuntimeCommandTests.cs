@@ -1,0 +1,91 @@
+using PluginHost.Datapath;
+using PluginHost.Runtime;
+using PluginHost.Tests.Support;
+using Xunit;
+
+namespace PluginHost.Tests.Kernel;
+
+/// <summary>Runtime commands applied as map updates on a live hook, kept in the desired-state file.</summary>
+[Trait("Category", "Kernel")]
+public sealed class RuntimeCommandTests : IDisposable
+{
+    private readonly KernelChain _net = new();
+    private readonly ReloadRig _rig = new();
+
+    public RuntimeCommandTests() => _rig.WriteConfig(_net.Namespace.Name, KernelChain.Input, """
+              - plugin: SourcePolicy
+                settings:
+                  routes:
+                    - from: 198.18.1.0/24
+                      interface: out1
+        """);
+
+    public void Dispose()
+    {
+        _rig.Dispose();
+        _net.Dispose();
+    }
+
+    private int Redirect(string source)
+    {
+        using var entry = _rig.LiveEntry();
+        var run = entry.TestRun(Packets.Ipv4Udp(source, "198.18.9.1"));
+        return run.ReturnValue == 7 ? (int)run.Cb[4] : 0;
+    }
+
+    [KernelFact]
+    public void RouteLoadWritesALargeFileAsMapUpdatesWithoutANewGeneration()
+    {
+        var engine = _rig.Engine();
+        var first = engine.Apply().Single();
+        string file = Path.Combine(_rig.Work, "routes.txt");
+        using (var w = new StreamWriter(file))
+            for (int i = 0; i < 50_000; i++)
+                w.WriteLine($"10.{i >> 8 & 255}.{i & 255}.0/24 out2");
+
+        var result = engine.RunCommand(new CommandRequest("route", "load", new Dictionary<string, string> { ["file"] = file }));
+
+        Assert.Equal(ApplyKind.MapsUpdated, result.Applied);
+        Assert.Equal(50_000, result.EntriesChanged);
+        Assert.Equal(first.ProgramId, _rig.AttachedProgramId());
+        Assert.Equal(_net.Ifindex(KernelChain.Out2), Redirect("10.3.4.5"));
+        Assert.Equal(_net.Ifindex(KernelChain.Out1), Redirect("198.18.1.9"));
+        Assert.Equal(50_001, ReloadRig.Dump(_rig.State.Maps.Single().Pin).Count);
+    }
+
+    [KernelFact]
+    public void AddedAndRemovedRoutesAreKeptAcrossARestart()
+    {
+        _rig.Engine().Apply();
+        var engine = _rig.Engine();
+        engine.RunCommand(new CommandRequest("route", "add", new Dictionary<string, string> { ["from"] = "198.18.7.0/24", ["interface"] = "out2" }));
+        engine.RunCommand(new CommandRequest("route", "del", new Dictionary<string, string> { ["from"] = "198.18.1.0/24" }));
+
+        var restarted = _rig.Engine();
+        Assert.Equal(ApplyKind.Unchanged, restarted.Apply().Single().Kind);
+        var routes = restarted.RunCommand(new CommandRequest("route", "list", new Dictionary<string, string>())).Items;
+
+        Assert.Equal(["198.18.7.0/24"], routes.Select(r => r["from"]));
+        Assert.Equal(_net.Ifindex(KernelChain.Out2), Redirect("198.18.7.1"));
+        Assert.Equal(0, Redirect("198.18.1.9"));
+    }
+
+    [KernelFact]
+    public void BadCommandsAreRefusedAndChangeNothing()
+    {
+        var engine = _rig.Engine();
+        engine.Apply();
+
+        var unknown = Assert.Throws<CommandException>(() => engine.RunCommand(new CommandRequest("route", "flip", new Dictionary<string, string>())));
+        Assert.Contains("no stage offers it (available: route add, route del, route list, route load)", unknown.Message);
+        var missing = Assert.Throws<CommandException>(() => engine.RunCommand(new CommandRequest("route", "add", new Dictionary<string, string> { ["from"] = "198.18.7.0/24" })));
+        Assert.Contains("--interface is required", missing.Message);
+        var absent = Assert.Throws<CommandException>(() => engine.RunCommand(new CommandRequest("route", "del", new Dictionary<string, string> { ["from"] = "198.18.8.0/24" })));
+        Assert.Contains("no item with from '198.18.8.0/24'", absent.Message);
+        Assert.Throws<PluginHost.Config.ConfigException>(() => engine.RunCommand(new CommandRequest("route", "add",
+            new Dictionary<string, string> { ["from"] = "198.18.7.0/24", ["interface"] = "nope0" })));
+
+        Assert.False(File.Exists(engine.OverlayPath));
+        Assert.Equal(_net.Ifindex(KernelChain.Out1), Redirect("198.18.1.9"));
+    }
+}

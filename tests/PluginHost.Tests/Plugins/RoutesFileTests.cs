@@ -1,0 +1,121 @@
+using PluginHost.Compose;
+using PluginHost.Config;
+using PluginHost.Contract;
+using PluginHost.Pipelines;
+using Xunit;
+
+namespace PluginHost.Tests.Plugins;
+
+/// <summary>SourcePolicy's routes file (large tables) and the compact EntryTable path it uses.</summary>
+[Trait("Category", "Unit")]
+public sealed class RoutesFileTests(SourcePolicyFixture fixture) : IClassFixture<SourcePolicyFixture>, IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("pluginhost-routes-").FullName;
+    private readonly FakeStageContext _context = FakeStageContext.Default();
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private StageSetup Configure(string file, string routes = "[]")
+    {
+        File.WriteAllText(Path.Combine(_dir, "routes.txt"), file);
+        var settings = ConfigLoader.Parse($"""
+            pipelines:
+              - name: t
+                interface: eth0
+                direction: ingress
+                stages:
+                  - plugin: SourcePolicy
+                    settings:
+                      routesFile: {Path.Combine(_dir, "routes.txt")}
+                      routes: {routes}
+            """, "/etc/ph/config.yaml").Pipelines[0].Stages[0].Settings;
+        return fixture.Plugin.Configure(settings, _context);
+    }
+
+    [Fact]
+    public void FileRoutesBecomeOneTableWhoseBytesMatchTheMapLayout()
+    {
+        var setup = Configure("""
+            # source routes
+            198.18.1.0/24 up1 198.18.2.2
+            198.18.9.7/32   up2        # no next hop
+            """);
+
+        Assert.Empty(_context.Errors);
+        var table = Assert.Single(setup.Tables);
+        Assert.Equal(2, table.Count);
+        var map = new StageMap(0, "T-0", Assert.Single(fixture.Plugin.Maps));
+        var packed = new PackedEntries(map.Key.Size, map.Value.Size);
+        for (int i = 0; i < table.Count; i++)
+            packed.Add(map.Key, map.Key.NumberFields(table.KeyFields), map.Value, map.Value.NumberFields(table.ValueFields), table.Row(i));
+        // prefixlen 24 (host order) + 198.18.1.0 (network order); ifindex 7 + 198.18.2.2
+        Assert.Equal("18000000C6120100", Convert.ToHexString(packed.Key(0)));
+        Assert.Equal("07000000C6120202", Convert.ToHexString(packed.Value(0)));
+        Assert.Equal("20000000C6120907", Convert.ToHexString(packed.Key(1)));
+        Assert.Equal("0800000000000000", Convert.ToHexString(packed.Value(1)));
+    }
+
+    [Fact]
+    public void BadLinesAreReportedWithFileAndLineAndNothingIsKept()
+    {
+        Configure("""
+            198.18.1.0/24 up1
+            198.18.1.5/24 up1
+            010.0.0.0/8 up1
+            198.18.2.0/24 up9
+            198.18.3.0/24 up1 banana
+            198.18.1.0/24 up2
+            just-one-word
+            """);
+
+        var messages = _context.Errors.Select(e => e.Message).ToList();
+        string file = Path.Combine(_dir, "routes.txt");
+        Assert.Equal(6, messages.Count);
+        Assert.Contains($"{file}:2: invalid prefix '198.18.1.5/24': host bits are set (did you mean 198.18.1.0/24?)", messages);
+        Assert.Contains($"{file}:3: invalid prefix '010.0.0.0/8'", messages);
+        Assert.Contains($"{file}:4: no interface named 'up9'", messages);
+        Assert.Contains($"{file}:5: invalid next hop 'banana'", messages);
+        Assert.Contains($"{file}:6: duplicate prefix 198.18.1.0/24 (first given at line 1)", messages);
+        Assert.Contains($"{file}:7: expected 'PREFIX INTERFACE [VIA]', got 'just-one-word'", messages);
+    }
+
+    [Fact]
+    public void ConfigRouteRepeatingAFilePrefixIsRefused()
+    {
+        Configure("198.18.1.0/24 up1\n", "[{ from: 198.18.1.0/24, interface: up2 }]");
+
+        var (node, message) = Assert.Single(_context.Errors);
+        Assert.Equal("pipelines[0].stages[0].settings.routes[0].from", node.Path);
+        Assert.Contains("also in the routes file, line 1", message);
+    }
+
+    [Fact]
+    public void MissingFileIsAnError()
+    {
+        var settings = ConfigLoader.Parse("""
+            pipelines:
+              - name: t
+                interface: eth0
+                direction: ingress
+                stages:
+                  - plugin: SourcePolicy
+                    settings: { routesFile: no-such-routes.txt }
+            """, "/etc/ph/config.yaml").Pipelines[0].Stages[0].Settings;
+        fixture.Plugin.Configure(settings, _context);
+
+        Assert.Contains("routes file '/etc/ph/no-such-routes.txt' does not exist", Assert.Single(_context.Errors).Message);
+    }
+
+    [Fact]
+    public void EntryTableRefusesNumbersThatDoNotFit()
+    {
+        var layout = StructLayout.Compute("k", [new Field("port", FieldType.Be16)]);
+        var fields = layout.NumberFields(["port"]);
+        var bytes = new byte[layout.Size];
+
+        layout.EncodeNumbers(fields, [443], bytes);
+        Assert.Equal("01BB", Convert.ToHexString(bytes));
+        Assert.Throws<FormatException>(() => layout.EncodeNumbers(fields, [70000], new byte[layout.Size]));
+        Assert.Throws<FormatException>(() => layout.NumberFields(["nope"]));
+    }
+}
