@@ -136,10 +136,45 @@ internal static class ControlCommands
         string dir = CommonOptions.ResolveRuntimeDirectory(config, runtime);
         using var client = ControlClient.TryCreate(dir);
         if (client is not null)
-            return client.Post("/v1/commands", request).Deserialize<CommandResult>(ControlServer.Json)!;
+        {
+            var call = Task.Run(() => client.Post("/v1/commands", request));
+            if (!Console.IsErrorRedirected)
+                ShowProgress(call, () => client.Get("/v1/progress").Deserialize<ApplyProgress.Snapshot>(ControlServer.Json)!);
+            return call.GetAwaiter().GetResult().Deserialize<CommandResult>(ControlServer.Json)!;
+        }
         if (config is null)
             throw new ControlException($"run '{request.Noun} {request.Verb}': no running host (no control socket under {dir}); give --config to apply without one");
-        return new HostEngine(ConfigLoader.Load(config.FullName), NullLoggerFactory.Instance).RunCommand(request);
+        var engine = new HostEngine(ConfigLoader.Load(config.FullName), NullLoggerFactory.Instance);
+        var local = Task.Run(() => engine.RunCommand(request));
+        if (!Console.IsErrorRedirected)
+            ShowProgress(local, () => engine.Progress.Current);
+        return local.GetAwaiter().GetResult();
+    }
+
+    // On an interactive terminal: a progress bar on stderr while map entries are written (large tables).
+    private static void ShowProgress(Task work, Func<ApplyProgress.Snapshot> read)
+    {
+        bool drawn = false;
+        while (!work.Wait(200))
+        {
+            ApplyProgress.Snapshot now;
+            try
+            {
+                now = read();
+            }
+            catch (ControlException)
+            {
+                continue;
+            }
+            const int Width = 30;
+            string bar = now.Total > 0
+                ? $"[{new string('#', (int)(Width * now.Done / now.Total)).PadRight(Width, '.')}] {100 * now.Done / now.Total,3}% {now.Done:N0}/{now.Total:N0} {now.Phase}"
+                : now.Phase + "...";
+            Console.Error.Write($"\r{bar,-90}");
+            drawn = true;
+        }
+        if (drawn)
+            Console.Error.Write($"\r{new string(' ', 90)}\r");
     }
 
     private static PluginListing Listing(FileInfo? config, DirectoryInfo? runtime)

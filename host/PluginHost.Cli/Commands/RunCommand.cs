@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.CommandLine;
 using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
@@ -40,7 +41,7 @@ internal static class RunCommand
             using var onHup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; reconciler.Post(new Trigger("reload", "SIGHUP")); });
             using var watcher = new ChangeWatcher(path, hostConfig.PluginsDirectory, reconciler.Post);
             using var unloadCheck = new Timer(_ => engine.CheckUnloaded(TimeSpan.FromSeconds(30)), null, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(10));
-            var api = ControlServer.StartAsync(hostConfig, reconciler, loggers).GetAwaiter().GetResult();
+            var api = ControlServer.StartAsync(hostConfig, reconciler, engine, loggers).GetAwaiter().GetResult();
             using var metrics = hostConfig.MetricsListen is null ? null : MetricsExporter.Start(hostConfig, engine);
             // Written last: its presence means the host is fully up (API, metrics, watchers).
             using var pidFile = PidFile.Create(hostConfig.RuntimeDirectory);
@@ -118,17 +119,39 @@ internal static class ValidateCommand
     public static Command Create()
     {
         var config = CommonOptions.Config(required: true);
-        var command = new Command("validate", "Check the configuration, the plugins and the interfaces; apply nothing") { config };
-        command.SetAction(parse => CommonOptions.Guard(() =>
+        var json = CommonOptions.Json();
+        var command = new Command("validate", "Check the configuration, the plugins and the interfaces; apply nothing") { config, json };
+        command.SetAction(parse =>
         {
             using var loggers = CommonOptions.Loggers("console");
-            var engine = new HostEngine(ConfigLoader.Load(parse.GetValue(config)!.FullName), loggers);
-            var planned = engine.Validate();
-            foreach (var p in planned)
-                Console.WriteLine($"ok: pipeline {p.Config.Name} on {p.Config.Interface} {p.Config.Direction.ToString().ToLowerInvariant()}" +
-                    $": {string.Join(" → ", p.Plan.Stages.Select(s => s.PluginName))} ({p.EntryCount} map entries)");
-            return 0;
-        }));
+            if (parse.GetValue(json))
+            {
+                // Machines get the problems as data, with the same exit codes.
+                try
+                {
+                    var ok = new HostEngine(ConfigLoader.Load(parse.GetValue(config)!.FullName), loggers).Validate();
+                    Console.WriteLine(JsonSerializer.Serialize(new
+                    {
+                        valid = true,
+                        pipelines = ok.Select(p => new { name = p.Config.Name, stages = p.Plan.Stages.Select(s => s.PluginName), entries = p.EntryCount }),
+                    }, ControlServer.Json));
+                    return 0;
+                }
+                catch (ConfigException e)
+                {
+                    Console.WriteLine(JsonSerializer.Serialize(new { valid = false, errors = e.Errors }, ControlServer.Json));
+                    return 1;
+                }
+            }
+            return CommonOptions.Guard(() =>
+            {
+                var engine = new HostEngine(ConfigLoader.Load(parse.GetValue(config)!.FullName), loggers);
+                foreach (var p in engine.Validate())
+                    Console.WriteLine($"ok: pipeline {p.Config.Name} on {p.Config.Interface} {p.Config.Direction.ToString().ToLowerInvariant()}" +
+                        $": {string.Join(" → ", p.Plan.Stages.Select(s => s.PluginName))} ({p.EntryCount} map entries)");
+                return 0;
+            });
+        });
         return command;
     }
 }

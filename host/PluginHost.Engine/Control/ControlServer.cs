@@ -19,13 +19,18 @@ namespace PluginHost.Control;
 /// </summary>
 public sealed class ControlServer : IAsyncDisposable
 {
-    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { Converters = { new JsonStringEnumConverter() }, WriteIndented = true };
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        Converters = { new JsonStringEnumConverter() },
+        WriteIndented = true,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping, // quotes in messages stay readable
+    };
 
     private readonly WebApplication _app;
 
     private ControlServer(WebApplication app) => _app = app;
 
-    public static async Task<ControlServer> StartAsync(HostConfig config, Reconciler reconciler, ILoggerFactory loggers)
+    public static async Task<ControlServer> StartAsync(HostConfig config, Reconciler reconciler, HostEngine engine, ILoggerFactory loggers)
     {
         string socket = config.ControlSocket;
         string dir = Path.GetDirectoryName(socket)!;
@@ -46,7 +51,7 @@ public sealed class ControlServer : IAsyncDisposable
             o.SerializerOptions.WriteIndented = true;
         });
         var app = builder.Build();
-        Map(app, config, reconciler);
+        Map(app, config, reconciler, engine);
         await app.StartAsync();
 
         File.SetUnixFileMode(socket, UnixFileMode.UserRead | UnixFileMode.UserWrite
@@ -59,11 +64,13 @@ public sealed class ControlServer : IAsyncDisposable
         return new ControlServer(app);
     }
 
-    private static void Map(WebApplication app, HostConfig config, Reconciler reconciler)
+    private static void Map(WebApplication app, HostConfig config, Reconciler reconciler, HostEngine engine)
     {
         string runtime = config.RuntimeDirectory;
         app.MapGet("/v1/status", () => Results.Json(new { pipelines = StatusReport.Status(runtime), reloads = ReloadHistory.Load(runtime) }, Json));
         app.MapGet("/v1/stats", () => Results.Json(StatusReport.Stats(runtime), Json));
+        // Read while a change runs on the reconciler: never queued behind it.
+        app.MapGet("/v1/progress", () => Results.Json(engine.Progress.Current, Json));
         app.MapGet("/v1/pipelines/{name}", (string name) =>
         {
             var state = Datapath.PipelineState.Load(runtime, name);

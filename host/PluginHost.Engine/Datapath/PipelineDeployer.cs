@@ -43,7 +43,7 @@ public sealed class ReloadRefusedException(string message) : Exception(message);
 /// Anything that fails before the swap leaves the running generation as it was.
 /// </summary>
 public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirectory, ClangCompiler compiler, TimeSpan retireAfter,
-    ILogger logger, TimeProvider? clock = null)
+    ILogger logger, TimeProvider? clock = null, Hosting.ApplyProgress? progress = null)
 {
     public const string LinkPin = "link";
     public const string MapsDirectory = "maps";
@@ -291,7 +291,7 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
     /// Make the configuration-owned maps hold exactly the desired entries, by difference: changed and new
     /// keys are written, missing keys deleted, equal ones untouched. Returns how many entries changed.
     /// </summary>
-    private static int ReconcileConfigMaps(ChainSpec spec, PlannedPipeline planned, IReadOnlyDictionary<string, BpfMap> maps,
+    private int ReconcileConfigMaps(ChainSpec spec, PlannedPipeline planned, IReadOnlyDictionary<string, BpfMap> maps,
         Func<StageMap, bool> include, List<Action>? undo)
     {
         int changed = 0;
@@ -302,6 +302,7 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
                     continue; // per-CPU values are not compared; such maps are written whole when fresh
                 var kernel = maps[map.CName];
                 // Read what the kernel holds once, compare in memory, then write only the difference (in batches).
+                progress?.Phase($"reading {map.CName}");
                 var current = ReadAll(kernel, map.Value.Size);
                 var desired = planned.StageEntries[stage.Index].GetValueOrDefault(map.Schema.Name) ?? new PackedEntries(map.Key.Size, map.Value.Size);
                 // An empty map (a first load) needs no comparison: write everything in batches.
@@ -309,7 +310,8 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
                 {
                     if (desired.Count > 0)
                     {
-                        kernel.UpdateMany(desired.Keys, desired.Values, desired.Count);
+                        progress?.Phase($"writing {map.CName}", desired.Count);
+                        kernel.UpdateMany(desired.Keys, desired.Values, desired.Count, done => progress?.Advance(done));
                         if (undo is not null)
                             for (int i = 0; i < desired.Count; i++)
                             {
@@ -350,7 +352,8 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
                         byte[]? was = current.GetValueOrDefault(new ByteKey(key));
                         undo?.Add(() => { if (was is null) kernel.Delete(key); else kernel.Update(key, was); });
                     }
-                    kernel.UpdateMany(keys, values, writes.Count);
+                    progress?.Phase($"writing {map.CName}", writes.Count);
+                    kernel.UpdateMany(keys, values, writes.Count, done => progress?.Advance(done));
                     changed += writes.Count;
                 }
             }

@@ -39,7 +39,10 @@ public sealed partial class HostEngine
     public HostConfig Config { get; private set; }
 
     private PipelineDeployer NewDeployer(HostConfig config) => new(config.BpfRoot, config.RuntimeDirectory,
-        new ClangCompiler(config.CacheDirectory), _retireAfter, _loggers.CreateLogger<PipelineDeployer>());
+        new ClangCompiler(config.CacheDirectory), _retireAfter, _loggers.CreateLogger<PipelineDeployer>(), progress: Progress);
+
+    /// <summary>What the apply in progress is doing (for progress bars).</summary>
+    public ApplyProgress Progress { get; } = new();
 
     /// <summary>Take a new configuration snapshot for the next apply.</summary>
     public void Reconfigure(HostConfig config)
@@ -72,6 +75,7 @@ public sealed partial class HostEngine
     {
         var history = ReloadHistory.Load(Config.RuntimeDirectory);
         var watch = System.Diagnostics.Stopwatch.StartNew();
+        Progress.Phase("validating");
         try
         {
             var effective = overlay.ApplyTo(Config);
@@ -85,6 +89,10 @@ public sealed partial class HostEngine
             history.Failed(e.Message).Save(Config.RuntimeDirectory);
             Applied?.Invoke(watch.Elapsed, e);
             throw;
+        }
+        finally
+        {
+            Progress.Idle();
         }
     }
 
