@@ -12,11 +12,4 @@ public static class HostSignals
         if (Libc.Kill(pid, Libc.SIGTERM) != 0)
             throw new BpfException($"signal host pid {pid}", Marshal.GetLastPInvokeError());
     }
-
-    /// <summary>Ask the host with <paramref name="pid"/> to reload (SIGHUP).</summary>
-    public static void RequestReload(int pid)
-    {
-        if (Libc.Kill(pid, Libc.SIGHUP) != 0)
-            throw new BpfException($"signal host pid {pid}", Marshal.GetLastPInvokeError());
-    }
 }

@@ -33,9 +33,6 @@ public sealed partial class Reconciler(string configPath, HostEngine engine, ILo
     /// <summary>Passes that failed (the running datapath was kept).</summary>
     public int Failures => Volatile.Read(ref _failures);
 
-    /// <summary>Raised after every pass with its error, or null on success.</summary>
-    public event Action<Exception?>? Applied;
-
     /// <summary>The configuration file this host follows.</summary>
     public string ConfigPath => configPath;
 
@@ -131,7 +128,6 @@ public sealed partial class Reconciler(string configPath, HostEngine engine, ILo
         Interlocked.Increment(ref _passes);
         string why = string.Join(", ", burst.Select(t => t.Source).Distinct());
         LogPass(burst.Count, why);
-        Exception? error = null;
         try
         {
             engine.Reconfigure(ConfigLoader.Load(configPath));
@@ -140,10 +136,8 @@ public sealed partial class Reconciler(string configPath, HostEngine engine, ILo
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             Interlocked.Increment(ref _failures);
-            error = e;
             LogFailed(e.Message);
         }
-        Applied?.Invoke(error);
     }
 
     [LoggerMessage(EventId = 300, Level = LogLevel.Information, Message = "reloading after {Count} trigger(s): {Why}")]
