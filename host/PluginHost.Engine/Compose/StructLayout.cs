@@ -123,22 +123,7 @@ public sealed class StructLayout
     public void EncodeNumbers(FieldLayout[] fields, ReadOnlySpan<ulong> numbers, Span<byte> destination)
     {
         for (int i = 0; i < fields.Length; i++)
-        {
-            var f = fields[i];
-            ulong n = numbers[i];
-            var dest = destination.Slice(f.Offset, f.Size);
-            if (f.Size < 8 && n >> (f.Size * 8) != 0)
-                throw new FormatException($"encode {CName}.{f.Field.Name}: {n} does not fit in {f.Size * 8} bits");
-            switch (f.Field.Type)
-            {
-                case FieldType.U8: dest[0] = (byte)n; break;
-                case FieldType.U16: BitConverter.TryWriteBytes(dest, (ushort)n); break;
-                case FieldType.U32: BitConverter.TryWriteBytes(dest, (uint)n); break;
-                case FieldType.U64: BitConverter.TryWriteBytes(dest, n); break;
-                case FieldType.Be16: BinaryPrimitives.WriteUInt16BigEndian(dest, (ushort)n); break;
-                case FieldType.Be32 or FieldType.Ipv4: BinaryPrimitives.WriteUInt32BigEndian(dest, (uint)n); break;
-            }
-        }
+            WriteNumber(fields[i], numbers[i], destination.Slice(fields[i].Offset, fields[i].Size));
     }
 
     /// <summary>Decode bytes into field values (integers as ulong, addresses as IPAddress/PhysicalAddress).</summary>
@@ -194,9 +179,14 @@ public sealed class StructLayout
             sbyte sb when sb >= 0 => (ulong)sb,
             _ => throw new FormatException($"encode {where}: expected a non-negative integer, got '{value}'"),
         };
-        ulong max = f.Size == 8 ? ulong.MaxValue : (1UL << (f.Size * 8)) - 1;
-        if (n > max)
-            throw new FormatException($"encode {where}: {n} does not fit in {f.Size * 8} bits");
+        WriteNumber(f, n, dest);
+    }
+
+    // One writer for every integer-typed field, in the field's byte order.
+    private void WriteNumber(FieldLayout f, ulong n, Span<byte> dest)
+    {
+        if (f.Size < 8 && n >> (f.Size * 8) != 0)
+            throw new FormatException($"encode {CName}.{f.Field.Name}: {n} does not fit in {f.Size * 8} bits");
         switch (f.Field.Type)
         {
             case FieldType.U8: dest[0] = (byte)n; break;
@@ -204,7 +194,7 @@ public sealed class StructLayout
             case FieldType.U32: BitConverter.TryWriteBytes(dest, (uint)n); break;
             case FieldType.U64: BitConverter.TryWriteBytes(dest, n); break;
             case FieldType.Be16: BinaryPrimitives.WriteUInt16BigEndian(dest, (ushort)n); break;
-            case FieldType.Be32: BinaryPrimitives.WriteUInt32BigEndian(dest, (uint)n); break;
+            case FieldType.Be32 or FieldType.Ipv4: BinaryPrimitives.WriteUInt32BigEndian(dest, (uint)n); break;
         }
     }
 }
