@@ -39,7 +39,12 @@ internal static class RunCommand
             using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
             using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
             using var onHup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; reconciler.Post(new Trigger("reload", "SIGHUP")); });
-            using var watcher = new ChangeWatcher(path, hostConfig.PluginsDirectory, reconciler.Post);
+            var watcher = new ChangeWatcher(path, hostConfig.PluginsDirectory, reconciler.Post);
+            engine.PluginsDirectoryChanged += directory =>
+            {
+                var old = Interlocked.Exchange(ref watcher, new ChangeWatcher(path, directory, reconciler.Post));
+                old.Dispose(); // the apply under way already reads the new directory
+            };
             using var unloadCheck = new Timer(_ => engine.CheckUnloaded(TimeSpan.FromSeconds(30)), null, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(10));
             var api = ControlServer.StartAsync(hostConfig, reconciler, engine, loggers).GetAwaiter().GetResult();
             using var metrics = hostConfig.MetricsListen is null ? null : MetricsExporter.Start(hostConfig, engine);
@@ -52,6 +57,7 @@ internal static class RunCommand
                 path, hostConfig.PluginsDirectory, parse.GetValue(detach) ? " and detaches the datapath" : " (the datapath stays)");
             reconciler.RunAsync(stop.Token).GetAwaiter().GetResult();
             api.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            watcher.Dispose();
             if (parse.GetValue(detach))
                 engine.Uninstall();
             log.LogInformation("stopped");

@@ -48,9 +48,15 @@ public sealed partial class HostEngine
     public void Reconfigure(HostConfig config)
     {
         // Pipelines that left the configuration are detached only by `uninstall`: dropping traffic is never implicit.
+        var previous = Config;
         Config = config;
         _deployer = NewDeployer(config);
+        if (previous.PluginsDirectory != config.PluginsDirectory)
+            PluginsDirectoryChanged?.Invoke(config.PluginsDirectory);
     }
+
+    /// <summary>Raised when a new configuration names another plugins directory (the watcher follows it).</summary>
+    public event Action<string>? PluginsDirectoryChanged;
 
     /// <summary>The desired-state file that keeps runtime changes, beside the configuration.</summary>
     public string OverlayPath => RuntimeOverlay.PathFor(Config.SourcePath);
