@@ -1,0 +1,2 @@
+// The harness drives BPF, tcx and network namespaces through the engine: Linux only.
+[assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]

@@ -1,0 +1,88 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using PluginHost.Bench;
+using PluginHost.Bench.Measure;
+using PluginHost.Bench.Report;
+using PluginHost.Bench.Scenarios;
+using PluginHost.Bench.Setup;
+
+// The benchmark harness of issue 5. Progress goes to stderr; the report (Markdown, or JSON with --json) to stdout.
+var options = BenchOptions.Parse(args, out string? error);
+if (options is null)
+{
+    if (error is null)
+    {
+        Console.Out.WriteLine(BenchOptions.Usage);
+        return 0;
+    }
+    Console.Error.WriteLine($"bench: {error}");
+    Console.Error.WriteLine(BenchOptions.Usage);
+    return 2;
+}
+
+// Figures print the same everywhere (1,234.5), whatever the locale.
+CultureInfo.DefaultThreadCurrentCulture = CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+var watch = Stopwatch.StartNew();
+void Log(string message) => Console.Error.WriteLine($"[{watch.Elapsed:mm\\:ss}] {message}");
+
+using var cancel = new CancellationTokenSource();
+Sandbox? sandbox = null;
+int signals = 0;
+// First Ctrl-C (or SIGTERM): stop at the next test run and clean up on the way out. Second: clean up now and exit.
+void OnSignal(PosixSignalContext context)
+{
+    context.Cancel = true;
+    if (Interlocked.Increment(ref signals) == 1)
+    {
+        Console.Error.WriteLine("bench: interrupted: stopping and cleaning up (again to force)");
+        cancel.Cancel();
+        return;
+    }
+    sandbox?.Dispose();
+    Environment.Exit(130);
+}
+using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+AppDomain.CurrentDomain.ProcessExit += (_, _) => sandbox?.Dispose();
+
+try
+{
+    var sampling = options.Quick ? Sampling.Quick : Sampling.Full;
+    var repo = Repo.Locate();
+    var machine = Machine.Describe();
+    sandbox = Sandbox.Create(Log);
+    Log($"sandbox: network namespace {sandbox.Namespace.Name}, {sandbox.BpfRoot}, {sandbox.WorkDirectory}");
+
+    PerPacketResult? perPacket = null;
+    LookupResult? lookup = null;
+    ReloadResult? reload = null;
+    if (options.Runs(BenchOptions.PerPacket))
+        perPacket = new PerPacketBench(sandbox, repo, sampling, Log).Run(cancel.Token);
+    if (options.Runs(BenchOptions.Lookup))
+        lookup = new LookupBench(sandbox, repo, sampling, Log).Run(cancel.Token);
+    if (options.Runs(BenchOptions.Reload))
+        reload = new ReloadBench(sandbox, repo, sampling, Log).Run(cancel.Token);
+
+    string command = string.Join(' ', ["bench/run", .. options.Arguments]);
+    var report = new BenchReport(machine, command, options.Quick ? "quick" : "full", sampling, perPacket, lookup, reload, watch.Elapsed);
+    Console.Out.Write(options.Json ? JsonReport.Render(report) : MarkdownReport.Render(report));
+    Log($"done in {watch.Elapsed.TotalSeconds:F0} s");
+    return 0;
+}
+catch (Exception e) when (e is OperationCanceledException || cancel.IsCancellationRequested)
+{
+    // Ctrl-C reaches child processes (clang) too: whatever failed after it is the interruption.
+    Console.Error.WriteLine("bench: interrupted; removing the sandbox");
+    return 130;
+}
+catch (Exception e)
+{
+    // Engine and harness errors read "verb object: cause"; anything else is a bug worth its stack.
+    Console.Error.WriteLine(e is BenchException ? $"bench: {e.Message}" : $"bench: {e}");
+    return 1;
+}
+finally
+{
+    sandbox?.Dispose();
+}

@@ -1,0 +1,43 @@
+using PluginHost.Bench.Measure;
+using PluginHost.Bench.Setup;
+
+namespace PluginHost.Bench.Report;
+
+/// <summary>Everything one run measured; what the Markdown and JSON reports print.</summary>
+public sealed record BenchReport(Machine Machine, string Command, string Mode, Sampling Sampling,
+    PerPacketResult? PerPacket, LookupResult? Lookup, ReloadResult? Reload, TimeSpan Elapsed);
+
+// ---- 1. Per-packet cost ----
+
+/// <summary>One program's ns/packet per frame shape (by shape id) and what it did with each frame.</summary>
+public sealed record PerPacketRow(string Id, string Label, string Group, IReadOnlyDictionary<string, Summary> Ns, IReadOnlyDictionary<string, string> Verdicts);
+
+/// <summary>A figure computed from pairs of samples taken in the same round, per frame shape.</summary>
+public sealed record DerivedRow(string Id, string Label, string Unit, IReadOnlyDictionary<string, Summary> Values, double? Target = null);
+
+public sealed record PerPacketResult(IReadOnlyList<string> Shapes, IReadOnlyDictionary<string, string> ShapeLabels,
+    IReadOnlyList<PerPacketRow> Rows, IReadOnlyList<DerivedRow> Derived);
+
+// ---- 2. Lookup scaling ----
+
+/// <summary>Kernel LPM-trie figures from issue 5 (probed in C), ns per packet.</summary>
+public sealed record TrieReference(double Repeated, double Random);
+
+/// <param name="Repeated">One source address, repeated within each call.</param>
+/// <param name="Random">Random addresses: <see cref="Repeated"/> plus <see cref="RandomPenalty"/> (per round, then the median).</param>
+/// <param name="RandomPenalty">What different addresses add: one call per frame, random frames minus the same frame every call.</param>
+/// <param name="RandomOnePerCall">Raw: the random frames, one call each (carries the cost of a one-packet timed loop).</param>
+/// <param name="SameOnePerCall">Raw: one frame, one call each, as many calls.</param>
+public sealed record LookupRow(int Prefixes, double PlanMs, double WriteMs, Summary Repeated, Summary Random, Summary RandomPenalty,
+    Summary RandomOnePerCall, Summary SameOnePerCall, TrieReference? Reference);
+
+public sealed record LookupResult(IReadOnlyList<LookupRow> Rows, int RandomFrames, int RandomRepeat, string PrefixMix);
+
+// ---- 4. Reload ----
+
+/// <summary>One kind of change applied through HostEngine, with the deployer's phases.</summary>
+/// <param name="HostMs">The host's part of an apply, paired per run: whole apply − render → swap (load the plugins, validate, plan).</param>
+public sealed record ReloadRow(string Id, string Label, string Outcome, int Runs, Summary ApplyMs, Summary DeployMs, Summary HostMs,
+    Summary ComposeMs, Summary CompileMs, Summary LoadMs, Summary CanaryMs, Summary SwapMs, double? TargetMs);
+
+public sealed record ReloadResult(IReadOnlyList<ReloadRow> Rows, double AttachMs, string Pipeline);

@@ -1,0 +1,53 @@
+using PluginHost.Bench.Packets;
+using PluginHost.Kernel;
+
+namespace PluginHost.Bench.Scenarios;
+
+/// <summary>What a program must do with a frame: its tc return code and, for a redirect, where to.</summary>
+public sealed record Expectation(int ReturnValue, int? RedirectIfindex = null)
+{
+    public const int TcxNext = -1;
+    public const int TcActRedirect = 7;
+
+    public static readonly Expectation Pass = new(TcxNext);
+
+    public bool Redirects => ReturnValue == TcActRedirect;
+
+    public string Verdict => Redirects ? "redirect" : ReturnValue == TcxNext ? "pass" : $"rc {ReturnValue}";
+}
+
+/// <summary>A program under test with what it must do to each frame shape.</summary>
+public sealed class Subject(string id, string label, string group, BpfProgram program, Func<FrameShape, Expectation> expect, IDisposable? owner = null)
+    : IDisposable
+{
+    /// <summary>Index of skb->cb[4] in the test run's output context: the ifindex a chain stage redirected to.</summary>
+    private const int RedirectIfindexCb = 4;
+
+    public string Id { get; } = id;
+    public string Label { get; } = label;
+    public string Group { get; } = group;
+    public BpfProgram Program { get; } = program;
+    public Expectation Expect(FrameShape shape) => expect(shape);
+
+    /// <summary>Run the frame once and check the verdict, the redirect target and the TTL decrement, so that the path measured is the one meant.</summary>
+    public void Verify(FrameShape shape, byte[] frame)
+    {
+        var expected = expect(shape);
+        var run = Program.TestRun(frame);
+        string? problem = null;
+        if (run.ReturnValue != expected.ReturnValue)
+            problem = $"expected {expected.Verdict} ({expected.ReturnValue}), got {run.ReturnValue}";
+        else if (expected.RedirectIfindex is int ifindex && run.Cb[RedirectIfindexCb] != ifindex)
+            problem = $"expected redirect to ifindex {ifindex}, got {run.Cb[RedirectIfindexCb]}";
+        else if (expected.Redirects && !shape.Ipv6 && run.Output[Frames.Ipv4TtlOffset] != frame[Frames.Ipv4TtlOffset] - 1)
+            problem = $"expected TTL {frame[Frames.Ipv4TtlOffset] - 1} after forwarding, got {run.Output[Frames.Ipv4TtlOffset]}";
+        if (problem is not null)
+            throw new BenchException($"verify {Label} with {shape.Label}: {problem}");
+    }
+
+    public void Dispose()
+    {
+        Program.Dispose();
+        owner?.Dispose();
+    }
+}
