@@ -114,7 +114,7 @@ public static class ChainComposer
         {
             ["stage_count"] = plan.Stages.Count,
             ["slots"] = Math.Max(1, plan.Stages.Count),
-            ["stats_entries"] = (plan.Stages.Count + 1) * CounterLayout.PerRow,
+            ["stats_rows"] = plan.Stages.Count + 1,
         },
         ["counters"] = new Dictionary<string, object?>
         {

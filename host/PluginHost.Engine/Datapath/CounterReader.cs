@@ -13,10 +13,14 @@ public static class CounterReader
 {
     public static PipelineCounters Read(BpfMap stats, int stageCount)
     {
-        var entry = Enum.GetValues<EntryCounter>().ToDictionary(c => c, c => Sum(stats, CounterLayout.Key(0, (int)c)));
+        var entryRow = SumRow(stats, 0);
+        var entry = Enum.GetValues<EntryCounter>().ToDictionary(c => c, c => entryRow[(int)c]);
         var stages = Enumerable.Range(0, stageCount)
-            .Select(i => (IReadOnlyDictionary<StageCounter, ulong>)Enum.GetValues<StageCounter>()
-                .ToDictionary(c => c, c => Sum(stats, CounterLayout.Key(i + 1, (int)c))))
+            .Select(i =>
+            {
+                var row = SumRow(stats, (uint)i + 1);
+                return (IReadOnlyDictionary<StageCounter, ulong>)Enum.GetValues<StageCounter>().ToDictionary(c => c, c => row[(int)c]);
+            })
             .ToList();
         return new PipelineCounters(entry, stages);
     }
@@ -38,20 +42,23 @@ public static class CounterReader
     /// <summary>Zero every counter (a new generation's map after its canary run, before it goes live).</summary>
     public static void Clear(BpfMap stats, int rows)
     {
-        var zero = new byte[8 * BpfFs.PossibleCpus];
-        for (int row = 0; row < rows; row++)
-            for (int column = 0; column < CounterLayout.PerRow; column++)
-                stats.Update(BitConverter.GetBytes(CounterLayout.Key(row, column)), zero);
+        var zero = new byte[RowBytes * BpfFs.PossibleCpus];
+        for (uint row = 0; row < rows; row++)
+            stats.Update(BitConverter.GetBytes(row), zero);
     }
 
-    private static ulong Sum(BpfMap map, uint key)
+    private const int RowBytes = 8 * CounterLayout.PerRow;
+
+    // One row (struct ph_stats_row) from every CPU, summed column by column.
+    private static ulong[] SumRow(BpfMap map, uint row)
     {
-        Span<byte> value = stackalloc byte[8 * BpfFs.PossibleCpus];
-        if (!map.TryLookup(BitConverter.GetBytes(key), value))
-            return 0;
-        ulong total = 0;
+        var totals = new ulong[CounterLayout.PerRow];
+        var value = new byte[RowBytes * BpfFs.PossibleCpus];
+        if (!map.TryLookup(BitConverter.GetBytes(row), value))
+            return totals;
         for (int cpu = 0; cpu < BpfFs.PossibleCpus; cpu++)
-            total += BitConverter.ToUInt64(value.Slice(cpu * 8, 8));
-        return total;
+            for (int c = 0; c < CounterLayout.PerRow; c++)
+                totals[c] += BitConverter.ToUInt64(value, cpu * RowBytes + c * 8);
+        return totals;
     }
 }

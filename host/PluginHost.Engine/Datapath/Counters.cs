@@ -34,13 +34,11 @@ public enum StageCounter
     GenerationMismatch,
 }
 
-/// <summary>The stats map is one per-CPU array: rows of <see cref="PerRow"/> counters.</summary>
+/// <summary>The stats map is one per-CPU array keyed by row (0 = entry, 1 + i = stage i); each value is a row of <see cref="PerRow"/> u64 counters.</summary>
 public static class CounterLayout
 {
+    /// <summary>Counters per row; a power of two (the datapath masks column numbers with it).</summary>
     public const int PerRow = 16;
-
-    /// <summary>Map key of a counter.</summary>
-    public static uint Key(int row, int column) => (uint)(row * PerRow + column);
 
     /// <summary>The C macro for a counter: PH_E_PASS_NON_IP, PH_S_REDIRECT_ERRORS.</summary>
     public static string CName(EntryCounter c) => "PH_E_" + Snake(c.ToString()).ToUpperInvariant();
