@@ -35,19 +35,23 @@ internal static class DemoCommand
         {
             Description = "Leave the lab and the datapath in place after the demo (remove with ip netns del phd-client phd-router phd-server)",
         };
+        var json = CommonOptions.Json();
         var command = new Command("demo", "Build a namespace lab, policy-route real traffic through it with SourcePolicy, show the paths and counters, clean up")
         {
-            packets, plugins, keep,
+            packets, plugins, keep, json,
         };
         command.SetAction(parse => CommonOptions.Guard(() => Run(
             parse.GetValue(packets),
             parse.GetValue(plugins)?.FullName ?? Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "..", "plugins")),
-            parse.GetValue(keep))));
+            parse.GetValue(keep),
+            parse.GetValue(json))));
         return command;
     }
 
-    private static int Run(int packets, string pluginsDirectory, bool keep)
+    private static int Run(int packets, string pluginsDirectory, bool keep, bool json)
     {
+        // With --json the narrative goes to stderr and stdout carries one JSON document.
+        var say = json ? Console.Error : Console.Out;
         if (Environment.UserName != "root")
         {
             Console.Error.WriteLine("pluginhost: run demo: needs root (network namespaces, BPF)");
@@ -69,7 +73,7 @@ internal static class DemoCommand
             try { engine?.Uninstall(); } catch (Exception e) { Console.Error.WriteLine($"pluginhost: remove demo datapath: {e.Message}"); }
             lab?.Dispose();
             try { Directory.Delete(work, recursive: true); } catch (IOException) { }
-            Console.WriteLine("lab removed (namespaces, veths, pins)");
+            (json ? Console.Error : Console.Out).WriteLine("lab removed (namespaces, veths, pins)");
         }
         // Ctrl-C and SIGTERM clean up before the process goes.
         void OnSignal(PosixSignalContext c)
@@ -84,11 +88,11 @@ internal static class DemoCommand
 
         try
         {
-            Console.WriteLine("PluginHost demo: client ── router (lan0 → up1 | up2) ── server, each in its own network namespace");
+            say.WriteLine("PluginHost demo: client ── router (lan0 → up1 | up2) ── server, each in its own network namespace");
             var watch = Stopwatch.StartNew();
             lab = new RouterLab(Prefix);
             lab.Client.Exec("ip", "addr", "add", $"{PinnedHost}/24", "dev", RouterLab.ClientLan);
-            Console.WriteLine($"[1/4] lab up in {watch.ElapsedMilliseconds} ms: {string.Join(", ", lab.Namespaces.Select(n => n.Name))}; " +
+            say.WriteLine($"[1/4] lab up in {watch.ElapsedMilliseconds} ms: {string.Join(", ", lab.Namespaces.Select(n => n.Name))}; " +
                               $"the kernel routes {RouterLab.ServerNetwork} via up1");
 
             string configPath = Path.Combine(work, "demo.yaml");
@@ -96,34 +100,42 @@ internal static class DemoCommand
             using var loggers = LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Warning).AddSimpleConsole(o => o.SingleLine = true));
             engine = new HostEngine(ConfigLoader.Load(configPath), loggers);
             var deployed = engine.Apply().Single();
-            Console.WriteLine($"[2/4] host on {lab.Router.Name}: pipeline lan-in on lan0 ingress, generation {deployed.Generation}, " +
+            say.WriteLine($"[2/4] host on {lab.Router.Name}: pipeline lan-in on lan0 ingress, generation {deployed.Generation}, " +
                               $"tcx link {deployed.LinkId} → program {deployed.ProgramId} " +
                               $"(compose {deployed.Compose.TotalMilliseconds:F0} ms, clang {(deployed.CompileCached ? "cached" : $"{deployed.Compile.TotalMilliseconds:F0} ms")}, " +
                               $"load {deployed.Load.TotalMilliseconds:F0} ms, attach {deployed.Swap.TotalMilliseconds:F1} ms)");
-            Console.WriteLine("      SourcePolicy routes: 198.18.1.16/28 → up2 via 198.18.3.2;  198.18.1.30/32 → up1 via 198.18.2.2");
+            say.WriteLine("      SourcePolicy routes: 198.18.1.16/28 → up2 via 198.18.3.2;  198.18.1.30/32 → up1 via 198.18.2.2");
 
-            Console.WriteLine($"[3/4] {packets} UDP packets from each client source to {RouterLab.ServerAddress}:{PathProbe.Port}");
+            say.WriteLine($"[3/4] {packets} UDP packets from each client source to {RouterLab.ServerAddress}:{PathProbe.Port}");
             var sources = new[] { RouterLab.ClientSourceA, RouterLab.ClientSourceB, PinnedHost };
             var observed = PathProbe.Measure(lab, sources, packets);
-            Console.WriteLine($"      {"SOURCE",-13} {"RULE",-26} {"SENT",6} {"RECEIVED",9} {"AT up1",7} {"AT up2",7}  PATH");
+            say.WriteLine($"      {"SOURCE",-13} {"RULE",-26} {"SENT",6} {"RECEIVED",9} {"AT up1",7} {"AT up2",7}  PATH");
             foreach (var o in observed)
             {
                 string rule = o.Source.Equals(PinnedHost) ? "198.18.1.30/32 (beats /28)"
                     : o.Source.Equals(RouterLab.ClientSourceB) ? "198.18.1.16/28" : "none: kernel route";
-                Console.WriteLine($"      {o.Source,-13} {rule,-26} {o.Sent,6} {o.Received,9} {o.Uplink1Packets,7} {o.Uplink2Packets,7}  {o.Uplink ?? "split/lost"}");
+                say.WriteLine($"      {o.Source,-13} {rule,-26} {o.Sent,6} {o.Received,9} {o.Uplink1Packets,7} {o.Uplink2Packets,7}  {o.Uplink ?? "split/lost"}");
             }
 
-            Console.WriteLine("[4/4] counters read from the pinned maps (what `pluginhost stats` shows):");
-            foreach (var state in PipelineState.LoadAll(runtime))
-                StatsTable.Print(state, CounterReader.ReadPinned(state));
+            say.WriteLine("[4/4] counters read from the pinned maps (what `pluginhost stats` shows):");
+            if (!json)
+                foreach (var state in PipelineState.LoadAll(runtime))
+                    StatsTable.Print(state, CounterReader.ReadPinned(state));
 
             bool ok = observed[0].Uplink == "up1" && observed[1].Uplink == "up2" && observed[2].Uplink == "up1"
                       && observed.All(o => o.Received == o.Sent);
-            Console.WriteLine(ok
+            say.WriteLine(ok
                 ? "result: every source took its configured path, no packet lost"
                 : "result: UNEXPECTED paths or losses (see the table above)");
+            if (json)
+                Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(new
+                {
+                    ok,
+                    paths = observed.Select(o => new { source = o.Source.ToString(), o.Sent, o.Received, atUplink1 = o.Uplink1Packets, atUplink2 = o.Uplink2Packets, uplink = o.Uplink }),
+                    stats = Control.StatusReport.Stats(runtime),
+                }, Control.ControlServer.Json));
             if (keep)
-                Console.WriteLine($"kept: namespaces {string.Join(" ", lab.Namespaces.Select(n => n.Name))}, pins under {bpfRoot}, config {configPath}");
+                say.WriteLine($"kept: namespaces {string.Join(" ", lab.Namespaces.Select(n => n.Name))}, pins under {bpfRoot}, config {configPath}");
             return ok ? 0 : 1;
         }
         finally

@@ -168,11 +168,15 @@ internal static class UninstallCommand
     public static Command Create()
     {
         var config = CommonOptions.Config(required: true);
-        var command = new Command("uninstall", "Detach every pipeline of the configuration and remove its pins") { config };
+        var json = CommonOptions.Json();
+        var command = new Command("uninstall", "Detach every pipeline of the configuration and remove its pins") { config, json };
         command.SetAction(parse => CommonOptions.Guard(() =>
         {
             using var loggers = CommonOptions.Loggers("console");
-            new HostEngine(ConfigLoader.Load(parse.GetValue(config)!.FullName), loggers).Uninstall();
+            var hostConfig = ConfigLoader.Load(parse.GetValue(config)!.FullName);
+            new HostEngine(hostConfig, loggers).Uninstall();
+            if (parse.GetValue(json))
+                Console.WriteLine(JsonSerializer.Serialize(new { removed = hostConfig.Pipelines.Select(p => p.Name) }, ControlServer.Json));
             return 0;
         }));
         return command;
