@@ -56,16 +56,7 @@ public sealed class Sandbox : IDisposable
         try
         {
             Directory.CreateDirectory(sandbox.WorkDirectory);
-            sandbox.Namespace = NetworkNamespace.Create(NamespacePrefix + Environment.ProcessId);
-            // No IPv6 chatter (router solicitations, MLD) on the interfaces.
-            sandbox.Namespace.Sysctl("net.ipv6.conf.all.disable_ipv6", "1");
-            sandbox.Namespace.Sysctl("net.ipv6.conf.default.disable_ipv6", "1");
-            foreach (var name in new[] { Input, Out1, Out2 })
-            {
-                Ip.Run("-n", sandbox.Namespace.Name, "link", "add", name, "type", "veth", "peer", "name", name + "p");
-                Ip.Run("-n", sandbox.Namespace.Name, "link", "set", name, "up");
-                Ip.Run("-n", sandbox.Namespace.Name, "link", "set", name + "p", "up");
-            }
+            sandbox.Namespace = InterfaceNamespace.Create(NamespacePrefix + Environment.ProcessId, Input, Out1, Out2);
             return sandbox;
         }
         catch (Exception e)

@@ -22,24 +22,7 @@ public sealed class KernelChain : IDisposable
 
     public KernelChain()
     {
-        Namespace = NetworkNamespace.Create("phk" + Guid.NewGuid().ToString("N")[..8]);
-        try
-        {
-            // No IPv6 chatter (router solicitations, MLD) on hooks the tests attach to and count.
-            Namespace.Sysctl("net.ipv6.conf.all.disable_ipv6", "1");
-            Namespace.Sysctl("net.ipv6.conf.default.disable_ipv6", "1");
-            foreach (var name in new[] { Input, Out1, Out2 })
-            {
-                Ip.Run("-n", Namespace.Name, "link", "add", name, "type", "veth", "peer", "name", name + "p");
-                Ip.Run("-n", Namespace.Name, "link", "set", name, "up");
-                Ip.Run("-n", Namespace.Name, "link", "set", name + "p", "up");
-            }
-        }
-        catch
-        {
-            Namespace.Dispose();
-            throw;
-        }
+        Namespace = InterfaceNamespace.Create("phk" + Guid.NewGuid().ToString("N")[..8], Input, Out1, Out2);
     }
 
     public NetworkNamespace Namespace { get; }
