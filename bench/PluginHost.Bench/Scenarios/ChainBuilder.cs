@@ -36,7 +36,7 @@ public sealed class ChainBuilder(Sandbox sandbox)
             var config = ConfigLoader.Parse(yaml, Path.Combine(sandbox.WorkDirectory, $"{name}.yaml"));
             PlannedPipeline planned;
             using (var catalog = PluginCatalog.Load(config.PluginsDirectory))
-                planned = PipelinePlanner.Plan(config, catalog, _ => 1).Single();
+                planned = PipelinePlanner.Plan(config, catalog).Single();
             var spec = ChainComposer.Compose(planned.Plan);
             var plan = watch.Elapsed;
 

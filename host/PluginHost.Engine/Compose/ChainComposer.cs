@@ -19,9 +19,9 @@ public sealed record StagePlan(
     public Func<MapSchema, MapSchema, MapEntry, MapEntry?>? Migrate { get; init; }
 }
 
-/// <summary>What to compose: a pipeline's hook and its ordered stages. The source does not depend on the
-/// generation number (it is set at load time), so an unchanged chain hits the compile cache.</summary>
-public sealed record PipelinePlan(string Name, Direction Direction, uint Generation, IReadOnlyList<StagePlan> Stages);
+/// <summary>What to compose: a pipeline's hook and its ordered stages. No generation number: it is set at
+/// load time, so an unchanged chain composes to the same source and hits the compile cache.</summary>
+public sealed record PipelinePlan(string Name, Direction Direction, IReadOnlyList<StagePlan> Stages);
 
 /// <summary>A composed stage: its program, its maps with their layouts.</summary>
 /// <param name="InstanceName">Plugin name and occurrence in the pipeline (SourcePolicy-0): names its pinned maps,

@@ -65,7 +65,7 @@ public sealed partial class HostEngine
     public IReadOnlyList<PlannedPipeline> Validate()
     {
         var effective = RuntimeOverlay.Load(OverlayPath).ApplyTo(Config);
-        return WithPlugins(catalog => PipelinePlanner.Plan(effective, catalog, _deployer.NextGeneration));
+        return WithPlugins(catalog => PipelinePlanner.Plan(effective, catalog));
     }
 
     /// <summary>
@@ -85,7 +85,7 @@ public sealed partial class HostEngine
         try
         {
             var effective = overlay.ApplyTo(Config);
-            var results = WithPlugins(catalog => PipelinePlanner.Plan(effective, catalog, _deployer.NextGeneration).Select(_deployer.Apply).ToList());
+            var results = WithPlugins(catalog => PipelinePlanner.Plan(effective, catalog).Select(_deployer.Apply).ToList());
             history.Succeeded(results).Save(Config.RuntimeDirectory);
             Applied?.Invoke(watch.Elapsed, null);
             return results;

@@ -20,7 +20,7 @@ public sealed record PlannedPipeline(PipelineConfig Config, int Ifindex, Pipelin
 /// </summary>
 public static class PipelinePlanner
 {
-    public static IReadOnlyList<PlannedPipeline> Plan(HostConfig config, PluginCatalog catalog, Func<string, uint> nextGeneration)
+    public static IReadOnlyList<PlannedPipeline> Plan(HostConfig config, PluginCatalog catalog)
     {
         var errors = new List<ConfigError>();
         foreach (var problem in catalog.Errors)
@@ -30,7 +30,7 @@ public static class PipelinePlanner
         foreach (var pipeline in config.Pipelines)
         {
             // Interface names mean something only inside the pipeline's namespace, so validate there.
-            var result = NamespaceScope.Run(pipeline.Namespace, () => PlanOne(config, pipeline, catalog, nextGeneration, errors));
+            var result = NamespaceScope.Run(pipeline.Namespace, () => PlanOne(config, pipeline, catalog, errors));
             if (result is not null)
                 planned.Add(result);
         }
@@ -39,8 +39,7 @@ public static class PipelinePlanner
         return planned;
     }
 
-    private static PlannedPipeline? PlanOne(HostConfig config, PipelineConfig pipeline, PluginCatalog catalog,
-        Func<string, uint> nextGeneration, List<ConfigError> errors)
+    private static PlannedPipeline? PlanOne(HostConfig config, PipelineConfig pipeline, PluginCatalog catalog, List<ConfigError> errors)
     {
         int before = errors.Count;
         void Error(SettingsNode node, string message) =>
@@ -116,7 +115,7 @@ public static class PipelinePlanner
         }
         if (errors.Count > before)
             return null;
-        var plan = new PipelinePlan(pipeline.Name, pipeline.Direction, nextGeneration(pipeline.Name), stages);
+        var plan = new PipelinePlan(pipeline.Name, pipeline.Direction, stages);
         return new PlannedPipeline(pipeline, ifindex, plan, entries);
     }
 

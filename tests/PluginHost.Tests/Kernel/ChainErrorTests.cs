@@ -13,7 +13,7 @@ public sealed class ChainErrorTests
 {
     private static readonly string Cache = Path.Combine(Path.GetTempPath(), "pluginhost-test-cache");
 
-    private static ChainSpec Compose(string fragment) => ChainComposer.Compose(new PipelinePlan("errors", Direction.Ingress, 1,
+    private static ChainSpec Compose(string fragment) => ChainComposer.Compose(new PipelinePlan("errors", Direction.Ingress,
     [
         new StagePlan("Broken", new StageTemplate("broken.c.sbn", fragment), [], new Dictionary<string, long>()),
     ]));

@@ -45,7 +45,7 @@ public sealed class DropInPluginTests : IDisposable
         Assert.StartsWith(_plugins, plugin.AssemblyPath);
         Assert.NotSame(AssemblyLoadContext.Default, AssemblyLoadContext.GetLoadContext(plugin.Instance.GetType().Assembly));
 
-        var planned = PipelinePlanner.Plan(config, catalog, _ => 1).Single();
+        var planned = PipelinePlanner.Plan(config, catalog).Single();
         var spec = ChainComposer.Compose(planned.Plan);
         using var chain = ChainLoader.Load(spec, new ClangCompiler(Path.Combine(_plugins, "cache")).Compile(spec.Source, "dropin").ObjectPath, planned.StageEntries);
         var run = chain.Entry.TestRun(Packets.Ipv4Udp("198.18.1.77", "198.18.9.1"));

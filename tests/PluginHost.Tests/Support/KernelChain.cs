@@ -46,7 +46,7 @@ public sealed class KernelChain : IDisposable
     {
         var config = ConfigLoader.Parse(ConfigYaml(stagesYaml, direction), "/test/config.yaml");
         using var catalog = PluginCatalog.Load(config.PluginsDirectory);
-        var planned = PipelinePlanner.Plan(config, catalog, _ => 1).Single();
+        var planned = PipelinePlanner.Plan(config, catalog).Single();
         var spec = ChainComposer.Compose(planned.Plan);
         var compiled = new ClangCompiler(_cache).Compile(spec.Source, "test");
         return ChainLoader.Load(spec, compiled.ObjectPath, planned.StageEntries);
