@@ -25,6 +25,7 @@ public sealed partial class HostEngine
     private readonly ILogger _log;
     private readonly TimeSpan _retireAfter;
     private readonly List<(WeakReference Context, string Plugins, DateTimeOffset Since)> _unloading = [];
+    private readonly PluginCatalogCache _plugins = new();
     private PipelineDeployer _deployer;
 
     public HostEngine(HostConfig config, ILoggerFactory loggers, TimeSpan? retireAfter = null)
@@ -102,22 +103,30 @@ public sealed partial class HostEngine
         }
     }
 
-    // Plugins live for one call: loaded, used, released, and then watched until they are collected.
-    [MethodImpl(MethodImplOptions.NoInlining)]
+    // Plugins stay loaded while the plugins directory is unchanged; a replaced set is released and then
+    // watched until it is collected. Host state keeps only copies of what the plugins returned.
     private T WithPlugins<T>(Func<PluginCatalog, T> work)
     {
-        var catalog = PluginCatalog.Load(Config.PluginsDirectory);
-        try
-        {
-            return work(catalog);
-        }
-        finally
-        {
-            foreach (var plugin in catalog.Plugins.Values)
-                if (AssemblyLoadContext.GetLoadContext(plugin.Instance.GetType().Assembly) is { } context)
-                    _unloading.Add((new WeakReference(context), plugin.Instance.Name, DateTimeOffset.UtcNow));
-            catalog.Dispose();
-        }
+        var catalog = _plugins.Get(Config.PluginsDirectory, out var replaced);
+        if (replaced is not null)
+            ReleaseCatalog(replaced);
+        return work(catalog);
+    }
+
+    /// <summary>Unload the plugins now (host shutdown, tests); the next apply loads them again.</summary>
+    public void ReleasePlugins()
+    {
+        if (_plugins.Release() is { } catalog)
+            ReleaseCatalog(catalog);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)] // no plugin object may stay on this frame
+    private void ReleaseCatalog(PluginCatalog catalog)
+    {
+        foreach (var plugin in catalog.Plugins.Values)
+            if (AssemblyLoadContext.GetLoadContext(plugin.Instance.GetType().Assembly) is { } context)
+                _unloading.Add((new WeakReference(context), plugin.Instance.Name, DateTimeOffset.UtcNow));
+        catalog.Dispose();
     }
 
     /// <summary>

@@ -171,6 +171,7 @@ public sealed class GenerationTests : IDisposable
             _rig.UsePlugin(ReloadRig.MarkPolicy(1 + i % 2));
             engine.Apply();
         }
+        engine.ReleasePlugins(); // the current set too
         for (int i = 0; i < 20 && engine.PendingUnloads > 0; i++)
             engine.CheckUnloaded(TimeSpan.MaxValue);
         Assert.Equal(0, engine.PendingUnloads);
@@ -207,6 +208,7 @@ public sealed class GenerationTests : IDisposable
         _rig.UsePlugin(Path.Combine(Repo.Root, "artifacts", "test-plugins", "sticky", "StickyPolicy"));
         var engine = _rig.Engine();
         engine.Apply();
+        engine.ReleasePlugins();
 
         // Well-behaved plugins are collected within a few GC cycles; the sticky one never is.
         for (int i = 0; i < 10 && engine.PendingUnloads > 1; i++)
