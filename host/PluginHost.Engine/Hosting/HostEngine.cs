@@ -12,9 +12,10 @@ using PluginHost.Runtime;
 namespace PluginHost.Hosting;
 
 /// <summary>
-/// The host's top level: configuration in, pipelines on their hooks out. Each pass loads the plugins,
-/// validates every pipeline before anything is applied (a bad config applies nothing), applies, and
-/// unloads the plugins again: no plugin object outlives a pass.
+/// The host's top level: configuration in, pipelines on their hooks out. Each pass validates every
+/// pipeline against the plugins before anything is applied (a bad config applies nothing), then applies.
+/// Plugins stay loaded while the plugins directory is unchanged; host state keeps only copies of what
+/// they returned.
 /// </summary>
 public sealed partial class HostEngine
 {
