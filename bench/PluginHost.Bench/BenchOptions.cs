@@ -5,13 +5,16 @@ public sealed record BenchOptions(bool Quick, bool Json, IReadOnlySet<string> Se
 {
     public const string PerPacket = "per-packet";
     public const string Lookup = "lookup";
+    public const string Forwarding = "forwarding";
     public const string Reload = "reload";
+    public const string ControlPlane = "control-plane";
+    public const string Footprint = "footprint";
 
-    public static readonly IReadOnlyList<string> AllSections = [PerPacket, Lookup, Reload];
+    public static readonly IReadOnlyList<string> AllSections = [PerPacket, Lookup, Forwarding, Reload, ControlPlane, Footprint];
 
     public const string Usage = """
-        usage: bench/run [--quick] [--json] [--only per-packet,lookup,reload]
-          --quick   fewer runs, no 1,000,000-prefix table: well under two minutes
+        usage: bench/run [--quick] [--json] [--only per-packet,lookup,forwarding,reload,control-plane,footprint]
+          --quick   fewer runs, no 1,000,000-prefix tables, no forwarding: well under two minutes
           --json    print the results as JSON (progress still goes to stderr)
           --only    run only these sections (default: all)
         Needs root, a mounted bpffs, clang-19 and a built solution (bench/run builds it).

@@ -61,11 +61,27 @@ try
         perPacket = new PerPacketBench(sandbox, repo, sampling, Log).Run(cancel.Token);
     if (options.Runs(BenchOptions.Lookup))
         lookup = new LookupBench(sandbox, repo, sampling, Log).Run(cancel.Token);
+    ForwardingResult? forwarding = null;
+    if (options.Runs(BenchOptions.Forwarding) && options.Quick)
+        Log("forwarding: skipped in --quick (full mode only)");
+    else if (options.Runs(BenchOptions.Forwarding))
+        forwarding = new ForwardingBench(sandbox, repo, Log).Run(cancel.Token);
     if (options.Runs(BenchOptions.Reload))
         reload = new ReloadBench(sandbox, repo, sampling, Log).Run(cancel.Token);
+    ControlPlaneResult? controlPlane = null;
+    FootprintResult? footprint = null;
+    if (options.Runs(BenchOptions.Footprint) || options.Runs(BenchOptions.ControlPlane))
+    {
+        // One real host for both: idle footprint first, before the control plane fills its tables.
+        using var host = HostRig.Start(sandbox, repo, Log);
+        if (options.Runs(BenchOptions.Footprint))
+            footprint = new FootprintBench(host, options.Quick, Log).Run(cancel.Token);
+        if (options.Runs(BenchOptions.ControlPlane))
+            controlPlane = new ControlPlaneBench(host, sandbox, options.Quick, Log).Run(cancel.Token);
+    }
 
     string command = string.Join(' ', ["bench/run", .. options.Arguments]);
-    var report = new BenchReport(machine, command, options.Quick ? "quick" : "full", sampling, perPacket, lookup, reload, watch.Elapsed);
+    var report = new BenchReport(machine, command, options.Quick ? "quick" : "full", sampling, perPacket, lookup, forwarding, reload, controlPlane, footprint, watch.Elapsed);
     Console.Out.Write(options.Json ? JsonReport.Render(report) : MarkdownReport.Render(report));
     Log($"done in {watch.Elapsed.TotalSeconds:F0} s");
     return 0;

@@ -25,6 +25,9 @@ public static class JsonReport
         report.Sampling,
         report.PerPacket,
         report.Lookup,
+        report.Forwarding,
         report.Reload,
+        report.ControlPlane,
+        report.Footprint,
     }, Options) + "\n";
 }

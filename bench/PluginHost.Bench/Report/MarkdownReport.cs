@@ -21,8 +21,14 @@ public static class MarkdownReport
             PerPacket(md, perPacket, r);
         if (r.Lookup is { } lookup)
             Lookup(md, lookup, r);
+        if (r.Forwarding is { } forwarding)
+            Forwarding(md, forwarding);
         if (r.Reload is { } reload)
             Reload(md, reload);
+        if (r.ControlPlane is { } controlPlane)
+            ControlPlane(md, controlPlane);
+        if (r.Footprint is { } footprint)
+            Footprint(md, footprint);
         return md.ToString();
     }
 
@@ -107,6 +113,76 @@ public static class MarkdownReport
             md.AppendLine($"| {row.Label} | {row.Runs} | {Ms(row.ApplyMs.Median)} | {Ms(row.HostMs.Median)} | {Ms(row.DeployMs.Median)} | {Ms(row.ComposeMs.Median)} | " +
                 $"{Ms(row.CompileMs.Median)} | {Ms(row.LoadMs.Median)} | {Ms(row.CanaryMs.Median)} | {Ms(row.SwapMs.Median)} | {target} |");
         }
+        md.AppendLine();
+    }
+
+    private static void Forwarding(StringBuilder md, ForwardingResult f)
+    {
+        md.AppendLine("## 3. Forwarding throughput").AppendLine();
+        md.AppendLine($"Real frames, client → router → server across network namespaces and veth pairs (a private RouterLab). " +
+            $"`bench/traffic/rawsend.c` (compiled at run time) sends one fixed {f.WireBytes}-byte UDP frame (from 198.18.1.10 to 198.18.8.1) " +
+            $"for {f.Seconds:F0} s from the client's lan0 through a raw socket that bypasses the qdisc (sendmmsg, 64 a batch)" +
+            (f.OneCpu ? ", pinned to one CPU" : "") + "; a veth hands each frame to the router on the sender's CPU, so the sender's rate is bounded by " +
+            "the router's cost" + (f.ServerDrops ? " (the server drops each frame through a blackhole route, after its up1 counted it: no socket lookup, no ICMP back)" : "") + ". *Received*: what the server's up1 counted over the interval, in Mpps; median of " +
+            $"{f.Rounds} rounds, each running every configuration in turn (the order rotates round by round), ± half the interquartile " +
+            "range; ratios are paired per round. PluginHost: the host's engine attached with tcx on the router's lan0, ingress " +
+            "(bpf_redirect_neigh to up1).").AppendLine();
+        md.AppendLine("| configuration | received (Mpps) | sent (Mpps) | vs (a) | vs 100 `ip rule`s | target |");
+        md.AppendLine("| --- | ---: | ---: | ---: | ---: | --- |");
+        foreach (var row in f.Rows)
+        {
+            string target = row.Id switch
+            {
+                "chain-1" => $"≥ 1.05× (a): {Verdict(row.VsKernel.Median >= 1.05)}; ≥ 1.8× 100 rules: {Verdict(row.VsRules100.Median >= 1.8)}",
+                "chain-4" => $"≥ 1.0× (a): {Verdict(row.VsKernel.Median >= 1.0)}; ≥ 1.8× 100 rules: {Verdict(row.VsRules100.Median >= 1.8)}",
+                _ => "",
+            };
+            md.AppendLine($"| {row.Label} | {Mpps(row.ReceivedMpps)} | {row.SentMpps.Median:F3} | {Ratio(row.VsKernel)} | {Ratio(row.VsRules100)} | {target} |");
+        }
+        md.AppendLine();
+    }
+
+    private static string Mpps(Summary s) => string.Create(Invariant, $"{s.Median:F3} ±{s.HalfSpread:F3}");
+
+    private static void ControlPlane(StringBuilder md, ControlPlaneResult c)
+    {
+        md.AppendLine("## 5. Control plane").AppendLine();
+        md.AppendLine($"The real host (`pluginhost run`, {c.Pipeline}) driven through its API: one `POST /v1/commands` per " +
+            "command on the control socket (a new connection each, as the CLI does), to the first SourcePolicy stage. *Client*: wall time " +
+            "from connect to answer; *host*: the host's own figure for the apply (`milliseconds` in the answer). Each add is a new /32, " +
+            "each del removes it, both applied to the maps in place; p99 is the nearest rank (the slowest of 20 pairs in `--quick`).").AppendLine();
+        md.AppendLine("| single update | pairs | add p50 | add p99 | del p50 | del p99 | host: add p50 | host: del p50 |");
+        md.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        LatencyRow(md, "route add / del, a few routes in place (ms)", c.Single);
+        if (c.AfterLoad is { } after && c.Load is { } l)
+            LatencyRow(md, $"route add / del with {l.Prefixes:N0} prefixes loaded (ms)", after);
+        md.AppendLine();
+        if (c.Load is { } load)
+        {
+            md.AppendLine($"`route load` of a routes file of {load.Prefixes:N0} prefixes (the lookup section's generator and seed: " +
+                "random distinct prefixes, /16–/32), through the API: parse, validate, plan, write the trie.").AppendLine();
+            md.AppendLine("| load | prefixes | client | host | applied | target |");
+            md.AppendLine("| --- | ---: | ---: | ---: | --- | --- |");
+            md.AppendLine($"| route load FILE | {load.Prefixes:N0} | {load.Seconds:F2} s | {load.HostMs / 1000:F2} s | {load.Applied} ({load.EntriesChanged:N0} entries) | " +
+                $"< {load.TargetSeconds:F0} s: {Verdict(load.Seconds < load.TargetSeconds)} |");
+            md.AppendLine();
+        }
+    }
+
+    private static void LatencyRow(StringBuilder md, string label, ControlPlaneLatency l) =>
+        md.AppendLine($"| {label} | {l.Pairs} | {Ms(l.AddMs.Median)} | {Ms(l.AddP99Ms)} | {Ms(l.DelMs.Median)} | {Ms(l.DelP99Ms)} | " +
+            $"{Ms(l.HostAddMs.Median)} | {Ms(l.HostDelMs.Median)} |");
+
+    private static void Footprint(StringBuilder md, FootprintResult f)
+    {
+        md.AppendLine("## 6. Host footprint").AppendLine();
+        md.AppendLine($"The real host (`pluginhost run`, {f.Pipeline}), idle: no traffic, no commands, {f.IdleSeconds:F1} s from 0.5 s after " +
+            $"its pid file appeared (the host is up: first apply, API, watchers). *CPU*: utime + stime of all its threads over that window " +
+            $"(/proc/PID/stat, {f.TickMs:F0} ms ticks), in % of one CPU; *RSS*: VmRSS at the end (*peak*: VmHWM since start).").AppendLine();
+        md.AppendLine("| host | up in | RSS | peak RSS | threads | CPU idle | CPU time idle |");
+        md.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+        md.AppendLine($"| 4 stages, idle | {f.StartMs:F0} ms | {f.RssMiB:F1} MiB | {f.HwmMiB:F1} MiB | {f.Threads} | {f.CpuPercent:F2} % | " +
+            $"{f.CpuMs:F0} ms in {f.IdleSeconds:F1} s ({string.Join(" / ", f.CpuMsPerSecond.Select(v => v.ToString("F0", Invariant)))} ms per second) |");
         md.AppendLine();
     }
 

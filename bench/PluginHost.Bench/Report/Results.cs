@@ -5,7 +5,8 @@ namespace PluginHost.Bench.Report;
 
 /// <summary>Everything one run measured; what the Markdown and JSON reports print.</summary>
 public sealed record BenchReport(Machine Machine, string Command, string Mode, Sampling Sampling,
-    PerPacketResult? PerPacket, LookupResult? Lookup, ReloadResult? Reload, TimeSpan Elapsed);
+    PerPacketResult? PerPacket, LookupResult? Lookup, ForwardingResult? Forwarding, ReloadResult? Reload, ControlPlaneResult? ControlPlane, FootprintResult? Footprint,
+    TimeSpan Elapsed);
 
 // ---- 1. Per-packet cost ----
 
@@ -41,3 +42,28 @@ public sealed record ReloadRow(string Id, string Label, string Outcome, int Runs
     Summary ComposeMs, Summary CompileMs, Summary LoadMs, Summary CanaryMs, Summary SwapMs, double? TargetMs);
 
 public sealed record ReloadResult(IReadOnlyList<ReloadRow> Rows, double AttachMs, string Pipeline);
+
+// ---- 5. Control plane ----
+
+/// <summary>Route add/del through the host's API: client-side wall time (connect, POST, apply, answer) and the host's own figure.</summary>
+public sealed record ControlPlaneLatency(int Pairs, Summary AddMs, double AddP99Ms, Summary DelMs, double DelP99Ms, Summary HostAddMs, Summary HostDelMs);
+
+/// <summary>A <c>route load</c> of a generated routes file through the API.</summary>
+public sealed record LoadRow(int Prefixes, double Seconds, double HostMs, string Applied, int EntriesChanged, double TargetSeconds);
+
+public sealed record ControlPlaneResult(string Pipeline, ControlPlaneLatency Single, LoadRow? Load, ControlPlaneLatency? AfterLoad);
+
+// ---- 6. Host footprint ----
+
+/// <param name="CpuPercent">CPU time over the idle window, in % of one CPU.</param>
+/// <param name="TickMs">Resolution of the CPU figure (one clock tick).</param>
+/// <param name="CpuMsPerSecond">CPU ms used in each second of the idle window, in order.</param>
+public sealed record FootprintResult(string Pipeline, double StartMs, double IdleSeconds, double RssMiB, double HwmMiB, int Threads,
+    double CpuMs, double CpuPercent, double TickMs, IReadOnlyList<double> CpuMsPerSecond);
+
+// ---- 3. Forwarding throughput ----
+
+/// <summary>One configuration: Mpps the server received (and the sender sent), and ratios paired per round.</summary>
+public sealed record ForwardingRow(string Id, string Label, Summary ReceivedMpps, Summary SentMpps, Summary VsKernel, Summary VsRules100);
+
+public sealed record ForwardingResult(IReadOnlyList<ForwardingRow> Rows, int Rounds, double Seconds, int WireBytes, bool OneCpu, bool ServerDrops);

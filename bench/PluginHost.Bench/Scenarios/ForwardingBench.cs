@@ -1,0 +1,235 @@
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.Extensions.Logging.Abstractions;
+using PluginHost.Bench.Measure;
+using PluginHost.Bench.Report;
+using PluginHost.Bench.Setup;
+using PluginHost.Config;
+using PluginHost.Datapath;
+using PluginHost.Hosting;
+using PluginHost.Lab;
+
+namespace PluginHost.Bench.Scenarios;
+
+/// <summary>
+/// Part 3 of issue 5 (full mode only): real frames through a private RouterLab (<c>f&lt;4 hex&gt;-client|router|server</c>).
+/// <c>bench/traffic/rawsend.c</c>, compiled at run time with <c>cc</c>, sends one fixed 64-byte UDP frame from
+/// the client's lan0 (source 198.18.1.10, to 198.18.8.1, which the server blackholes) through a raw socket that bypasses the qdisc, pinned
+/// to one CPU; the veth hands each frame to the router on the same CPU, so the sender's rate is bounded by
+/// the router's cost. What the server's up1 receives over the interval is the figure. Configurations, run in
+/// turn in every round: the kernel's forwarding; kernel policy routing (<c>ip rule from 198.18.1.10 table 100</c>,
+/// alone and behind 99 rules that do not match); PluginHost (a HostEngine, as the host runs it, tcx on the
+/// router's lan0, ingress) with one SourcePolicy stage, and with four (the hit in the last).
+/// </summary>
+public sealed class ForwardingBench(Sandbox sandbox, Repo repo, Action<string> log)
+{
+    public const int Rounds = 3;
+    public const double Seconds = 2;
+    public const int FrameBytes = 60; // 64 on the wire with the FCS
+    private const string Pipeline = "fwd";
+    private const int RuleTable = 100;
+    private const int RulePref = 1100;
+
+    private readonly string _work = Path.Combine(sandbox.WorkDirectory, "forwarding");
+
+    private sealed record Variant(string Id, string Label, Action Setup, Action Teardown);
+
+    public ForwardingResult Run(CancellationToken cancel)
+    {
+        Directory.CreateDirectory(_work);
+        string sender = Compile();
+        string plugins = Path.Combine(_work, "plugins");
+        Directory.CreateDirectory(plugins);
+        CopyPlugin(repo.SourcePolicyPlugin, Path.Combine(plugins, "SourcePolicy"));
+
+        string prefix = "f" + Guid.NewGuid().ToString("N")[..4];
+        log($"forwarding: building lab {prefix}-client|router|server");
+        using var lab = new RouterLab(prefix);
+        using var labTeardown = sandbox.OnTeardown($"remove lab {prefix}", lab.Dispose);
+        string router = lab.Router.Name;
+        string clientMac = lab.Client.Exec("cat", $"/sys/class/net/{RouterLab.ClientLan}/address").Trim();
+        string routerMac = lab.Router.Exec("cat", $"/sys/class/net/{RouterLab.RouterLan}/address").Trim();
+        Ip.Run("-n", lab.Server.Name, "route", "add", "blackhole", SinkNetwork);
+        Ip.Run("-n", router, "route", "add", SinkNetwork, "via", RouterLab.Uplink1Gateway.ToString(), "dev", RouterLab.RouterUplink1);
+        Ip.Run("-n", router, "route", "add", SinkNetwork, "via", RouterLab.Uplink1Gateway.ToString(),
+            "dev", RouterLab.RouterUplink1, "table", RuleTable.ToString(CultureInfo.InvariantCulture));
+
+        HostEngine? engine = null;
+        IDisposable? uninstall = null;
+        void Attach(int stages)
+        {
+            string config = WriteConfig(lab, plugins, stages);
+            engine = new HostEngine(ConfigLoader.Load(config), NullLoggerFactory.Instance);
+            uninstall = sandbox.OnTeardown("uninstall the forwarding benchmark's host", engine.Uninstall);
+            var result = engine.Apply().Single();
+            if (result.Kind != ApplyKind.Attached)
+                throw new BenchException($"attach {stages}-stage chain: the host did {result.Kind}");
+        }
+        void Detach()
+        {
+            uninstall?.Dispose();
+            uninstall = null;
+            engine = null;
+        }
+        // On the way out (an error, Ctrl-C), detach before the lab goes: disposed before the lab's registration.
+        using var detachOnExit = sandbox.OnTeardown("detach the forwarding benchmark's chain", Detach);
+        void Rules(int count)
+        {
+            for (int i = 0; i < count - 1; i++) // the non-matching ones first: every packet walks past them
+                Ip.Run("-n", router, "rule", "add", "from", $"10.77.{i}.0/24", "table", "101", "pref", (RulePref - 100 + i).ToString(CultureInfo.InvariantCulture));
+            Ip.Run("-n", router, "rule", "add", "from", RouterLab.ClientSourceA.ToString(), "table", RuleTable.ToString(CultureInfo.InvariantCulture),
+                "pref", RulePref.ToString(CultureInfo.InvariantCulture));
+        }
+        void NoRules(int count)
+        {
+            for (int i = 0; i < count - 1; i++)
+                Ip.Run("-n", router, "rule", "del", "pref", (RulePref - 100 + i).ToString(CultureInfo.InvariantCulture));
+            Ip.Run("-n", router, "rule", "del", "pref", RulePref.ToString(CultureInfo.InvariantCulture));
+        }
+
+        Variant[] variants =
+        [
+            new("kernel", "(a) kernel forwarding", () => { }, () => { }),
+            new("rule-1", "(b) kernel policy routing, 1 `ip rule`", () => Rules(1), () => NoRules(1)),
+            new("rule-100", "(b) kernel policy routing, 100 `ip rule`s (the match last)", () => Rules(100), () => NoRules(100)),
+            new("chain-1", "(c) PluginHost, SourcePolicy (1 stage)", () => Attach(1), Detach),
+            new("chain-4", "(d) PluginHost, SourcePolicy × 4 (the hit in the last)", () => Attach(4), Detach),
+        ];
+
+        // Resolve the next hop before anything is timed (the kernel and bpf_redirect_neigh both use it).
+        lab.Router.Exec("ping", "-c", "1", "-W", "1", RouterLab.Uplink1Gateway.ToString());
+        var received = variants.ToDictionary(v => v.Id, _ => new List<double>());
+        var sent = variants.ToDictionary(v => v.Id, _ => new List<double>());
+        for (int round = 0; round < Rounds; round++)
+        {
+            // Alternate: each round rotates the order, so no configuration always runs first or last.
+            for (int k = 0; k < variants.Length; k++)
+            {
+                cancel.ThrowIfCancellationRequested();
+                var v = variants[(k + round) % variants.Length];
+                v.Setup();
+                try
+                {
+                    Send(lab, sender, clientMac, routerMac, 0.2); // warm-up: caches, neighbour, JIT of nothing
+                    long before = InterfaceCounters.Read(lab.Server, RouterLab.ServerUplink1).RxPackets;
+                    var (count, elapsed) = Send(lab, sender, clientMac, routerMac, Seconds);
+                    Thread.Sleep(100);
+                    long after = InterfaceCounters.Read(lab.Server, RouterLab.ServerUplink1).RxPackets;
+                    if (v.Id.StartsWith("chain", StringComparison.Ordinal))
+                        CheckRedirected(engine!, after - before);
+                    received[v.Id].Add((after - before) / elapsed / 1e6);
+                    sent[v.Id].Add(count / elapsed / 1e6);
+                    log($"forwarding: round {round + 1}/{Rounds}, {v.Id}: {received[v.Id][^1]:F3} Mpps received, {sent[v.Id][^1]:F3} sent");
+                }
+                finally
+                {
+                    v.Teardown();
+                }
+            }
+        }
+
+        Summary Ratio(string id, string baseline) => Summary.Of(received[id].Zip(received[baseline], (a, b) => a / b).ToList());
+        var rows = variants.Select(v => new ForwardingRow(v.Id, v.Label, Summary.Of(received[v.Id]), Summary.Of(sent[v.Id]),
+            Ratio(v.Id, "kernel"), Ratio(v.Id, "rule-100"))).ToList();
+        return new ForwardingResult(rows, Rounds, Seconds, FrameBytes + 4, Taskset is not null, true);
+    }
+
+    // Frames go to 198.18.8.1: the router routes 198.18.8.0/24 to the server like the server's network, and the
+    // server holds a blackhole route for it, so it drops each frame right after its route lookup (no UDP socket
+    // lookup, no ICMP unreachable back): the CPU the frames share is spent on the sender and the router.
+    private static readonly System.Net.IPAddress Sink = System.Net.IPAddress.Parse("198.18.8.1");
+    private const string SinkNetwork = "198.18.8.0/24";
+
+    private static string? Taskset => File.Exists("/usr/bin/taskset") ? "/usr/bin/taskset" : null;
+
+    private (long Count, double Seconds) Send(RouterLab lab, string sender, string clientMac, string routerMac, double seconds)
+    {
+        string[] args = [sender, RouterLab.ClientLan, clientMac, routerMac, RouterLab.ClientSourceA.ToString(), Sink.ToString(),
+            "9", FrameBytes.ToString(CultureInfo.InvariantCulture), seconds.ToString(CultureInfo.InvariantCulture)];
+        // One CPU (the last): the sender and, through the veth, the router's receive path share it.
+        string output = Taskset is { } taskset
+            ? lab.Client.Exec([taskset, "-c", (Environment.ProcessorCount - 1).ToString(CultureInfo.InvariantCulture), .. args])
+            : lab.Client.Exec(args);
+        var parts = output.Trim().Split(' ');
+        if (parts.Length < 4 || parts[0] != "sent" || !long.TryParse(parts[1], out long count)
+            || !double.TryParse(parts[3], NumberStyles.Float, CultureInfo.InvariantCulture, out double elapsed))
+            throw new BenchException($"run rawsend: unexpected output '{output.Trim()}'");
+        return (count, elapsed);
+    }
+
+    private static void CheckRedirected(HostEngine engine, long received)
+    {
+        var counters = CounterReader.ReadPinned(PipelineState.Load(engine.Config.RuntimeDirectory, Pipeline)
+            ?? throw new BenchException("read forwarding counters: no pipeline state"));
+        ulong redirected = counters.Stages[^1][StageCounter.Redirected];
+        if (redirected < (ulong)(received / 2))
+            throw new BenchException($"forwarding through PluginHost: the chain redirected {redirected} packets, the server received {received}: " +
+                "the kernel, not the chain, forwarded them");
+    }
+
+    private string Compile()
+    {
+        string source = Path.Combine(repo.Root, "bench", "traffic", "rawsend.c");
+        string output = Path.Combine(_work, "rawsend");
+        var psi = new ProcessStartInfo("cc", ["-O2", "-Wall", "-o", output, source]) { RedirectStandardError = true, RedirectStandardOutput = true };
+        try
+        {
+            using var cc = Process.Start(psi)!;
+            string errors = cc.StandardError.ReadToEnd() + cc.StandardOutput.ReadToEnd();
+            cc.WaitForExit();
+            if (cc.ExitCode != 0)
+                throw new BenchException($"compile {source}: cc exited with {cc.ExitCode}: {errors}");
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new BenchException($"compile {source}: no C compiler 'cc' ({e.Message}); install gcc", e);
+        }
+        return output;
+    }
+
+    private string WriteConfig(RouterLab lab, string plugins, int stages)
+    {
+        var yaml = new System.Text.StringBuilder($"""
+            pluginsDirectory: {plugins}
+            bpfRoot: {Path.Combine(sandbox.BpfRoot, Pipeline)}
+            runtimeDirectory: {Path.Combine(_work, "run")}
+            cacheDirectory: {Path.Combine(_work, "cache")}
+            pipelines:
+              - name: {Pipeline}
+                namespace: {lab.Router.Name}
+                interface: {RouterLab.RouterLan}
+                direction: ingress
+                stages:
+
+            """);
+        for (int i = 0; i < stages; i++)
+        {
+            yaml.Append($"""
+                      - plugin: SourcePolicy
+                        settings:
+                          routes:
+                            - from: 10.{i}.0.0/16
+                              interface: {RouterLab.RouterUplink2}
+                              via: {RouterLab.Uplink2Gateway}
+
+                """);
+            if (i == stages - 1)
+                yaml.Append($"""
+                                - from: {RouterLab.ClientSourceA}/32
+                                  interface: {RouterLab.RouterUplink1}
+                                  via: {RouterLab.Uplink1Gateway}
+
+                    """);
+        }
+        string path = Path.Combine(_work, $"host-{stages}.yaml");
+        File.WriteAllText(path, yaml.ToString());
+        return path;
+    }
+
+    private static void CopyPlugin(string source, string target)
+    {
+        Directory.CreateDirectory(target);
+        foreach (var file in Directory.GetFiles(source))
+            File.Copy(file, Path.Combine(target, Path.GetFileName(file)), overwrite: true);
+    }
+}
