@@ -301,88 +301,90 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
                 if (map.Schema.Kind == MapKind.PerCpuArray)
                     continue; // per-CPU values are not compared; such maps are written whole when fresh
                 var kernel = maps[map.CName];
-                // Read what the kernel holds once, compare in memory, then write only the difference (in batches).
+                var desired = planned.StageEntries[stage.Index].GetValueOrDefault(map.Schema.Name) ?? new PackedEntries(map.Key.Size, map.Value.Size);
+
+                // Read what the kernel holds once, compare in memory (span lookups: no allocation per desired
+                // entry, which matters for a million), then write only the difference, in batches.
                 progress?.Phase($"reading {map.CName}");
                 var current = ReadAll(kernel, map.Value.Size);
-                var desired = planned.StageEntries[stage.Index].GetValueOrDefault(map.Schema.Name) ?? new PackedEntries(map.Key.Size, map.Value.Size);
-                // An empty map (a first load) needs no comparison: write everything in batches.
-                if (current.Count == 0)
-                {
-                    if (desired.Count > 0)
-                    {
-                        progress?.Phase($"writing {map.CName}", desired.Count);
-                        kernel.UpdateMany(desired.Keys, desired.Values, desired.Count, done => progress?.Advance(done));
-                        if (undo is not null)
-                            for (int i = 0; i < desired.Count; i++)
-                            {
-                                var key = desired.Key(i).ToArray();
-                                undo.Add(() => kernel.Delete(key));
-                            }
-                    }
-                    changed += desired.Count;
-                    continue;
-                }
-                var writes = new List<(byte[] Key, byte[] Value)>();
-                var desiredKeys = new HashSet<ByteKey>();
+                var lookup = current.GetAlternateLookup<ReadOnlySpan<byte>>();
+                var writes = new PackedEntries(map.Key.Size, map.Value.Size);
+                var restore = new List<(byte[] Key, byte[] Value)>(); // changed entries' old values
+                var added = new PackedEntries(map.Key.Size, map.Value.Size);
                 for (int i = 0; i < desired.Count; i++)
                 {
-                    var key = desired.Key(i).ToArray();
+                    var key = desired.Key(i);
                     var value = desired.Value(i);
-                    desiredKeys.Add(new ByteKey(key));
-                    if (!current.TryGetValue(new ByteKey(key), out var was) || !was.AsSpan().SequenceEqual(value))
-                        writes.Add((key, value.ToArray()));
+                    if (lookup.TryGetValue(key, out var existing))
+                    {
+                        existing.Seen = true;
+                        if (existing.Value.AsSpan().SequenceEqual(value))
+                            continue;
+                        restore.Add((key.ToArray(), existing.Value));
+                    }
+                    else
+                    {
+                        added.Add(key, value);
+                    }
+                    writes.Add(key, value);
                 }
-                foreach (var (key, was) in current)
-                {
-                    if (desiredKeys.Contains(key))
-                        continue;
-                    kernel.Delete(key.Bytes);
-                    undo?.Add(() => kernel.Update(key.Bytes, was));
-                    changed++;
-                }
+                var deleted = current.Where(kv => !kv.Value.Seen).Select(kv => (Key: kv.Key, kv.Value.Value)).ToList();
+                foreach (var (key, _) in deleted)
+                    kernel.Delete(key);
                 if (writes.Count > 0)
                 {
-                    var keys = new byte[writes.Count * map.Key.Size];
-                    var values = new byte[writes.Count * map.Value.Size];
-                    for (int i = 0; i < writes.Count; i++)
-                    {
-                        writes[i].Key.CopyTo(keys, i * map.Key.Size);
-                        writes[i].Value.CopyTo(values, i * map.Value.Size);
-                        var (key, _) = writes[i];
-                        byte[]? was = current.GetValueOrDefault(new ByteKey(key));
-                        undo?.Add(() => { if (was is null) kernel.Delete(key); else kernel.Update(key, was); });
-                    }
                     progress?.Phase($"writing {map.CName}", writes.Count);
-                    kernel.UpdateMany(keys, values, writes.Count, done => progress?.Advance(done));
-                    changed += writes.Count;
+                    kernel.UpdateMany(writes.Keys, writes.Values, writes.Count, done => progress?.Advance(done));
                 }
+                changed += deleted.Count + writes.Count;
+                undo?.Add(() =>
+                {
+                    for (int i = 0; i < added.Count; i++)
+                        kernel.Delete(added.Key(i));
+                    foreach (var (key, value) in restore.Concat(deleted))
+                        kernel.Update(key, value);
+                });
             }
         return changed;
     }
 
-    private static Dictionary<ByteKey, byte[]> ReadAll(BpfMap map, int valueSize)
+    private sealed class Existing(byte[] value)
     {
-        var all = new Dictionary<ByteKey, byte[]>();
+        public byte[] Value { get; } = value;
+        public bool Seen { get; set; }
+    }
+
+    private static Dictionary<byte[], Existing> ReadAll(BpfMap map, int valueSize)
+    {
+        var all = new Dictionary<byte[], Existing>(ByteKeyComparer.Instance);
         foreach (var key in map.Keys())
         {
             var value = new byte[valueSize];
             if (map.TryLookup(key, value))
-                all[new ByteKey(key)] = value;
+                all[key] = new Existing(value);
         }
         return all;
     }
 
-    /// <summary>A map key as a dictionary key: compared by content.</summary>
-    private readonly record struct ByteKey(byte[] Bytes)
+    /// <summary>Map keys compared by content, looked up by span without copying.</summary>
+    private sealed class ByteKeyComparer : IEqualityComparer<byte[]>, IAlternateEqualityComparer<ReadOnlySpan<byte>, byte[]>
     {
-        public bool Equals(ByteKey other) => Bytes.AsSpan().SequenceEqual(other.Bytes);
+        public static readonly ByteKeyComparer Instance = new();
 
-        public override int GetHashCode()
+        public bool Equals(byte[]? x, byte[]? y) => x.AsSpan().SequenceEqual(y);
+
+        public int GetHashCode(byte[] key) => GetHashCode(key.AsSpan());
+
+        public bool Equals(ReadOnlySpan<byte> alternate, byte[] other) => alternate.SequenceEqual(other);
+
+        public int GetHashCode(ReadOnlySpan<byte> alternate)
         {
             var hash = new HashCode();
-            hash.AddBytes(Bytes);
+            hash.AddBytes(alternate);
             return hash.ToHashCode();
         }
+
+        public byte[] Create(ReadOnlySpan<byte> alternate) => alternate.ToArray();
     }
 
     private TcxLink SwapOrAttach(string linkPath, BpfProgram entry, PlannedPipeline planned, PipelineState? live, ref bool attached)
