@@ -97,7 +97,9 @@ public sealed class ForwardingBench(Sandbox sandbox, Repo repo, Action<string> l
         ];
 
         // Resolve the next hop before anything is timed (the kernel and bpf_redirect_neigh both use it).
-        lab.Router.Exec("ping", "-c", "1", "-W", "1", RouterLab.Uplink1Gateway.ToString());
+        // Resolve uplink 1's neighbour with one datagram from the router (ping is not on every machine).
+        UdpTraffic.Send(lab.Router, RouterLab.RouterUplink1Address, new System.Net.IPEndPoint(RouterLab.Uplink1Gateway, 9), 1);
+        Thread.Sleep(100);
         var received = variants.ToDictionary(v => v.Id, _ => new List<double>());
         var sent = variants.ToDictionary(v => v.Id, _ => new List<double>());
         for (int round = 0; round < Rounds; round++)

@@ -94,7 +94,9 @@ public sealed class ControlPlaneLabTests : IDisposable
         StartHost();
         Route("list"); // the first call pays for loading code; the measured ones below must not
         UdpTraffic.Send(_lab.Client, RouterLab.ClientSourceA, new IPEndPoint(RouterLab.ServerAddress, 9999), 3);
-        _lab.Router.Exec("ping", "-c", "1", "-W", "1", RouterLab.Uplink2Gateway.ToString()); // resolve uplink 2's neighbour
+        // Resolve uplink 2's neighbour (one datagram from the router; no ping needed on the machine).
+        UdpTraffic.Send(_lab.Router, RouterLab.RouterUplink2Address, new IPEndPoint(RouterLab.Uplink2Gateway, 9), 1);
+        Thread.Sleep(100);
         using var udp = UdpStream.Start(_lab.Client, RouterLab.ClientSourceA, _lab.Server, new IPEndPoint(RouterLab.ServerAddress, 9100), 20_000);
         Thread.Sleep(300);
         long up2Before = InterfaceCounters.Read(_lab.Server, RouterLab.ServerUplink2).RxPackets;
