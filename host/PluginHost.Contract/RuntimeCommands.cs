@@ -14,7 +14,12 @@ public enum RuntimeAction
 }
 
 /// <summary>One argument of a runtime command; becomes a field of the item (<c>--from 198.18.1.0/24</c> → <c>from</c>).</summary>
-public sealed record CommandArgument(string Name, string Description, bool Required = true);
+/// <param name="Name">The option name (<c>--Name</c>) and the item field it fills.</param>
+/// <param name="Description">One line for --help.</param>
+/// <param name="Required">Whether the command needs it.</param>
+/// <param name="IsPath">A file path: the CLI sends it made absolute against the operator's working directory
+/// (the host runs elsewhere); a relative path that still arrives is relative to the configuration file.</param>
+public sealed record CommandArgument(string Name, string Description, bool Required = true, bool IsPath = false);
 
 /// <summary>
 /// A command operators run against a live stage (<c>pluginhost route add --from ... --interface ...</c>)

@@ -45,7 +45,7 @@ public sealed class SourcePolicyPlugin : IRoutingPlugin, IRuntimeCommands
             [new("from", "source prefix of the route to remove")]),
         new("route", "list", "Show the routes in effect (not those of a routes file)", "routes", "from", RuntimeAction.List, []),
         new("route", "load", "Use a routes file: one 'PREFIX INTERFACE [VIA]' per line, for large tables", "routesFile", "file", RuntimeAction.Set,
-            [new("file", "path of the routes file")]),
+            [new("file", "path of the routes file", IsPath: true)]),
     ];
 
     public StageSetup Configure(SettingsNode settings, IStageContext context)
@@ -124,7 +124,7 @@ public sealed class SourcePolicyPlugin : IRoutingPlugin, IRuntimeCommands
 
     private static uint Number(IPAddress address) => System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(address.GetAddressBytes());
 
-    private static bool Contains(IPAddress prefix, int length, IPAddress address) => Mask(address, length).Equals(prefix);
+    private static bool Contains(IPAddress prefix, int length, IPAddress address) => Ipv4Text.Mask(Number(address), length) == Number(prefix);
 
     // Large tables: one route per line, "PREFIX INTERFACE [VIA]", '#' starts a comment. Every bad line is reported
     // with its line number (up to 20, then a count), and a bad file applies nothing. Parsed on spans: this runs
@@ -222,7 +222,7 @@ public sealed class SourcePolicyPlugin : IRoutingPlugin, IRuntimeCommands
                 : $"invalid prefix '{text}': expected an IPv4 CIDR such as 198.18.1.0/24");
             return false;
         }
-        var network = new IPNetwork(Mask(address, bits), bits);
+        var network = new IPNetwork(Ipv4Text.ToAddress(Ipv4Text.Mask(Number(address), bits)), bits);
         if (!network.BaseAddress.Equals(address))
         {
             // Silently masking would route a different set of sources than the operator wrote.
@@ -232,17 +232,6 @@ public sealed class SourcePolicyPlugin : IRoutingPlugin, IRuntimeCommands
         prefix = network.BaseAddress;
         length = network.PrefixLength;
         return true;
-    }
-
-    private static IPAddress Mask(IPAddress address, int length)
-    {
-        var bytes = address.GetAddressBytes();
-        for (int i = 0; i < bytes.Length; i++)
-        {
-            int bits = Math.Clamp(length - i * 8, 0, 8);
-            bytes[i] &= (byte)(0xff << (8 - bits));
-        }
-        return new IPAddress(bytes);
     }
 
     private static bool TryResolve(SettingsNode node, IStageContext context, out int ifindex)

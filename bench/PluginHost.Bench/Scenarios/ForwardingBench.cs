@@ -40,7 +40,7 @@ public sealed class ForwardingBench(Sandbox sandbox, Repo repo, Action<string> l
         string sender = Compile();
         string plugins = Path.Combine(_work, "plugins");
         Directory.CreateDirectory(plugins);
-        CopyPlugin(repo.SourcePolicyPlugin, Path.Combine(plugins, "SourcePolicy"));
+        LabHostConfig.CopyPlugin(repo.SourcePolicyPlugin, plugins);
 
         string prefix = "f" + Guid.NewGuid().ToString("N")[..4];
         log($"forwarding: building lab {prefix}-client|router|server");
@@ -191,19 +191,7 @@ public sealed class ForwardingBench(Sandbox sandbox, Repo repo, Action<string> l
 
     private string WriteConfig(RouterLab lab, string plugins, int stages)
     {
-        var yaml = new System.Text.StringBuilder($"""
-            pluginsDirectory: {plugins}
-            bpfRoot: {Path.Combine(sandbox.BpfRoot, Pipeline)}
-            runtimeDirectory: {Path.Combine(_work, "run")}
-            cacheDirectory: {Path.Combine(_work, "cache")}
-            pipelines:
-              - name: {Pipeline}
-                namespace: {lab.Router.Name}
-                interface: {RouterLab.RouterLan}
-                direction: ingress
-                stages:
-
-            """);
+        var yaml = new System.Text.StringBuilder();
         for (int i = 0; i < stages; i++)
         {
             yaml.Append($"""
@@ -224,14 +212,7 @@ public sealed class ForwardingBench(Sandbox sandbox, Repo repo, Action<string> l
                     """);
         }
         string path = Path.Combine(_work, $"host-{stages}.yaml");
-        File.WriteAllText(path, yaml.ToString());
+        File.WriteAllText(path, LabHostConfig.Text(plugins, Path.Combine(sandbox.BpfRoot, Pipeline), _work, Pipeline, lab, yaml.ToString()));
         return path;
-    }
-
-    private static void CopyPlugin(string source, string target)
-    {
-        Directory.CreateDirectory(target);
-        foreach (var file in Directory.GetFiles(source))
-            File.Copy(file, Path.Combine(target, Path.GetFileName(file)), overwrite: true);
     }
 }

@@ -56,8 +56,8 @@ public sealed class HostRig : IDisposable
         string work = Path.Combine(sandbox.WorkDirectory, "host");
         string plugins = Path.Combine(work, "plugins");
         Directory.CreateDirectory(plugins);
-        CopyPlugin(repo.MarkPolicyPlugin(1), plugins);
-        CopyPlugin(repo.SourcePolicyPlugin, plugins);
+        LabHostConfig.CopyPlugin(repo.MarkPolicyPlugin(1), plugins);
+        LabHostConfig.CopyPlugin(repo.SourcePolicyPlugin, plugins);
 
         string prefix = "b" + Guid.NewGuid().ToString("N")[..4];
         log($"host: building lab {prefix}-client|router|server");
@@ -85,19 +85,7 @@ public sealed class HostRig : IDisposable
                           via: {RouterLab.Uplink1Gateway}
 
             """));
-        File.WriteAllText(config, $"""
-            pluginsDirectory: {plugins}
-            bpfRoot: {Path.Combine(sandbox.BpfRoot, "host")}
-            runtimeDirectory: {Path.Combine(work, "run")}
-            cacheDirectory: {Path.Combine(work, "cache")}
-            pipelines:
-              - name: {Pipeline}
-                namespace: {lab.Router.Name}
-                interface: {RouterLab.RouterLan}
-                direction: ingress
-                stages:
-
-            """ + stages);
+        File.WriteAllText(config, LabHostConfig.Text(plugins, Path.Combine(sandbox.BpfRoot, "host"), work, Pipeline, lab, stages));
 
         string exe = Path.Combine(repo.Root, "artifacts", "pluginhost", "pluginhost");
         if (!File.Exists(exe))
@@ -236,13 +224,5 @@ public sealed class HostRig : IDisposable
         {
             return -1;
         }
-    }
-
-    private static void CopyPlugin(string source, string pluginsDirectory)
-    {
-        string target = Path.Combine(pluginsDirectory, Path.GetFileName(source));
-        Directory.CreateDirectory(target);
-        foreach (var file in Directory.GetFiles(source))
-            File.Copy(file, Path.Combine(target, Path.GetFileName(file)), overwrite: true);
     }
 }

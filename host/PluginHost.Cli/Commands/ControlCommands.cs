@@ -112,8 +112,8 @@ internal static class ControlCommands
         verb.SetAction(parse => CommonOptions.Guard(() =>
         {
             var values = arguments.Where(a => parse.GetValue(a.Option) is not null).ToDictionary(a => a.Name, a => parse.GetValue(a.Option)!);
-            if (command.Action == RuntimeAction.Set && command.Key is "file" or "path" && values.TryGetValue(command.Key, out var relative))
-                values[command.Key] = Path.GetFullPath(relative); // the host runs elsewhere: send the operator's path resolved
+            foreach (var path in command.Arguments.Where(a => a.IsPath && values.ContainsKey(a.Name)))
+                values[path.Name] = Path.GetFullPath(values[path.Name]); // the host runs elsewhere: send the operator's path resolved
             var request = new CommandRequest(command.Noun, command.Verb, values, parse.GetValue(pipeline), parse.GetValue(stage));
             var result = Execute(request, parse.GetValue(config), parse.GetValue(runtime));
             if (parse.GetValue(json))

@@ -309,8 +309,9 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
                 var current = ReadAll(kernel, map.Value.Size);
                 var lookup = current.GetAlternateLookup<ReadOnlySpan<byte>>();
                 var writes = new PackedEntries(map.Key.Size, map.Value.Size);
-                var restore = new List<(byte[] Key, byte[] Value)>(); // changed entries' old values
-                var added = new PackedEntries(map.Key.Size, map.Value.Size);
+                // What undo needs: changed entries' old values and the keys that are new (only when asked).
+                var restore = new List<(byte[] Key, byte[] Value)>();
+                var added = undo is null ? null : new PackedEntries(map.Key.Size, map.Value.Size);
                 for (int i = 0; i < desired.Count; i++)
                 {
                     var key = desired.Key(i);
@@ -320,11 +321,12 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
                         existing.Seen = true;
                         if (existing.Value.AsSpan().SequenceEqual(value))
                             continue;
-                        restore.Add((key.ToArray(), existing.Value));
+                        if (undo is not null)
+                            restore.Add((key.ToArray(), existing.Value));
                     }
                     else
                     {
-                        added.Add(key, value);
+                        added?.Add(key, value);
                     }
                     writes.Add(key, value);
                 }
@@ -339,7 +341,7 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
                 changed += deleted.Count + writes.Count;
                 undo?.Add(() =>
                 {
-                    for (int i = 0; i < added.Count; i++)
+                    for (int i = 0; i < added!.Count; i++)
                         kernel.Delete(added.Key(i));
                     foreach (var (key, value) in restore.Concat(deleted))
                         kernel.Update(key, value);

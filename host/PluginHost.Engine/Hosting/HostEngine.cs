@@ -148,10 +148,7 @@ public sealed partial class HostEngine
         if (command.Action == RuntimeAction.Set)
         {
             var item = CommandRunner.Item(command, request.Arguments);
-            string value = item[command.Key];
-            if (command.Key is "file" or "path")
-                value = Path.GetFullPath(value); // relative to where the operator ran the command, not the host
-            candidate = overlay.With(target.Pipeline.Name, target.Instance, command.Collection, "", "value", new() { ["value"] = value });
+            candidate = overlay.With(target.Pipeline.Name, target.Instance, command.Collection, "", "value", new() { ["value"] = item[command.Key] });
         }
         else if (command.Action == RuntimeAction.Add)
         {
