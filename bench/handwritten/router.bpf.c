@@ -8,8 +8,10 @@
 //   stage hands on what it does not match, so the same route wins).
 // - On a hit: TTL <= 1 goes to the kernel (ICMP time exceeded); otherwise bpf_redirect_neigh to the
 //   route's interface and next hop, then TTL - 1 with an incremental checksum fix.
-// - The chain's counters (packets, bytes, IPv4/IPv6, pass reasons; per stage packets, bytes, matched,
-//   redirected, passed, TTL expired, redirect errors), kept in one per-CPU struct behind one lookup.
+// - The chain's counters, kept in one per-CPU struct behind one lookup: packets, bytes, IPv4/IPv6 and
+//   pass reasons; per stage the outcomes (matched, redirected and their bytes, passed, TTL expired,
+//   redirect errors). Like the chain, it does not count the packets that reach each stage: they follow
+//   from the outcomes.
 // - IPv6, ARP and other traffic: no IPv4 source route can match, so it goes to the kernel at once.
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -59,8 +61,7 @@ ROUTES(routes2);
 ROUTES(routes3);
 
 struct stage_stats {
-	__u64 packets;
-	__u64 bytes;
+	__u64 redirected_bytes;
 	__u64 matched;
 	__u64 redirected;
 	__u64 passed;
@@ -111,13 +112,12 @@ static __always_inline int forward(struct __sk_buff *skb, struct iphdr *ip, stru
 	ip->check = (__sum16)(check + (check >= 0xFFFF));
 	ip->ttl--;
 	st->redirected++;
+	st->redirected_bytes += skb->len;
 	return TC_ACT_REDIRECT;
 }
 
 #define STAGE(i, map)                                                  \
 	do {                                                           \
-		st->stage[i].packets++;                                \
-		st->stage[i].bytes += skb->len;                        \
 		route = bpf_map_lookup_elem(&map, &key);               \
 		if (route)                                             \
 			return forward(skb, ip, &st->stage[i], route); \

@@ -26,10 +26,15 @@ public sealed record PipelinePlan(string Name, Direction Direction, IReadOnlyLis
 /// <summary>A composed stage: its program, its maps with their layouts.</summary>
 /// <param name="InstanceName">Plugin name and occurrence in the pipeline (SourcePolicy-0): names its pinned maps,
 /// so inserting another stage does not make a stage's state look like someone else's.</param>
+/// <param name="ProgramName">The program the stage runs in: the entry program for the first stage (which saves a
+/// tail call per packet), its own program, reached by a tail call to prog-array slot <see cref="Index"/>, for the others.</param>
 public sealed record StageSpec(int Index, string PluginName, string InstanceName, string ProgramName, IReadOnlyList<StageMap> Maps)
 {
     /// <summary>Row of this stage in the stats map.</summary>
     public int Row => Index + 1;
+
+    /// <summary>Whether the stage has its own program in the prog array (all but the first, which runs in the entry program).</summary>
+    public bool HasOwnProgram => Index > 0;
 }
 
 /// <summary>
@@ -63,7 +68,8 @@ public static class ChainComposer
                 throw new ArgumentException($"compose pipeline {plan.Name}: plugin name '{stage.PluginName}' is not a C identifier");
             string instance = $"{stage.PluginName}-{plan.Stages.Take(i).Count(s => s.PluginName == stage.PluginName)}";
             var maps = stage.Maps.Select(m => new StageMap(i, instance, m)).ToList();
-            var spec = new StageSpec(i, stage.PluginName, instance, $"ph_s{i}_{stage.PluginName.ToLowerInvariant()}", maps);
+            string program = i == 0 ? ChainSpec.EntryProgram : $"ph_s{i}_{stage.PluginName.ToLowerInvariant()}";
+            var spec = new StageSpec(i, stage.PluginName, instance, program, maps);
             stages.Add(spec);
 
             var model = Common(plan);
@@ -73,7 +79,9 @@ public static class ChainComposer
                 ["row"] = spec.Row,
                 ["plugin"] = stage.PluginName,
                 ["function"] = $"s{i}_run",
+                ["glue"] = GlueFunction(i),
                 ["program"] = spec.ProgramName,
+                ["own_program"] = spec.HasOwnProgram,
                 ["next_slot"] = i + 1 < plan.Stages.Count ? i + 1 : -1,
             };
             model["maps"] = maps.ToDictionary(m => m.Schema.Name, m => (object?)new Dictionary<string, object?>
@@ -102,6 +110,8 @@ public static class ChainComposer
         return new ChainSpec(plan.Name, plan.Direction, source.ToString(), stages);
     }
 
+    private static string GlueFunction(int stage) => $"ph_s{stage}_stage";
+
     private static Dictionary<string, object?> Common(PipelinePlan plan) => new()
     {
         ["pipeline"] = new Dictionary<string, object?>
@@ -113,6 +123,8 @@ public static class ChainComposer
         ["chain"] = new Dictionary<string, object?>
         {
             ["stage_count"] = plan.Stages.Count,
+            ["first_stage"] = GlueFunction(0),
+            // Slot i holds stage i; slot 0 stays empty (the first stage runs in the entry program).
             ["slots"] = Math.Max(1, plan.Stages.Count),
             ["stats_rows"] = plan.Stages.Count + 1,
         },
@@ -120,7 +132,7 @@ public static class ChainComposer
         {
             ["per_row"] = CounterLayout.PerRow,
             ["entry"] = Enum.GetValues<EntryCounter>().Select(c => new Dictionary<string, object?> { ["name"] = CounterLayout.CName(c), ["index"] = (int)c }).ToList(),
-            ["stage"] = Enum.GetValues<StageCounter>().Select(c => new Dictionary<string, object?> { ["name"] = CounterLayout.CName(c), ["index"] = (int)c }).ToList(),
+            ["stage"] = CounterLayout.StageColumns.Select(c => new Dictionary<string, object?> { ["name"] = CounterLayout.CName(c), ["index"] = (int)c }).ToList(),
         },
         ["parser"] = new Dictionary<string, object?>
         {

@@ -23,7 +23,7 @@ public sealed class MetricsExporter : IDisposable
         var entry = factory.CreateCounter("pluginhost_entry_total",
             "Entry program counters: packets, bytes, and packets passed to the kernel by reason.", "pipeline", "counter");
         var stage = factory.CreateCounter("pluginhost_stage_total",
-            "Stage counters: packets, bytes, matched, redirected, passed, dropped, redirect errors, TTL expired, missed tail calls, generation mismatches.",
+            "Stage counters: packets (reached the stage), redirected bytes, matched, redirected, passed, dropped, redirect errors, TTL expired, missed tail calls, generation mismatches.",
             "pipeline", "stage", "plugin", "counter");
         var generation = factory.CreateGauge("pluginhost_generation", "The running generation of each pipeline.", "pipeline");
         var reloads = factory.CreateCounter("pluginhost_reloads_total", "Applies of the configuration (startup, file changes, reload, runtime commands).");

@@ -27,6 +27,8 @@ public sealed class LoadedChain : IDisposable
     public ChainSpec Spec { get; }
     public uint Generation { get; }
     public BpfProgram Entry { get; }
+
+    /// <summary>The stages' own programs, in the prog array (every stage but the first, which runs in <see cref="Entry"/>).</summary>
     public IReadOnlyList<BpfProgram> Stages { get; }
     public BpfMap Chain { get; }
     public BpfMap Stats { get; }
@@ -99,21 +101,23 @@ public static class ChainLoader
         catch (ProgramLoadException e)
         {
             var stage = spec.Stages.FirstOrDefault(s => s.ProgramName == e.Program);
-            string who = stage is null ? $"the host's {e.Program} program" : $"stage {stage.Index} (plugin {stage.PluginName})";
+            string who = stage is null ? $"the host's {e.Program} program"
+                : stage.HasOwnProgram ? $"stage {stage.Index} (plugin {stage.PluginName})"
+                : $"the entry program, which parses and runs stage {stage.Index} (plugin {stage.PluginName})";
             throw new ChainLoadException($"load chain for pipeline {spec.PipelineName}: the verifier rejected {who}; " +
                 $"its last lines (\"@ file:line\" points into the template):\n{e.Message[(e.Message.IndexOf('\n') + 1)..]}", e);
         }
 
         var entry = obj.Program(ChainSpec.EntryProgram);
-        var stages = spec.Stages.Select(s => obj.Program(s.ProgramName)).ToList();
+        var stages = spec.Stages.Where(s => s.HasOwnProgram).Select(s => (s.Index, Program: obj.Program(s.ProgramName))).ToList();
         var chain = obj.Map(ChainSpec.ChainMap);
         var stats = obj.Map(ChainSpec.StatsMap);
         var maps = spec.Stages.SelectMany(s => s.Maps).ToDictionary(m => m.CName, m => obj.Map(m.CName));
-        var loaded = new LoadedChain(spec, generation, entry, stages, chain, stats, maps, reuse.Keys.ToHashSet());
+        var loaded = new LoadedChain(spec, generation, entry, stages.Select(s => s.Program).ToList(), chain, stats, maps, reuse.Keys.ToHashSet());
         try
         {
-            for (int i = 0; i < stages.Count; i++)
-                chain.SetProgram((uint)i, stages[i]);
+            foreach (var (slot, program) in stages)
+                chain.SetProgram((uint)slot, program);
             return loaded;
         }
         catch

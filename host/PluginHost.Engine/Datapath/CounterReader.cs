@@ -15,15 +15,21 @@ public static class CounterReader
     {
         var entryRow = SumRow(stats, 0);
         var entry = Enum.GetValues<EntryCounter>().ToDictionary(c => c, c => entryRow[(int)c]);
-        var stages = Enumerable.Range(0, stageCount)
-            .Select(i =>
-            {
-                var row = SumRow(stats, (uint)i + 1);
-                return (IReadOnlyDictionary<StageCounter, ulong>)Enum.GetValues<StageCounter>().ToDictionary(c => c, c => row[(int)c]);
-            })
-            .ToList();
+        // Packets that reached a stage: what entered the chain, less what earlier stages finished.
+        // Saturating: a read races with packets in flight, whose counts may land between two rows.
+        ulong reaching = CounterLayout.PassReasons.Aggregate(entry[EntryCounter.Packets], (left, c) => Minus(left, entry[c]));
+        var stages = new List<IReadOnlyDictionary<StageCounter, ulong>>(stageCount);
+        for (int i = 0; i < stageCount; i++)
+        {
+            var row = SumRow(stats, (uint)i + 1);
+            var counters = Enum.GetValues<StageCounter>().ToDictionary(c => c, c => c == StageCounter.Packets ? reaching : row[(int)c]);
+            reaching = CounterLayout.StageOutcomes.Aggregate(reaching, (left, c) => Minus(left, counters[c]));
+            stages.Add(counters);
+        }
         return new PipelineCounters(entry, stages);
     }
+
+    private static ulong Minus(ulong left, ulong right) => left > right ? left - right : 0;
 
     /// <summary>The running generation's counters plus those of every retired generation: totals since first deploy.</summary>
     public static PipelineCounters ReadPinned(PipelineState state)

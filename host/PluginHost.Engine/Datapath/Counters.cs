@@ -2,7 +2,10 @@ using System.Text;
 
 namespace PluginHost.Datapath;
 
-/// <summary>Counters of the entry program (row 0 of the stats map). Pass* explain why a packet skipped the chain.</summary>
+/// <summary>
+/// Counters of the entry program (row 0 of the stats map). Pass* explain why a packet skipped the chain;
+/// every other packet went into the first stage, which runs inside the entry program.
+/// </summary>
 public enum EntryCounter
 {
     Packets = 0,
@@ -15,15 +18,19 @@ public enum EntryCounter
     PassTruncated,
     PassBadHeader,
     Fragments,
-    MissedTailCalls,
     PassHeadersTooLong,
 }
 
-/// <summary>Counters of each stage (row 1 + stage index).</summary>
+/// <summary>
+/// Counters of each stage (row 1 + stage index). The datapath counts outcomes only; <see cref="Packets"/>
+/// is derived from them by <see cref="CounterReader"/>, so a stage that hands a packet on writes nothing.
+/// </summary>
 public enum StageCounter
 {
+    /// <summary>Packets that reached the stage. Derived (no column in the datapath): what went into the chain,
+    /// minus what earlier stages redirected, dropped or passed.</summary>
     Packets = 0,
-    Bytes,
+    RedirectedBytes,
     Matched,
     Redirected,
     Passed,
@@ -44,6 +51,19 @@ public static class CounterLayout
     public static string CName(EntryCounter c) => "PH_E_" + Snake(c.ToString()).ToUpperInvariant();
 
     public static string CName(StageCounter c) => "PH_S_" + Snake(c.ToString()).ToUpperInvariant();
+
+    /// <summary>Entry counters that explain why a packet went to the kernel instead of the chain.</summary>
+    public static readonly IReadOnlyList<EntryCounter> PassReasons =
+    [
+        EntryCounter.PassNonIp, EntryCounter.PassArp, EntryCounter.PassNeighbourDiscovery,
+        EntryCounter.PassTruncated, EntryCounter.PassBadHeader, EntryCounter.PassHeadersTooLong,
+    ];
+
+    /// <summary>Stage counters the datapath writes (all but the derived <see cref="StageCounter.Packets"/>).</summary>
+    public static readonly IReadOnlyList<StageCounter> StageColumns = Enum.GetValues<StageCounter>().Where(c => c != StageCounter.Packets).ToList();
+
+    /// <summary>Outcomes: each packet that reaches a stage ends in exactly one of these there, or goes on to the next stage.</summary>
+    public static readonly IReadOnlyList<StageCounter> StageOutcomes = [StageCounter.Redirected, StageCounter.Dropped, StageCounter.Passed];
 
     /// <summary>snake_case of a PascalCase name: PassNonIp → pass_non_ip.</summary>
     public static string Snake(string pascal)

@@ -55,10 +55,10 @@ public sealed class ChainComposerTests : IClassFixture<SourcePolicyFixture>, IDi
     private PipelinePlan TwoSourcePolicies(Direction direction = Direction.Ingress) =>
         new("edge", direction, [_sourcePolicy, _sourcePolicy]);
 
-    /// <summary>The text of one program, from its definition to the end of its stage block.</summary>
-    private static string Program(string source, string name, string end = "#undef PH_STAGE_ROW")
+    /// <summary>The text of one program or stage glue function, from its definition to <paramref name="end"/>.</summary>
+    private static string Program(string source, string name, string end = "\n}\n")
     {
-        int start = source.IndexOf($"int {name}(struct __sk_buff *skb)", StringComparison.Ordinal);
+        int start = source.IndexOf($"int {name}(struct __sk_buff *skb", StringComparison.Ordinal);
         Assert.True(start >= 0, $"no program {name}");
         int stop = source.IndexOf(end, start, StringComparison.Ordinal);
         return stop < 0 ? source[start..] : source[start..stop];
@@ -68,22 +68,24 @@ public sealed class ChainComposerTests : IClassFixture<SourcePolicyFixture>, IDi
         Array.FindIndex(File.ReadAllLines(Path.Combine(Repo.Root, "bpf-templates", hostTemplate)), l => l.Contains(text, StringComparison.Ordinal)) + 1;
 
     [Fact]
-    public void TwoStagesBecomeThreeTcProgramsJoinedByConstantTailCalls()
+    public void TwoStagesBecomeTwoTcProgramsJoinedByAConstantTailCall()
     {
         var spec = ChainComposer.Compose(TwoSourcePolicies());
         string source = spec.Source;
 
-        Assert.Equal(3, Regex.Matches(source, Regex.Escape("SEC(\"tc\")")).Count);
+        // The first stage runs inside the entry program; every later stage is a program of its own.
+        Assert.Equal(2, Regex.Matches(source, Regex.Escape("SEC(\"tc\")")).Count);
         Assert.Contains("SEC(\"tc\")\nint ph_entry(struct __sk_buff *skb)", source);
-        Assert.Contains("SEC(\"tc\")\nint ph_s0_sourcepolicy(struct __sk_buff *skb)", source);
         Assert.Contains("SEC(\"tc\")\nint ph_s1_sourcepolicy(struct __sk_buff *skb)", source);
+        Assert.Contains("return ph_s0_stage(skb, &meta);", Program(source, "ph_entry"));
+        Assert.Contains("return ph_s1_stage(skb, &meta);", Program(source, "ph_s1_sourcepolicy"));
 
-        // Every tail call uses a literal index: the entry jumps to slot 0, stage 0 to slot 1, the last stage nowhere.
+        // Every tail call uses a literal index: stage 0 jumps to slot 1, the last stage nowhere.
         var tailCalls = Regex.Matches(source, @"bpf_tail_call\(([^)]*)\)").Select(m => m.Groups[1].Value).ToList();
-        Assert.Equal(["skb, &ph_chain, 0", "skb, &ph_chain, 1"], tailCalls.Order(StringComparer.Ordinal));
-        Assert.Contains("bpf_tail_call(skb, &ph_chain, 0);", Program(source, "ph_entry", "LICENSE"));
-        Assert.Contains("bpf_tail_call(skb, &ph_chain, 1);", Program(source, "ph_s0_sourcepolicy"));
-        Assert.DoesNotContain("bpf_tail_call", Program(source, "ph_s1_sourcepolicy"));
+        Assert.Equal(["skb, &ph_chain, 1"], tailCalls);
+        Assert.Contains("bpf_tail_call(skb, &ph_chain, 1);", Program(source, "ph_s0_stage"));
+        Assert.DoesNotContain("bpf_tail_call", Program(source, "ph_s1_stage"));
+        Assert.DoesNotContain("bpf_tail_call", Program(source, "ph_entry"));
 
         Assert.Contains("} s0_routes SEC(\".maps\");", source);
         Assert.Contains("} s1_routes SEC(\".maps\");", source);
@@ -91,7 +93,7 @@ public sealed class ChainComposerTests : IClassFixture<SourcePolicyFixture>, IDi
         Assert.Contains("bpf_map_lookup_elem(&s1_routes, &key)", source);
         Assert.Contains("static __always_inline int s0_run(struct __sk_buff *skb, struct ph_meta *meta)", source);
         Assert.Contains("static __always_inline int s1_run(struct __sk_buff *skb, struct ph_meta *meta)", source);
-        Assert.Contains("verdict = s1_run(skb, &meta);", Program(source, "ph_s1_sourcepolicy"));
+        Assert.Contains("verdict = s1_run(skb, meta);", Program(source, "ph_s1_stage"));
         Assert.Contains("#define PH_INGRESS 1\n", source);
         Assert.Contains("const volatile __u32 ph_generation SEC(\".rodata.ph\") = 0;", source);
         Assert.Contains("meta.generation = ph_generation;", source);
@@ -108,8 +110,8 @@ public sealed class ChainComposerTests : IClassFixture<SourcePolicyFixture>, IDi
         Assert.Equal(Direction.Egress, spec.Direction);
         Assert.Equal(3, spec.StatsRows);
         Assert.Collection(spec.Stages,
-            s => Assert.Equal((0, 1, "SourcePolicy", "ph_s0_sourcepolicy", "s0_routes"), (s.Index, s.Row, s.PluginName, s.ProgramName, Assert.Single(s.Maps).CName)),
-            s => Assert.Equal((1, 2, "SourcePolicy", "ph_s1_sourcepolicy", "s1_routes"), (s.Index, s.Row, s.PluginName, s.ProgramName, Assert.Single(s.Maps).CName)));
+            s => Assert.Equal((0, 1, "SourcePolicy", "ph_entry", false, "s0_routes"), (s.Index, s.Row, s.PluginName, s.ProgramName, s.HasOwnProgram, Assert.Single(s.Maps).CName)),
+            s => Assert.Equal((1, 2, "SourcePolicy", "ph_s1_sourcepolicy", true, "s1_routes"), (s.Index, s.Row, s.PluginName, s.ProgramName, s.HasOwnProgram, Assert.Single(s.Maps).CName)));
         Assert.Contains("#define PH_INGRESS 0\n", spec.Source);
         Assert.Contains("#define PH_STAGE_ROW 1\n", spec.Source);
         Assert.Contains("#define PH_STAGE_ROW 2\n", spec.Source);
@@ -159,7 +161,7 @@ public sealed class ChainComposerTests : IClassFixture<SourcePolicyFixture>, IDi
         Assert.Equal(("Counter/" + CounterTemplateName, 7), Where("\tseen = bpf_map_lookup_elem(&s1_seen, &key);"));
         Assert.Equal(("Counter/" + CounterTemplateName, 10), Where("\tif (meta->l4_proto == 132)"));
         Assert.Equal(("bpf-templates/stage.c.sbn", TemplateLine("stage.c.sbn", "int {{ stage.program }}(")), Where("int ph_s1_counter(struct __sk_buff *skb)"));
-        Assert.Equal(("bpf-templates/stage.c.sbn", TemplateLine("stage.c.sbn", "int {{ stage.program }}(")), Where("int ph_s0_sourcepolicy(struct __sk_buff *skb)"));
+        Assert.Equal(("bpf-templates/stage.c.sbn", TemplateLine("stage.c.sbn", "int {{ stage.glue }}(")), Where("static __always_inline int ph_s0_stage(struct __sk_buff *skb, struct ph_meta *meta)"));
         Assert.Equal(("bpf-templates/entry.c.sbn", TemplateLine("entry.c.sbn", "int ph_entry(")), Where("int ph_entry(struct __sk_buff *skb)"));
         Assert.Contains(lines, l => l.File == "SourcePolicy/source_policy.c.sbn");
     }
@@ -228,7 +230,8 @@ public sealed class ChainComposerTests : IClassFixture<SourcePolicyFixture>, IDi
     {
         var spec = ChainComposer.Compose(new PipelinePlan("one", Direction.Ingress, [_sourcePolicy]));
 
-        Assert.DoesNotContain("bpf_tail_call", Program(spec.Source, "ph_s0_sourcepolicy"));
+        Assert.DoesNotContain("bpf_tail_call", spec.Source);
+        Assert.DoesNotContain("ph_s0_sourcepolicy", spec.Source);
         Assert.True(File.Exists(new ClangCompiler(_cache).Compile(spec.Source, "unit").ObjectPath));
     }
 

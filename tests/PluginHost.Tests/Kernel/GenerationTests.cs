@@ -159,7 +159,7 @@ public sealed class GenerationTests : IDisposable
         Assert.Equal(3ul, totals.Entry[EntryCounter.Ipv4]); // (the hook is live: IPv4 is only ours, other frames may come)
         Assert.Equal(3ul, totals.Stages[1][StageCounter.Redirected]);
         Assert.Equal(0ul, totals.Stages[0][StageCounter.GenerationMismatch]);
-        Assert.Equal(0ul, totals.Entry[EntryCounter.MissedTailCalls]);
+        Assert.Equal(0ul, totals.Stages[0][StageCounter.MissedTailCalls]);
     }
 
     [KernelFact]

@@ -86,6 +86,37 @@ public sealed class SourcePolicyChainTests : IDisposable
         Assert.Equal(1ul, stage[StageCounter.Passed]);
     }
 
+    // Stages count outcomes only; how many packets reached each stage is derived from them.
+    [KernelFact]
+    public void EachStageSeesOnlyWhatEarlierStagesHandedOn()
+    {
+        using var chain = _net.Load(Stages + """
+
+                      - plugin: SourcePolicy
+                        settings:
+                          routes:
+                            - from: 198.18.7.0/24
+                              interface: out2
+                              via: 198.18.3.2
+                """);
+        var first = Packets.Ipv4Udp("198.18.1.10", "198.18.9.1");
+        var second = Packets.Ipv4Udp("198.18.7.1", "198.18.9.1");
+        var neither = Packets.Ipv4Udp("198.18.8.1", "198.18.9.1");
+
+        foreach (var (packet, times, verdict) in new[] { (first, 3, TcActRedirect), (second, 2, TcActRedirect), (neither, 1, TcxNext) })
+            for (int i = 0; i < times; i++)
+                Assert.Equal(verdict, chain.Entry.TestRun(packet).ReturnValue);
+        Assert.Equal(TcxNext, chain.Entry.TestRun(Packets.Arp()).ReturnValue);
+
+        var c = chain.ReadCounters();
+        Assert.Equal(7ul, c.Entry[EntryCounter.Packets]);
+        Assert.Equal((6ul, 3ul, 0ul, (ulong)(3 * first.Length)),
+            (c.Stages[0][StageCounter.Packets], c.Stages[0][StageCounter.Redirected], c.Stages[0][StageCounter.Passed], c.Stages[0][StageCounter.RedirectedBytes]));
+        Assert.Equal((3ul, 2ul, 1ul, (ulong)(2 * second.Length)),
+            (c.Stages[1][StageCounter.Packets], c.Stages[1][StageCounter.Redirected], c.Stages[1][StageCounter.Passed], c.Stages[1][StageCounter.RedirectedBytes]));
+        Assert.Equal(0ul, c.Stages[0][StageCounter.MissedTailCalls]);
+    }
+
     [KernelFact]
     public void TtlOneGoesToTheKernelForTimeExceeded()
     {

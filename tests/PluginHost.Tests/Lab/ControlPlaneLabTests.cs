@@ -181,7 +181,7 @@ public sealed class ControlPlaneLabTests : IDisposable
         var (exit, statsJson) = Cli("stats", "--json", "--runtime-dir", _rig.RuntimeDirectory);
         Assert.Equal(0, exit);
         var stage = JsonDocument.Parse(statsJson).RootElement[0].GetProperty("stages")[0].GetProperty("counters");
-        foreach (var counter in new[] { "packets", "bytes", "matched", "redirected", "passed" })
+        foreach (var counter in new[] { "packets", "redirected_bytes", "matched", "redirected", "passed" })
             Assert.Equal(stage.GetProperty(counter).GetUInt64(), (ulong)Metric(scrape, counter));
         Assert.Contains("pluginhost_reloads_total", scrape);
     }

@@ -84,7 +84,7 @@ public sealed class SourcePolicyLabTests : IDisposable
         var counters = CounterReader.ReadPinned(state);
         Assert.True(counters.Stages[0][StageCounter.Redirected] >= 1000, $"redirected {counters.Stages[0][StageCounter.Redirected]}");
         Assert.True(counters.Stages[0][StageCounter.Passed] >= 500, $"passed {counters.Stages[0][StageCounter.Passed]}");
-        Assert.Equal(0ul, counters.Entry[EntryCounter.MissedTailCalls]);
+        Assert.Equal(0ul, counters.Stages[0][StageCounter.MissedTailCalls]);
     }
 
     [KernelFact]
