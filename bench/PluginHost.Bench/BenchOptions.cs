@@ -14,7 +14,7 @@ public sealed record BenchOptions(bool Quick, bool Json, IReadOnlySet<string> Se
 
     public const string Usage = """
         usage: bench/run [--quick] [--json] [--only per-packet,lookup,forwarding,reload,control-plane,footprint]
-          --quick   fewer runs, no 1,000,000-prefix tables, no forwarding: well under two minutes
+          --quick   fewer and shorter runs, 100,000-prefix tables at most: well under two minutes
           --json    print the results as JSON (progress still goes to stderr)
           --only    run only these sections (default: all)
         Needs root, a mounted bpffs, clang-19 and a built solution (bench/run builds it).

@@ -62,12 +62,13 @@ try
     if (options.Runs(BenchOptions.Lookup))
         lookup = new LookupBench(sandbox, repo, sampling, Log).Run(cancel.Token);
     ForwardingResult? forwarding = null;
-    if (options.Runs(BenchOptions.Forwarding) && options.Quick)
-        Log("forwarding: skipped in --quick (full mode only)");
-    else if (options.Runs(BenchOptions.Forwarding))
-        forwarding = new ForwardingBench(sandbox, repo, Log).Run(cancel.Token);
+    if (options.Runs(BenchOptions.Forwarding))
+        forwarding = new ForwardingBench(sandbox, repo, options.Quick, Log).Run(cancel.Token);
     if (options.Runs(BenchOptions.Reload))
-        reload = new ReloadBench(sandbox, repo, sampling, Log).Run(cancel.Token);
+        reload = new ReloadBench(sandbox, repo, sampling, Log).Run(cancel.Token) with
+        {
+            Loss = new SwapLossBench(sandbox, repo, options.Quick, Log).Run(cancel.Token),
+        };
     ControlPlaneResult? controlPlane = null;
     FootprintResult? footprint = null;
     if (options.Runs(BenchOptions.Footprint) || options.Runs(BenchOptions.ControlPlane))
@@ -83,6 +84,13 @@ try
     string command = string.Join(' ', ["bench/run", .. options.Arguments]);
     var report = new BenchReport(machine, command, options.Quick ? "quick" : "full", sampling, perPacket, lookup, forwarding, reload, controlPlane, footprint, watch.Elapsed);
     Console.Out.Write(options.Json ? JsonReport.Render(report) : MarkdownReport.Render(report));
+    // A report with a hole is a failed run (CI runs --quick for exactly this): say what is missing.
+    var missing = ReportCheck.Missing(report, options);
+    if (missing.Count > 0)
+    {
+        Console.Error.WriteLine($"bench: incomplete report: {string.Join("; ", missing)}");
+        return 1;
+    }
     Log($"done in {watch.Elapsed.TotalSeconds:F0} s");
     return 0;
 }

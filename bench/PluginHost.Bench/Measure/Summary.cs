@@ -11,6 +11,13 @@ public sealed record Summary(double Median, double P25, double P75, double Min, 
         return new Summary(Quantile(sorted, 0.5), Quantile(sorted, 0.25), Quantile(sorted, 0.75), sorted[0], sorted[^1], samples.ToList());
     }
 
+    /// <summary>The nearest-rank percentile of the samples (p99 of 20 samples is the slowest).</summary>
+    public double NearestRank(int percent)
+    {
+        var sorted = Samples.Order().ToList();
+        return sorted[Math.Clamp((int)Math.Ceiling(sorted.Count * percent / 100.0) - 1, 0, sorted.Count - 1)];
+    }
+
     /// <summary>Half the interquartile range: the "±" shown beside a median.</summary>
     public double HalfSpread => (P75 - P25) / 2;
 

@@ -41,7 +41,18 @@ public sealed record LookupResult(IReadOnlyList<LookupRow> Rows, int RandomFrame
 public sealed record ReloadRow(string Id, string Label, string Outcome, int Runs, Summary ApplyMs, Summary DeployMs, Summary HostMs,
     Summary ComposeMs, Summary CompileMs, Summary LoadMs, Summary CanaryMs, Summary SwapMs, double? TargetMs);
 
-public sealed record ReloadResult(IReadOnlyList<ReloadRow> Rows, double AttachMs, string Pipeline);
+public sealed record ReloadResult(IReadOnlyList<ReloadRow> Rows, double AttachMs, string Pipeline)
+{
+    /// <summary>Packets lost while swapping generations under a steady stream (null when not measured).</summary>
+    public SwapLossResult? Loss { get; init; }
+}
+
+/// <summary>Generation swaps under a sequence-numbered UDP stream through the router lab.</summary>
+/// <param name="Generations">How far the generation number moved during the stream (one per swap).</param>
+/// <param name="Redirected">Packets the chain's last stage redirected in all (since attach): the stream went through the chain.</param>
+/// <param name="Faults">Missed tail calls and generation mismatches counted by the stages.</param>
+public sealed record SwapLossResult(int Swaps, int Generations, double Seconds, Summary ApplyMs, int PacketsPerSecond,
+    long Sent, long Received, long Lost, long Reordered, long Duplicates, long ReceiveBufferErrors, ulong Redirected, ulong Faults);
 
 // ---- 5. Control plane ----
 
@@ -49,7 +60,8 @@ public sealed record ReloadResult(IReadOnlyList<ReloadRow> Rows, double AttachMs
 public sealed record ControlPlaneLatency(int Pairs, Summary AddMs, double AddP99Ms, Summary DelMs, double DelP99Ms, Summary HostAddMs, Summary HostDelMs);
 
 /// <summary>A <c>route load</c> of a generated routes file through the API.</summary>
-public sealed record LoadRow(int Prefixes, double Seconds, double HostMs, string Applied, int EntriesChanged, double TargetSeconds);
+/// <param name="TargetSeconds">The target for this size (null: --quick's smaller table, which has none).</param>
+public sealed record LoadRow(int Prefixes, double Seconds, double HostMs, string Applied, int EntriesChanged, double? TargetSeconds);
 
 public sealed record ControlPlaneResult(string Pipeline, ControlPlaneLatency Single, LoadRow? Load, ControlPlaneLatency? AfterLoad);
 

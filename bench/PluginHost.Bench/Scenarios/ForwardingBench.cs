@@ -12,7 +12,7 @@ using PluginHost.Lab;
 namespace PluginHost.Bench.Scenarios;
 
 /// <summary>
-/// Part 3 of issue 5 (full mode only): real frames through a private RouterLab (<c>f&lt;4 hex&gt;-client|router|server</c>).
+/// Part 3 of issue 5: real frames through a private RouterLab (<c>f&lt;4 hex&gt;-client|router|server</c>).
 /// <c>bench/traffic/rawsend.c</c>, compiled at run time with <c>cc</c>, sends one fixed 64-byte UDP frame from
 /// the client's lan0 (source 198.18.1.10, to 198.18.8.1, which the server blackholes) through a raw socket that bypasses the qdisc, pinned
 /// to one CPU; the veth hands each frame to the router on the same CPU, so the sender's rate is bounded by
@@ -21,10 +21,11 @@ namespace PluginHost.Bench.Scenarios;
 /// alone and behind 99 rules that do not match); PluginHost (a HostEngine, as the host runs it, tcx on the
 /// router's lan0, ingress) with one SourcePolicy stage, and with four (the hit in the last).
 /// </summary>
-public sealed class ForwardingBench(Sandbox sandbox, Repo repo, Action<string> log)
+/// <param name="quick">One round of 0.5 s per configuration instead of 3 rounds of 2 s.</param>
+public sealed class ForwardingBench(Sandbox sandbox, Repo repo, bool quick, Action<string> log)
 {
-    public const int Rounds = 3;
-    public const double Seconds = 2;
+    private int Rounds => quick ? 1 : 3;
+    private double Seconds => quick ? 0.5 : 2;
     public const int FrameBytes = 60; // 64 on the wire with the FCS
     private const string Pipeline = "fwd";
     private const int RuleTable = 100;

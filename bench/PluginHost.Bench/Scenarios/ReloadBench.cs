@@ -112,24 +112,7 @@ public sealed class ReloadBench(Sandbox sandbox, Repo repo, Sampling sampling, A
             Directory.Delete(Cache, recursive: true);
     }
 
-    // As an operator would: copy next to the plugins directory, then swap folders by rename.
-    private void UsePlugin(string source)
-    {
-        string name = Path.GetFileName(source);
-        string staging = Path.Combine(_work, $"staging-{name}");
-        string target = Path.Combine(Plugins, name);
-        string old = Path.Combine(_work, $"old-{name}");
-        if (Directory.Exists(staging))
-            Directory.Delete(staging, recursive: true);
-        Directory.CreateDirectory(staging);
-        foreach (var file in Directory.GetFiles(source))
-            File.Copy(file, Path.Combine(staging, Path.GetFileName(file)));
-        if (Directory.Exists(target))
-            Directory.Move(target, old);
-        Directory.Move(staging, target);
-        if (Directory.Exists(old))
-            Directory.Delete(old, recursive: true);
-    }
+    private void UsePlugin(string source) => PluginFolder.Replace(source, Plugins, _work);
 
     private void WriteConfig(string routeInterface)
     {

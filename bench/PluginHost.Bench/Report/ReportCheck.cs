@@ -1,0 +1,87 @@
+using PluginHost.Bench.Measure;
+
+namespace PluginHost.Bench.Report;
+
+/// <summary>
+/// What a complete report has: every section that was asked for, every row of it, and no figure that is
+/// missing or not a number. CI runs <c>bench/run --quick</c> to prove exactly this (figures are not judged).
+/// </summary>
+public static class ReportCheck
+{
+    public static IReadOnlyList<string> Missing(BenchReport r, BenchOptions options)
+    {
+        var missing = new List<string>();
+        void Need(string section, object? result)
+        {
+            if (options.Runs(section) && result is null)
+                missing.Add($"section {section} has no results");
+        }
+        void Figure(string where, double value)
+        {
+            if (!double.IsFinite(value) || value <= 0)
+                missing.Add($"{where} is {value}");
+        }
+        void Median(string where, Summary s) => Figure(where, s.Median);
+
+        Need(BenchOptions.PerPacket, r.PerPacket);
+        Need(BenchOptions.Lookup, r.Lookup);
+        Need(BenchOptions.Forwarding, r.Forwarding);
+        Need(BenchOptions.Reload, r.Reload);
+        Need(BenchOptions.ControlPlane, r.ControlPlane);
+        Need(BenchOptions.Footprint, r.Footprint);
+
+        if (r.PerPacket is { } p)
+        {
+            foreach (var row in p.Rows)
+                foreach (var shape in p.Shapes)
+                    if (row.Ns.TryGetValue(shape, out var ns))
+                        Median($"per-packet {row.Id} {shape}", ns);
+                    else
+                        missing.Add($"per-packet {row.Id} has no {shape} figure");
+            if (!p.Derived.Any(d => d.Id == "chain4-over-handwritten"))
+                missing.Add("per-packet has no chain-4 / hand-written ratio");
+        }
+        if (r.Lookup is { } l)
+        {
+            var sizes = l.Rows.Select(row => row.Prefixes).ToList();
+            foreach (int size in r.Sampling.TableSizes.Except(sizes))
+                missing.Add($"lookup has no row for {size:N0} prefixes");
+            foreach (var row in l.Rows)
+            {
+                Median($"lookup {row.Prefixes} repeated", row.Repeated);
+                Median($"lookup {row.Prefixes} random", row.Random);
+            }
+        }
+        if (r.Forwarding is { } f)
+        {
+            foreach (string id in new[] { "kernel", "rule-1", "rule-100", "chain-1", "chain-4" })
+                if (f.Rows.FirstOrDefault(row => row.Id == id) is { } row)
+                    Median($"forwarding {id}", row.ReceivedMpps);
+                else
+                    missing.Add($"forwarding has no {id} row");
+        }
+        if (r.Reload is { } rl)
+        {
+            foreach (string id in new[] { "code-cold", "code-warm", "config-only" })
+                if (rl.Rows.FirstOrDefault(row => row.Id == id) is { } row)
+                    Median($"reload {id}", row.ApplyMs);
+                else
+                    missing.Add($"reload has no {id} row");
+            if (rl.Loss is not { } loss)
+                missing.Add("reload has no swap-loss row");
+            else if (loss.Sent == 0 || loss.Received == 0)
+                missing.Add($"reload swap loss: the stream sent {loss.Sent} and received {loss.Received}");
+        }
+        if (r.ControlPlane is { } c)
+        {
+            Median("control plane single add", c.Single.AddMs);
+            if (c.Load is null)
+                missing.Add("control plane has no route load row");
+            if (c.AfterLoad is null)
+                missing.Add("control plane has no single-update row with the table loaded");
+        }
+        if (r.Footprint is { } fp)
+            Figure("footprint RSS", fp.RssMiB);
+        return missing;
+    }
+}

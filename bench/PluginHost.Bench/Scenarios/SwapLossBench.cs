@@ -1,0 +1,107 @@
+using System.Diagnostics;
+using System.Net;
+using Microsoft.Extensions.Logging.Abstractions;
+using PluginHost.Bench.Measure;
+using PluginHost.Bench.Report;
+using PluginHost.Bench.Setup;
+using PluginHost.Config;
+using PluginHost.Datapath;
+using PluginHost.Hosting;
+using PluginHost.Lab;
+
+namespace PluginHost.Bench.Scenarios;
+
+/// <summary>
+/// Part 4 of issue 5 (loss): a private RouterLab (<c>s&lt;4 hex&gt;-client|router|server</c>) forwards a steady,
+/// sequence-numbered UDP stream (client 198.18.1.10 → server 198.18.9.1) through a MarkPolicy + SourcePolicy
+/// chain (a HostEngine, tcx on the router's lan0, ingress, the route to uplink 1) while the host swaps
+/// generations back to back: MarkPolicy v1 ↔ v2 differ in code, so every apply builds, canaries and swaps
+/// in a new generation (both versions compiled before the stream starts). The receiver reports every
+/// sequence number missing, duplicated or out of order.
+/// </summary>
+public sealed class SwapLossBench(Sandbox sandbox, Repo repo, bool quick, Action<string> log)
+{
+    public const int PacketsPerSecond = 20_000;
+    private const string Pipeline = "swap";
+
+    private readonly string _work = Path.Combine(sandbox.WorkDirectory, "swap-loss");
+    private string Plugins => Path.Combine(_work, "plugins");
+
+    public int Swaps => quick ? 20 : 100;
+
+    public SwapLossResult Run(CancellationToken cancel)
+    {
+        Directory.CreateDirectory(Plugins);
+        LabHostConfig.CopyPlugin(repo.SourcePolicyPlugin, Plugins);
+        int version = 1;
+        PluginFolder.Replace(repo.MarkPolicyPlugin(version), Plugins, _work);
+
+        string prefix = "s" + Guid.NewGuid().ToString("N")[..4];
+        log($"swap loss: building lab {prefix}-client|router|server");
+        using var lab = new RouterLab(prefix);
+        using var labTeardown = sandbox.OnTeardown($"remove lab {prefix}", lab.Dispose);
+        string config = Path.Combine(_work, "host.yaml");
+        File.WriteAllText(config, LabHostConfig.Text(Plugins, Path.Combine(sandbox.BpfRoot, Pipeline), _work, Pipeline, lab, $"""
+                  - plugin: MarkPolicy
+                  - plugin: SourcePolicy
+                    settings:
+                      routes:
+                        - from: {RouterLab.ClientSourceA}/32
+                          interface: {RouterLab.RouterUplink1}
+                          via: {RouterLab.Uplink1Gateway}
+
+            """));
+        // Old generations retire at once: the swap itself is what is measured, not the grace period.
+        var engine = new HostEngine(ConfigLoader.Load(config), NullLoggerFactory.Instance, retireAfter: TimeSpan.Zero);
+        using var uninstall = sandbox.OnTeardown("uninstall the swap-loss benchmark's host", engine.Uninstall);
+
+        void Swap()
+        {
+            version = 3 - version;
+            PluginFolder.Replace(repo.MarkPolicyPlugin(version), Plugins, _work);
+            var result = engine.Apply().Single();
+            if (result.Kind != ApplyKind.Swapped)
+                throw new BenchException($"swap MarkPolicy v{3 - version} → v{version}: expected a generation swap, the host did {result.Kind}");
+            engine.RetireDue();
+        }
+
+        if (engine.Apply().Single().Kind != ApplyKind.Attached)
+            throw new BenchException("attach the swap-loss chain: the host did not attach it");
+        Swap(); // both versions compiled and cached from here on
+        Swap();
+        var destination = new IPEndPoint(RouterLab.ServerAddress, 9100);
+        UdpTraffic.Send(lab.Client, RouterLab.ClientSourceA, destination, 3); // resolve the neighbours first
+        Thread.Sleep(200);
+        uint firstGeneration = State(engine).Generation;
+
+        log($"swap loss: {Swaps} generation swaps under a {PacketsPerSecond:N0} pps UDP stream");
+        var applies = new List<double>();
+        UdpStreamResult stream;
+        var watch = new Stopwatch();
+        using (var udp = UdpStream.Start(lab.Client, RouterLab.ClientSourceA, lab.Server, destination, PacketsPerSecond))
+        {
+            Thread.Sleep(300);
+            watch.Start();
+            for (int i = 0; i < Swaps; i++)
+            {
+                cancel.ThrowIfCancellationRequested();
+                var apply = Stopwatch.StartNew();
+                Swap();
+                applies.Add(apply.Elapsed.TotalMilliseconds);
+            }
+            watch.Stop();
+            Thread.Sleep(300);
+            stream = udp.Stop();
+        }
+        var state = State(engine);
+        var counters = CounterReader.ReadPinned(state);
+        ulong faults = counters.Stages.Aggregate(0ul, (sum, s) => sum + s[StageCounter.MissedTailCalls] + s[StageCounter.GenerationMismatch]);
+        log($"swap loss: {stream}");
+        return new SwapLossResult(Swaps, (int)(state.Generation - firstGeneration), watch.Elapsed.TotalSeconds, Summary.Of(applies),
+            PacketsPerSecond, stream.Sent, stream.Received, stream.Lost, stream.Reordered, stream.Duplicates, stream.ReceiveBufferErrors,
+            counters.Stages[^1][StageCounter.Redirected], faults);
+    }
+
+    private static PipelineState State(HostEngine engine) =>
+        PipelineState.Load(engine.Config.RuntimeDirectory, Pipeline) ?? throw new BenchException("read the swap-loss pipeline: no state");
+}
