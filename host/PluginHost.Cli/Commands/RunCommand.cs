@@ -38,7 +38,7 @@ internal static class RunCommand
             var reconciler = new Reconciler(path, engine, loggers.CreateLogger<Reconciler>());
             using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
             using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
-            using var onHup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; reconciler.Post(new Trigger("reload", "SIGHUP")); });
+            using var onHup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; reconciler.Post(new Trigger(Reconciler.ReloadSource, "SIGHUP")); });
             var watcher = new ChangeWatcher(path, hostConfig.PluginsDirectory, reconciler.Post);
             engine.PluginsDirectoryChanged += directory =>
             {

@@ -87,6 +87,7 @@ public sealed class ControlServer : IAsyncDisposable
                 var results = await reconciler.InvokeAsync(e =>
                 {
                     e.Reconfigure(ConfigLoader.Load(reconciler.ConfigPath));
+                    e.ForgetMapContents(); // an operator's reload also puts back map edits made behind the host's back
                     return e.Apply();
                 });
                 return Results.Json(new { results, milliseconds = watch.Elapsed.TotalMilliseconds }, Json);

@@ -43,8 +43,10 @@ public sealed class ReloadRefusedException(string message) : Exception(message);
 /// Anything that fails before the swap leaves the running generation as it was.
 /// </summary>
 public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirectory, ClangCompiler compiler, TimeSpan retireAfter,
-    ILogger logger, TimeProvider? clock = null, Hosting.ApplyProgress? progress = null)
+    ILogger logger, TimeProvider? clock = null, Hosting.ApplyProgress? progress = null, MapContentsMemory? memory = null)
 {
+    private readonly MapContentsMemory _memory = memory ?? new MapContentsMemory();
+
     public const string LinkPin = "link";
     public const string MapsDirectory = "maps";
 
@@ -98,7 +100,8 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
             chain.WriteEntries(planned.StageEntries, m => !chain.Reused.Contains(m.CName) && m.Schema.Contents == MapContents.Config);
             foreach (var (map, old) in plan.Migrate)
                 MigrateEntries(spec, planned, map, old, chain.StageMaps[map.CName]);
-            int changed = ReconcileConfigMaps(spec, planned, chain.StageMaps, m => chain.Reused.Contains(m.CName), undo);
+            var written = new List<(string Pin, PackedEntries Entries)>();
+            int changed = ReconcileConfigMaps(spec, planned, chain.StageMaps, m => chain.Reused.Contains(m.CName), plan.ReusedPins, undo, written);
             var loadTime = watch.Elapsed;
 
             watch.Restart();
@@ -120,6 +123,8 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
                     {
                         newPins.Add(pin);
                         chain.StageMaps[map.CName].Pin(pin);
+                        if (IsDiffed(map))
+                            written.Add((pin, Desired(planned, stage, map)));
                     }
                     mapStates.Add(new MapState(pin, map.PinName, map.CName, stage.Index, map.Fingerprint, map.Schema));
                 }
@@ -141,6 +146,8 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
             state.Save(runtimeDirectory);
             RetireDue(config.Name);
 
+            foreach (var (pin, entries) in written)
+                _memory.Set(pin, entries);
             var kind = attached ? ApplyKind.Attached : ApplyKind.Swapped;
             LogApplied(config.Name, generation, kind.ToString().ToLowerInvariant(), info.LinkId, info.ProgramId, total.Elapsed.TotalMilliseconds);
             return new ApplyResult(config.Name, kind, generation, info.LinkId, info.ProgramId, changed, compiled.Cached, canaries,
@@ -149,6 +156,7 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
         catch
         {
             // Put reused maps back as they were and drop everything this attempt pinned.
+            _memory.ForgetAll();
             for (int i = undo.Count - 1; i >= 0; i--)
                 undo[i]();
             foreach (var pin in newPins)
@@ -197,16 +205,20 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
         try
         {
             int changed;
+            var written = new List<(string Pin, PackedEntries Entries)>();
             try
             {
-                changed = ReconcileConfigMaps(spec, planned, maps, _ => true, undo);
+                changed = ReconcileConfigMaps(spec, planned, maps, _ => true, live.Maps.ToDictionary(m => m.CName, m => m.Pin), undo, written);
             }
             catch
             {
+                _memory.ForgetAll();
                 for (int i = undo.Count - 1; i >= 0; i--)
                     undo[i]();
                 throw;
             }
+            foreach (var (pin, entries) in written)
+                _memory.Set(pin, entries);
             RetireDue(live.Name);
             using var link = TcxLink.OpenPinned(Path.Combine(live.PinDirectory, LinkPin));
             var info = link.Info;
@@ -287,27 +299,40 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
         }
     }
 
+    // Configuration maps are made to hold the plan's entries by difference; per-CPU values are not compared
+    // (such maps are written whole when fresh).
+    private static bool IsDiffed(StageMap map) => map.Schema.Contents == MapContents.Config && map.Schema.Kind != MapKind.PerCpuArray;
+
+    private static PackedEntries Desired(PlannedPipeline planned, StageSpec stage, StageMap map) =>
+        planned.StageEntries[stage.Index].GetValueOrDefault(map.Schema.Name) ?? new PackedEntries(map.Key.Size, map.Value.Size);
+
     /// <summary>
     /// Make the configuration-owned maps hold exactly the desired entries, by difference: changed and new
-    /// keys are written, missing keys deleted, equal ones untouched. Returns how many entries changed.
+    /// keys are written, missing keys deleted, equal ones untouched. Returns how many entries changed;
+    /// <paramref name="written"/> gets each map's new contents, to remember once the whole apply succeeded.
     /// </summary>
     private int ReconcileConfigMaps(ChainSpec spec, PlannedPipeline planned, IReadOnlyDictionary<string, BpfMap> maps,
-        Func<StageMap, bool> include, List<Action>? undo)
+        Func<StageMap, bool> include, IReadOnlyDictionary<string, string> pins, List<Action>? undo, List<(string Pin, PackedEntries Entries)> written)
     {
         int changed = 0;
         foreach (var stage in spec.Stages)
-            foreach (var map in stage.Maps.Where(m => m.Schema.Contents == MapContents.Config && include(m)))
+            foreach (var map in stage.Maps.Where(m => IsDiffed(m) && include(m)))
             {
-                if (map.Schema.Kind == MapKind.PerCpuArray)
-                    continue; // per-CPU values are not compared; such maps are written whole when fresh
                 var kernel = maps[map.CName];
-                var desired = planned.StageEntries[stage.Index].GetValueOrDefault(map.Schema.Name) ?? new PackedEntries(map.Key.Size, map.Value.Size);
+                var desired = Desired(planned, stage, map);
+                string pin = pins[map.CName];
 
-                // Read what the kernel holds once, compare in memory (span lookups: no allocation per desired
-                // entry, which matters for a million), then write only the difference, in batches.
-                progress?.Phase($"reading {map.CName}");
-                var current = ReadAll(kernel, map.Value.Size);
-                var lookup = current.GetAlternateLookup<ReadOnlySpan<byte>>();
+                // What the map holds: remembered from this process's last write, or read back from the kernel
+                // once. Compared in memory by span (no allocation per entry, which matters for a million), then
+                // only the difference is written, in batches.
+                var current = _memory.Get(pin);
+                if (current is null)
+                {
+                    progress?.Phase($"reading {map.CName}");
+                    current = new PackedIndex(ReadAll(kernel, map.Key.Size, map.Value.Size));
+                }
+                var held = current.Entries;
+                var seen = new bool[held.Count];
                 var writes = new PackedEntries(map.Key.Size, map.Value.Size);
                 // What undo needs: changed entries' old values and the keys that are new (only when asked).
                 var restore = new List<(byte[] Key, byte[] Value)>();
@@ -316,13 +341,14 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
                 {
                     var key = desired.Key(i);
                     var value = desired.Value(i);
-                    if (lookup.TryGetValue(key, out var existing))
+                    int at = current.Find(key);
+                    if (at >= 0)
                     {
-                        existing.Seen = true;
-                        if (existing.Value.AsSpan().SequenceEqual(value))
+                        seen[at] = true;
+                        if (held.Value(at).SequenceEqual(value))
                             continue;
                         if (undo is not null)
-                            restore.Add((key.ToArray(), existing.Value));
+                            restore.Add((key.ToArray(), held.Value(at).ToArray()));
                     }
                     else
                     {
@@ -330,7 +356,11 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
                     }
                     writes.Add(key, value);
                 }
-                var deleted = current.Where(kv => !kv.Value.Seen).Select(kv => (Key: kv.Key, kv.Value.Value)).ToList();
+                // Held but not desired. A key held twice (a remembered plan with a duplicate) counts at its last occurrence.
+                var deleted = new List<(byte[] Key, byte[] Value)>();
+                for (int j = 0; j < held.Count; j++)
+                    if (!seen[j] && current.Find(held.Key(j)) == j)
+                        deleted.Add((held.Key(j).ToArray(), held.Value(j).ToArray()));
                 foreach (var (key, _) in deleted)
                     kernel.Delete(key);
                 if (writes.Count > 0)
@@ -339,6 +369,7 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
                     kernel.UpdateMany(writes.Keys, writes.Values, writes.Count, done => progress?.Advance(done));
                 }
                 changed += deleted.Count + writes.Count;
+                written.Add((pin, desired));
                 undo?.Add(() =>
                 {
                     for (int i = 0; i < added!.Count; i++)
@@ -350,43 +381,14 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
         return changed;
     }
 
-    private sealed class Existing(byte[] value)
+    private static PackedEntries ReadAll(BpfMap map, int keySize, int valueSize)
     {
-        public byte[] Value { get; } = value;
-        public bool Seen { get; set; }
-    }
-
-    private static Dictionary<byte[], Existing> ReadAll(BpfMap map, int valueSize)
-    {
-        var all = new Dictionary<byte[], Existing>(ByteKeyComparer.Instance);
+        var all = new PackedEntries(keySize, valueSize);
+        var value = new byte[valueSize];
         foreach (var key in map.Keys())
-        {
-            var value = new byte[valueSize];
             if (map.TryLookup(key, value))
-                all[key] = new Existing(value);
-        }
+                all.Add(key, value);
         return all;
-    }
-
-    /// <summary>Map keys compared by content, looked up by span without copying.</summary>
-    private sealed class ByteKeyComparer : IEqualityComparer<byte[]>, IAlternateEqualityComparer<ReadOnlySpan<byte>, byte[]>
-    {
-        public static readonly ByteKeyComparer Instance = new();
-
-        public bool Equals(byte[]? x, byte[]? y) => x.AsSpan().SequenceEqual(y);
-
-        public int GetHashCode(byte[] key) => GetHashCode(key.AsSpan());
-
-        public bool Equals(ReadOnlySpan<byte> alternate, byte[] other) => alternate.SequenceEqual(other);
-
-        public int GetHashCode(ReadOnlySpan<byte> alternate)
-        {
-            var hash = new HashCode();
-            hash.AddBytes(alternate);
-            return hash.ToHashCode();
-        }
-
-        public byte[] Create(ReadOnlySpan<byte> alternate) => alternate.ToArray();
     }
 
     private TcxLink SwapOrAttach(string linkPath, BpfProgram entry, PlannedPipeline planned, PipelineState? live, ref bool attached)

@@ -27,6 +27,7 @@ public sealed partial class HostEngine
     private readonly TimeSpan _retireAfter;
     private readonly List<(WeakReference Context, string Plugins, DateTimeOffset Since)> _unloading = [];
     private readonly PluginCatalogCache _plugins = new();
+    private readonly MapContentsMemory _mapContents = new();
     private PipelineDeployer _deployer;
 
     public HostEngine(HostConfig config, ILoggerFactory loggers, TimeSpan? retireAfter = null)
@@ -41,7 +42,13 @@ public sealed partial class HostEngine
     public HostConfig Config { get; private set; }
 
     private PipelineDeployer NewDeployer(HostConfig config) => new(config.BpfRoot, config.RuntimeDirectory,
-        new ClangCompiler(config.CacheDirectory), _retireAfter, _loggers.CreateLogger<PipelineDeployer>(), progress: Progress);
+        new ClangCompiler(config.CacheDirectory), _retireAfter, _loggers.CreateLogger<PipelineDeployer>(), progress: Progress, memory: _mapContents);
+
+    /// <summary>
+    /// Forget what the configuration maps were last written with, so the next apply reads them back from the
+    /// kernel and puts back anything changed behind the host's back (an operator's reload does this).
+    /// </summary>
+    public void ForgetMapContents() => _mapContents.ForgetAll();
 
     /// <summary>What the apply in progress is doing (for progress bars).</summary>
     public ApplyProgress Progress { get; } = new();
@@ -226,6 +233,7 @@ public sealed partial class HostEngine
     {
         foreach (var p in Config.Pipelines)
             _deployer.Remove(p.Name);
+        _mapContents.ForgetAll();
     }
 
     [LoggerMessage(EventId = 200, Level = LogLevel.Warning, Message = "plugin {Plugin} was not unloaded {Seconds:F0} s after its reload: something keeps a reference to it (a static event, thread or timer); every reload now leaks a copy")]

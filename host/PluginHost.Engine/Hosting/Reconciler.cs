@@ -39,6 +39,9 @@ public sealed partial class Reconciler(string configPath, HostEngine engine, ILo
     /// <summary>Queue a trigger; never blocks.</summary>
     public void Post(Trigger trigger) => _triggers.Writer.TryWrite(trigger);
 
+    /// <summary>The source of an operator's reload request (SIGHUP), as opposed to a watched file changing.</summary>
+    public const string ReloadSource = "reload";
+
     /// <summary>Run <paramref name="work"/> on the reconciler's loop (after what is queued before it) and return its result.</summary>
     public async Task<T> InvokeAsync<T>(Func<HostEngine, T> work)
     {
@@ -131,6 +134,8 @@ public sealed partial class Reconciler(string configPath, HostEngine engine, ILo
         try
         {
             engine.Reconfigure(ConfigLoader.Load(configPath));
+            if (burst.Any(t => t.Source == ReloadSource))
+                engine.ForgetMapContents(); // an operator's reload also puts back map edits made behind the host's back
             engine.Apply();
         }
         catch (Exception e) when (e is not OutOfMemoryException)

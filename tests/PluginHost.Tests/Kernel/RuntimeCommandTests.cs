@@ -53,6 +53,30 @@ public sealed class RuntimeCommandTests : IDisposable
         Assert.Equal(50_001, ReloadRig.Dump(_rig.State.Maps.Single().Pin).Count);
     }
 
+    // Changes are diffed against what the host last wrote, not read back from the kernel (seconds for a
+    // million prefixes); an operator's reload reads the map back and undoes edits made behind its back.
+    [KernelFact]
+    public void ChangesDiffAgainstTheLastWriteAndAReloadPutsBackOutsideEdits()
+    {
+        var engine = _rig.Engine();
+        engine.Apply();
+        engine.RunCommand(new CommandRequest("route", "add", new Dictionary<string, string> { ["from"] = "198.18.7.0/24", ["interface"] = "out2" }));
+        using (var map = PluginHost.Kernel.BpfMap.OpenPinned(_rig.State.Maps.Single().Pin))
+            map.Delete([24, 0, 0, 0, 198, 18, 7, 0]); // behind the host's back: struct { u32 prefixlen; be32 addr; }
+
+        var added = engine.RunCommand(new CommandRequest("route", "add", new Dictionary<string, string> { ["from"] = "198.18.8.0/24", ["interface"] = "out2" }));
+
+        Assert.Equal(1, added.EntriesChanged);
+        Assert.Equal(_net.Ifindex(KernelChain.Out2), Redirect("198.18.8.1"));
+        Assert.Equal(0, Redirect("198.18.7.1")); // not read back: the host still believes it is there
+
+        engine.ForgetMapContents();
+        var reloaded = engine.Apply().Single();
+
+        Assert.Equal((ApplyKind.MapsUpdated, 1), (reloaded.Kind, reloaded.EntriesChanged));
+        Assert.Equal(_net.Ifindex(KernelChain.Out2), Redirect("198.18.7.1"));
+    }
+
     [KernelFact]
     public void AddedAndRemovedRoutesAreKeptAcrossARestart()
     {
