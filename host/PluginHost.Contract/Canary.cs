@@ -50,4 +50,25 @@ public static class CanaryFrames
         BinaryPrimitives.WriteUInt16BigEndian(udp[4..], 8 + payload);
         return frame;
     }
+
+    /// <summary>Ethernet + IPv6 + UDP with an 18-byte payload (UDP checksum left 0: nothing on the test path checks it).</summary>
+    public static byte[] Ipv6Udp(IPAddress source, IPAddress destination, ushort sourcePort = 40000, ushort destinationPort = 9, byte hopLimit = 64)
+    {
+        const int payload = 18;
+        var frame = new byte[14 + 40 + 8 + payload];
+        frame[0] = 0x02; frame[5] = 0x02; frame[6] = 0x02; frame[11] = 0x01;
+        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(12), 0x86dd);
+        var ip = frame.AsSpan(14);
+        ip[0] = 0x60;
+        BinaryPrimitives.WriteUInt16BigEndian(ip[4..], 8 + payload);
+        ip[6] = 17;
+        ip[7] = hopLimit;
+        source.TryWriteBytes(ip[8..], out _);
+        destination.TryWriteBytes(ip[24..], out _);
+        var udp = ip[40..];
+        BinaryPrimitives.WriteUInt16BigEndian(udp, sourcePort);
+        BinaryPrimitives.WriteUInt16BigEndian(udp[2..], destinationPort);
+        BinaryPrimitives.WriteUInt16BigEndian(udp[4..], 8 + payload);
+        return frame;
+    }
 }

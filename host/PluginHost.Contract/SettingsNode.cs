@@ -67,6 +67,26 @@ public sealed class SettingsNode
                 context.Error(this[key], $"unknown field '{key}' (expected one of: {string.Join(", ", known)})");
     }
 
+    /// <summary>
+    /// Resolve this scalar as an interface name in the pipeline's namespace; when it is missing, not a name
+    /// or not a usable interface, report that at this node and return false. (Contract 1.1.)
+    /// </summary>
+    public bool TryResolveInterface(IStageContext context, out int ifindex)
+    {
+        ifindex = 0;
+        if (Kind != SettingsKind.Scalar)
+        {
+            context.Error(this, "missing output interface");
+            return false;
+        }
+        if (!context.TryResolveInterface(Scalar!, out ifindex, out string error))
+        {
+            context.Error(this, error);
+            return false;
+        }
+        return true;
+    }
+
     /// <inheritdoc />
     public override string ToString() => Scalar ?? Kind.ToString();
 }

@@ -79,7 +79,7 @@ public sealed class SourcePolicyPlugin : IRoutingPlugin, IRuntimeCommands
             }
             route.RejectUnknownKeys(context, "from", "interface", "via");
             bool ok = TryParsePrefix(route["from"], context, out var prefix, out int length);
-            ok &= TryResolve(route["interface"], context, out int ifindex);
+            ok &= route["interface"].TryResolveInterface(context, out int ifindex);
             ok &= TryParseNextHop(route["via"], context, out var nexthop);
             if (!ok)
                 continue;
@@ -231,22 +231,6 @@ public sealed class SourcePolicyPlugin : IRoutingPlugin, IRuntimeCommands
         }
         prefix = network.BaseAddress;
         length = network.PrefixLength;
-        return true;
-    }
-
-    private static bool TryResolve(SettingsNode node, IStageContext context, out int ifindex)
-    {
-        ifindex = 0;
-        if (node.Kind != SettingsKind.Scalar)
-        {
-            context.Error(node, "missing output interface");
-            return false;
-        }
-        if (!context.TryResolveInterface(node.Scalar!, out ifindex, out string error))
-        {
-            context.Error(node, error);
-            return false;
-        }
         return true;
     }
 

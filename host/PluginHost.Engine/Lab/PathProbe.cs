@@ -13,7 +13,7 @@ public sealed record PathObservation(IPAddress Source, int Sent, int Received, l
         : null;
 }
 
-/// <summary>Sends UDP from client sources to the server and reads which server uplink received it.</summary>
+/// <summary>Sends UDP from client sources to the server (its address in each source's family) and reads which server uplink received it.</summary>
 public static class PathProbe
 {
     public const int Port = 9000;
@@ -22,20 +22,27 @@ public static class PathProbe
     public static IReadOnlyList<PathObservation> Measure(RouterLab lab, IEnumerable<IPAddress> sources, int packetsPerSource)
     {
         var results = new List<PathObservation>();
-        using var receiver = UdpReceiver.Start(lab.Server, new IPEndPoint(RouterLab.ServerAddress, Port));
-        int expectedTotal = 0;
-        foreach (var source in sources)
+        var list = sources.ToList();
+        var receivers = list.Select(RouterLab.ServerAddressFor).Distinct()
+            .ToDictionary(a => a, a => UdpReceiver.Start(lab.Server, new IPEndPoint(a, Port)));
+        var expected = receivers.Keys.ToDictionary(a => a, _ => 0);
+        foreach (var source in list)
         {
+            var server = RouterLab.ServerAddressFor(source);
             var before1 = InterfaceCounters.Read(lab.Server, RouterLab.ServerUplink1).RxPackets;
             var before2 = InterfaceCounters.Read(lab.Server, RouterLab.ServerUplink2).RxPackets;
-            int sent = UdpTraffic.Send(lab.Client, source, new IPEndPoint(RouterLab.ServerAddress, Port), packetsPerSource);
-            expectedTotal += sent;
-            receiver.WaitFor(expectedTotal, TimeSpan.FromSeconds(3));
+            int sent = UdpTraffic.Send(lab.Client, source, new IPEndPoint(server, Port), packetsPerSource);
+            expected[server] += sent;
+            receivers[server].WaitFor(expected[server], TimeSpan.FromSeconds(3));
             var after1 = InterfaceCounters.Read(lab.Server, RouterLab.ServerUplink1).RxPackets;
             var after2 = InterfaceCounters.Read(lab.Server, RouterLab.ServerUplink2).RxPackets;
             results.Add(new PathObservation(source, sent, 0, after1 - before1, after2 - before2));
         }
-        var received = receiver.Stop();
+        var received = new Dictionary<IPAddress, int>();
+        foreach (var receiver in receivers.Values)
+            using (receiver)
+                foreach (var (source, count) in receiver.Stop())
+                    received[source] = count;
         return results.Select(r => r with { Received = received.GetValueOrDefault(r.Source) }).ToList();
     }
 }

@@ -13,8 +13,11 @@ namespace PluginHost.Lab;
 ///  default via .1.1            198.18.9.0/24 via 2.2           lo 198.18.9.1/32
 ///                              ip_forward=1                    198.18.1.0/24 via 2.1
 /// </code>
-/// rp_filter is 0 everywhere (the server must accept client traffic arriving by up2) and IPv6 is
-/// disabled on every lab interface, so counters show only the test's IPv4 traffic (and ARP).
+/// rp_filter is 0 everywhere (the server must accept client traffic arriving by up2). IPv6 is disabled
+/// on every lab interface, so counters show only the test's IPv4 traffic (and ARP), unless the lab is
+/// built with <c>ipv6: true</c>: then the same links also carry 2001:db8:1::/64 (client), 2001:db8:2::/64
+/// and 2001:db8:3::/64 (uplinks) and the server's 2001:db8:9::1/128, with static addresses (no DAD, no
+/// router advertisements) and the same routes; neighbour discovery and MLD then add a few packets to the counters.
 /// </summary>
 public sealed class RouterLab : IDisposable
 {
@@ -35,6 +38,21 @@ public sealed class RouterLab : IDisposable
     public static readonly IPAddress Uplink2Gateway = IPAddress.Parse("198.18.3.2");
     public static readonly IPAddress ServerAddress = IPAddress.Parse("198.18.9.1");
 
+    // IPv6 (labs built with ipv6: true), the same plan as IPv4.
+    public static readonly IPAddress ClientPrimary6 = IPAddress.Parse("2001:db8:1::2");
+    public static readonly IPAddress ClientSourceA6 = IPAddress.Parse("2001:db8:1::10");
+    public static readonly IPAddress ClientSourceB6 = IPAddress.Parse("2001:db8:1::20");
+    public static readonly IPAddress RouterLanAddress6 = IPAddress.Parse("2001:db8:1::1");
+    public static readonly IPAddress RouterUplink1Address6 = IPAddress.Parse("2001:db8:2::1");
+    public static readonly IPAddress RouterUplink2Address6 = IPAddress.Parse("2001:db8:3::1");
+    public static readonly IPAddress Uplink1Gateway6 = IPAddress.Parse("2001:db8:2::2");
+    public static readonly IPAddress Uplink2Gateway6 = IPAddress.Parse("2001:db8:3::2");
+    public static readonly IPAddress ServerAddress6 = IPAddress.Parse("2001:db8:9::1");
+
+    /// <summary>The server's address in the family of <paramref name="source"/>.</summary>
+    public static IPAddress ServerAddressFor(IPAddress source) =>
+        source.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? ServerAddress6 : ServerAddress;
+
     /// <summary>The client subnet (198.18.1.0/24) and the server's service subnet (198.18.9.0/24).</summary>
     public const string ClientNetwork = "198.18.1.0/24";
     public const string ServerNetwork = "198.18.9.0/24";
@@ -46,8 +64,10 @@ public sealed class RouterLab : IDisposable
     private int _disposed;
 
     /// <summary>Builds the lab; <paramref name="prefix"/> (≤5 chars: letters, digits, '-') tags the namespace names.</summary>
-    public RouterLab(string prefix)
+    /// <param name="ipv6">Also address and route IPv6 (otherwise IPv6 is disabled on every lab interface).</param>
+    public RouterLab(string prefix, bool ipv6 = false)
     {
+        Ipv6 = ipv6;
         ArgumentException.ThrowIfNullOrWhiteSpace(prefix);
         if (prefix.Length > MaxPrefixLength || !prefix.All(c => char.IsAsciiLetterOrDigit(c) || c == '-'))
             throw new ArgumentException(
@@ -69,6 +89,9 @@ public sealed class RouterLab : IDisposable
     }
 
     public string Prefix { get; }
+
+    /// <summary>Whether the lab carries IPv6 too.</summary>
+    public bool Ipv6 { get; }
     public NetworkNamespace Client { get; } = null!;
     public NetworkNamespace Router { get; } = null!;
     public NetworkNamespace Server { get; } = null!;
@@ -103,7 +126,15 @@ public sealed class RouterLab : IDisposable
         {
             ns.Sysctl("net.ipv4.conf.all.rp_filter", "0");
             ns.Sysctl("net.ipv4.conf.default.rp_filter", "0");
-            if (ns.Run(() => Directory.Exists("/proc/sys/net/ipv6")))
+            if (Ipv6)
+            {
+                // Static addresses only: no DAD delay before an address is usable, no autoconfiguration.
+                ns.Sysctl("net.ipv6.conf.all.accept_dad", "0");
+                ns.Sysctl("net.ipv6.conf.default.accept_dad", "0");
+                ns.Sysctl("net.ipv6.conf.all.accept_ra", "0");
+                ns.Sysctl("net.ipv6.conf.default.accept_ra", "0");
+            }
+            else if (ns.Run(() => Directory.Exists("/proc/sys/net/ipv6")))
             {
                 // No router solicitations, DAD, or MLD reports in the counters.
                 ns.Sysctl("net.ipv6.conf.all.disable_ipv6", "1");
@@ -149,6 +180,8 @@ public sealed class RouterLab : IDisposable
             "via", RouterUplink1Address.ToString(), "dev", ServerUplink1);
 
         Client.Sysctl($"net/ipv4/conf/{ClientLan}/rp_filter", "0");
+        if (Ipv6)
+            BuildIpv6();
 
         // Carrier and operstate follow "link set up" asynchronously (linkwatch, up to ~1 s); until then
         // the device still has its noop qdisc and drops what it transmits. Return a lab that forwards.
@@ -159,6 +192,27 @@ public sealed class RouterLab : IDisposable
         WaitUntilUp(Server, ServerUplink1, deadline);
         WaitUntilUp(Server, ServerUplink2, deadline);
     }
+
+    private void BuildIpv6()
+    {
+        Router.Sysctl("net.ipv6.conf.all.forwarding", "1");
+        Address(Client, ClientLan, ClientPrimary6, 64);
+        Address(Client, ClientLan, ClientSourceA6, 64);
+        Address(Client, ClientLan, ClientSourceB6, 64);
+        Ip.Run("-n", Client.Name, "-6", "route", "add", "default", "via", RouterLanAddress6.ToString(), "dev", ClientLan);
+        Address(Router, RouterLan, RouterLanAddress6, 64);
+        Address(Router, RouterUplink1, RouterUplink1Address6, 64);
+        Address(Router, RouterUplink2, RouterUplink2Address6, 64);
+        Ip.Run("-n", Router.Name, "-6", "route", "add", ServerNetwork6, "via", Uplink1Gateway6.ToString(), "dev", RouterUplink1);
+        Address(Server, ServerUplink1, Uplink1Gateway6, 64);
+        Address(Server, ServerUplink2, Uplink2Gateway6, 64);
+        Address(Server, "lo", ServerAddress6, 128);
+        Ip.Run("-n", Server.Name, "-6", "route", "add", ClientNetwork6, "via", RouterUplink1Address6.ToString(), "dev", ServerUplink1);
+    }
+
+    /// <summary>The IPv6 client subnet and the server's IPv6 service subnet.</summary>
+    public const string ClientNetwork6 = "2001:db8:1::/64";
+    public const string ServerNetwork6 = "2001:db8:9::/64";
 
     private static readonly TimeSpan LinkUpTimeout = TimeSpan.FromSeconds(10);
 

@@ -1,19 +1,19 @@
+using PluginHost.Config;
 using PluginHost.Contract;
 using PluginHost.Plugins;
 using PluginHost.Tests.Support;
 
 namespace PluginHost.Tests.Plugins;
 
-/// <summary>The real SourcePolicy plugin, loaded once from the build output like the host loads it.</summary>
-public sealed class SourcePolicyFixture : IDisposable
+/// <summary>A real plugin, loaded once from the build output like the host loads it.</summary>
+public abstract class PluginFixture : IDisposable
 {
-    public SourcePolicyFixture()
+    protected PluginFixture(string name)
     {
         Catalog = PluginCatalog.Load(Repo.PluginsDirectory);
-        if (!Catalog.Plugins.TryGetValue("SourcePolicy", out var loaded))
-            throw new InvalidOperationException(
-                $"load SourcePolicy from {Repo.PluginsDirectory}: not found ({string.Join("; ", Catalog.Errors)}) (build the solution first)");
-        Plugin = loaded.Instance;
+        Plugin = Catalog.Plugins.TryGetValue(name, out var loaded) ? loaded.Instance
+            : throw new InvalidOperationException(
+                $"load {name} from {Repo.PluginsDirectory}: not found ({string.Join("; ", Catalog.Errors)}) (build the solution first)");
     }
 
     public PluginCatalog Catalog { get; }
@@ -21,7 +21,28 @@ public sealed class SourcePolicyFixture : IDisposable
     public IRoutingPlugin Plugin { get; }
 
     public void Dispose() => Catalog.Dispose();
+
+    /// <summary>The settings node of the only stage (plugin <paramref name="plugin"/>) of a whole config whose settings are <paramref name="settingsYaml"/>.</summary>
+    public static SettingsNode Settings(string plugin, string settingsYaml)
+    {
+        string indented = string.Join('\n', settingsYaml.Split('\n').Select(l => "          " + l));
+        string yaml = $"""
+            pipelines:
+              - name: t
+                interface: eth0
+                direction: ingress
+                stages:
+                  - plugin: {plugin}
+                    settings:
+            {indented}
+            """;
+        return ConfigLoader.Parse(yaml, "/etc/ph/config.yaml").Pipelines[0].Stages[0].Settings;
+    }
 }
+
+public sealed class SourcePolicyFixture() : PluginFixture("SourcePolicy");
+
+public sealed class Ipv6Fixture() : PluginFixture("IPv6");
 
 /// <summary>An <see cref="IStageContext"/> that knows only the interfaces it is given and records errors.</summary>
 public sealed class FakeStageContext(IReadOnlyDictionary<string, int> interfaces, Direction direction = Direction.Ingress) : IStageContext

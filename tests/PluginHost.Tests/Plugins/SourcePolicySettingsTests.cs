@@ -18,22 +18,7 @@ public sealed class SourcePolicySettingsTests(SourcePolicyFixture fixture) : ICl
     private readonly IRoutingPlugin _plugin = fixture.Plugin;
     private readonly FakeStageContext _context = FakeStageContext.Default();
 
-    /// <summary>Parse a whole config whose only stage has <paramref name="settingsYaml"/> as settings.</summary>
-    private static SettingsNode Settings(string settingsYaml)
-    {
-        string indented = string.Join('\n', settingsYaml.Split('\n').Select(l => "          " + l));
-        string yaml = $"""
-            pipelines:
-              - name: t
-                interface: eth0
-                direction: ingress
-                stages:
-                  - plugin: SourcePolicy
-                    settings:
-            {indented}
-            """;
-        return ConfigLoader.Parse(yaml, "/etc/ph/config.yaml").Pipelines[0].Stages[0].Settings;
-    }
+    private static SettingsNode Settings(string settingsYaml) => PluginFixture.Settings("SourcePolicy", settingsYaml);
 
     private StageSetup Configure(string settingsYaml) => _plugin.Configure(Settings(settingsYaml), _context);
 

@@ -1,0 +1,105 @@
+using System.Net;
+using PluginHost.Config;
+using PluginHost.Contract;
+using PluginHost.Plugins;
+using PluginHost.Tests.Support;
+using Xunit;
+
+namespace PluginHost.Tests.Plugins;
+
+/// <summary>Settings validation of the IPv6 plugin: every refusal names the field and the value.</summary>
+[Trait("Category", "Unit")]
+public sealed class Ipv6SettingsTests(Ipv6Fixture fixture) : IClassFixture<Ipv6Fixture>
+{
+    private readonly IRoutingPlugin _plugin = fixture.Plugin;
+    private readonly FakeStageContext _context = FakeStageContext.Default();
+
+    private StageSetup Configure(string settingsYaml) => _plugin.Configure(PluginFixture.Settings("IPv6", settingsYaml), _context);
+
+    private static string OneRoute(string from, string iface = "up1", string? via = null) =>
+        $"routes:\n  - from: \"{from}\"\n    interface: {iface}" + (via is null ? "" : $"\n    via: \"{via}\"");
+
+    [Fact]
+    public void ValidRoutesBecomeLpmEntriesAndCanaries()
+    {
+        var setup = Configure("""
+            routes:
+              - from: 2001:db8:1::/48
+                interface: up1
+                via: fe80::2
+              - from: 2001:db8:1:5::7
+                interface: up2
+              - from: ::/0
+                interface: up2
+                via: 2001:db8::1
+            """);
+
+        Assert.Empty(_context.Errors);
+        Assert.Collection(setup.Entries,
+            e => AssertRoute(e, 48, "2001:db8:1::", 7, "fe80::2"),
+            e => AssertRoute(e, 128, "2001:db8:1:5::7", 8, "::"),
+            e => AssertRoute(e, 0, "::", 8, "2001:db8::1"));
+        // One canary per route, sent where the longest match says: ::/0's canary uses ::1, which only it covers.
+        Assert.Equal([7, 8, 8], setup.Canaries.Select(c => c.RedirectIfindex));
+        Assert.All(setup.Canaries, c => Assert.Equal(CanaryVerdict.Redirect, c.Expect));
+    }
+
+    private static void AssertRoute(MapEntry entry, int prefixlen, string addr, int ifindex, string nexthop)
+    {
+        Assert.Equal("routes", entry.Map);
+        Assert.Equal(prefixlen, entry.Key["prefixlen"]);
+        Assert.Equal(IPAddress.Parse(addr), entry.Key["addr"]);
+        Assert.Equal(ifindex, entry.Value["ifindex"]);
+        Assert.Equal(IPAddress.Parse(nexthop), entry.Value["nexthop"]);
+    }
+
+    [Theory]
+    [InlineData("2001:db8:1::1/48", "host bits are set (did you mean 2001:db8:1::/48?)")]
+    [InlineData("2001:db8::/129", "expected an IPv6 CIDR")]
+    [InlineData("198.18.1.0/24", "use SourcePolicy for IPv4")]
+    [InlineData("fe80::/64", "link-local and multicast sources are never routed")]
+    [InlineData("ff02::/16", "link-local and multicast sources are never routed")]
+    [InlineData("2001:db8::/48%eth0", "expected an IPv6 CIDR")]
+    public void BadPrefixesAreRefusedWithTheirPathAndValue(string from, string message)
+    {
+        var setup = Configure(OneRoute(from));
+
+        Assert.Empty(setup.Entries);
+        var (node, error) = Assert.Single(_context.Errors);
+        Assert.Equal("pipelines[0].stages[0].settings.routes[0].from", node.Path);
+        Assert.Contains($"'{from}'", error);
+        Assert.Contains(message, error);
+    }
+
+    [Theory]
+    [InlineData("198.18.2.2", "expected an IPv6 address")]
+    [InlineData("ff02::2", "must be a unicast address")]
+    [InlineData("fe80::2%up1", "no zone index")]
+    public void BadNextHopsAreRefused(string via, string message)
+    {
+        Configure(OneRoute("2001:db8::/32", via: via));
+
+        var (node, error) = Assert.Single(_context.Errors);
+        Assert.Equal("pipelines[0].stages[0].settings.routes[0].via", node.Path);
+        Assert.Contains(message, error);
+    }
+
+    [Fact]
+    public void DuplicatePrefixesAndUnknownInterfacesAreRefused()
+    {
+        var setup = Configure("""
+            routes:
+              - from: 2001:db8::/32
+                interface: up1
+              - from: 2001:db8:0::/32
+                interface: up2
+              - from: 2001:db9::/32
+                interface: nope0
+            """);
+
+        Assert.Single(setup.Entries);
+        Assert.Collection(_context.Errors,
+            e => Assert.Contains("duplicate prefix 2001:db8::/32 (first given at pipelines[0].stages[0].settings.routes[0].from)", e.Message),
+            e => Assert.Equal("pipelines[0].stages[0].settings.routes[2].interface", e.Node.Path));
+    }
+}
