@@ -111,8 +111,14 @@ internal static class ReloadCommand
                 Console.WriteLine(result);
             else
                 foreach (var r in result.GetProperty("results").EnumerateArray())
-                    Console.WriteLine($"{r.GetProperty("pipeline").GetString()}: {r.GetProperty("kind").GetString()!.ToLowerInvariant()}, generation {r.GetProperty("generation")}, " +
+                {
+                    string pipeline = r.GetProperty("pipeline").GetString()!;
+                    Console.WriteLine($"{pipeline}: {r.GetProperty("kind").GetString()!.ToLowerInvariant()}, generation {r.GetProperty("generation")}, " +
                                       $"{r.GetProperty("entriesChanged")} map entries changed ({result.GetProperty("milliseconds").GetDouble():F1} ms)");
+                    if (r.TryGetProperty("shadowed", out var shadowed))
+                        foreach (var warning in shadowed.EnumerateArray())
+                            Console.WriteLine($"{pipeline}: warning: {warning.GetString()}");
+                }
             return 0;
         }));
         return command;

@@ -8,7 +8,9 @@ namespace PluginHost.Datapath;
 /// <summary>
 /// Runs known packets through a loaded, not yet attached, generation with BPF_PROG_TEST_RUN and
 /// checks their verdicts: the host's own (ARP and truncated frames must reach the kernel) and each
-/// stage's plugin canaries.
+/// stage's plugin canaries. A plugin's canary enters at the top of the chain, so an earlier stage may
+/// decide it first (a SourcePolicy route covering a FiveTuplePolicy rule's packet): the stats rows tell
+/// which stage decided, and a canary decided by an earlier stage is shadowed, not wrong, and is skipped.
 /// </summary>
 public static class Canaries
 {
@@ -24,15 +26,25 @@ public static class Canaries
             CanaryFrames.Ipv4Udp(System.Net.IPAddress.Parse("192.0.2.1"), System.Net.IPAddress.Parse("192.0.2.2"))[..36], CanaryVerdict.Pass),
     ];
 
-    /// <summary>Throws <see cref="CanaryException"/> naming the first canary that came out wrong.</summary>
-    public static int Run(LoadedChain chain, IReadOnlyList<StagePlan> stages)
+    /// <summary>Throws <see cref="CanaryException"/> naming the first canary that came out wrong; reports how many were
+    /// checked and which were shadowed.</summary>
+    public static CanaryReport Run(LoadedChain chain, IReadOnlyList<StagePlan> stages)
     {
-        var all = HostCanaries.Select(c => (Who: "host", Canary: c))
-            .Concat(stages.SelectMany((s, i) => s.Canaries.Select(c => (Who: $"stage {i} ({s.PluginName})", Canary: c))));
+        var all = HostCanaries.Select(c => (Stage: -1, Who: "host", Canary: c))
+            .Concat(stages.SelectMany((s, i) => s.Canaries.Select(c => (Stage: i, Who: $"stage {i} ({s.PluginName})", Canary: c))));
         int count = 0;
-        foreach (var (who, canary) in all)
+        var shadowed = new List<string>();
+        foreach (var (stage, who, canary) in all)
         {
+            var before = stage > 0 ? Decided(chain) : null;
             var run = chain.Entry.TestRun(canary.Frame);
+            if (before is not null && DecidedBy(before, Decided(chain)) is int decider && decider < stage)
+            {
+                // An earlier stage took this packet, as it would on the wire: not a broken generation, but worth saying.
+                shadowed.Add($"canary of {who} '{canary.Name}' was decided by stage {decider} ({stages[decider].PluginName}): " +
+                    "packets like it never reach that rule");
+                continue;
+            }
             var (verdict, ifindex) = run.ReturnValue switch
             {
                 TcActRedirect => (CanaryVerdict.Redirect, (int)run.Cb[RedirectIfindexCb]),
@@ -46,7 +58,19 @@ public static class Canaries
                     $"got {(Enum.IsDefined(verdict) ? Describe(verdict, ifindex) : $"return code {run.ReturnValue}")}");
             count++;
         }
-        return count;
+        return new CanaryReport(count, shadowed);
+    }
+
+    // Per stage: packets it redirected, dropped or passed, so far.
+    private static ulong[] Decided(LoadedChain chain) =>
+        chain.ReadCounters().Stages.Select(row => CounterLayout.StageOutcomes.Aggregate(0ul, (sum, c) => sum + row[c])).ToArray();
+
+    private static int? DecidedBy(ulong[] before, ulong[] after)
+    {
+        for (int i = 0; i < after.Length; i++)
+            if (after[i] != before[i])
+                return i;
+        return null;
     }
 
     private static string Describe(CanaryVerdict verdict, int ifindex) =>
@@ -66,6 +90,11 @@ public static class Canaries
         return frame;
     }
 }
+
+/// <summary>What the canaries of a generation showed.</summary>
+/// <param name="Checked">Canaries whose verdict was checked (and right).</param>
+/// <param name="Shadowed">Plugin canaries an earlier stage decided first, described.</param>
+public sealed record CanaryReport(int Checked, IReadOnlyList<string> Shadowed);
 
 /// <summary>A canary came out wrong; the new generation was not attached.</summary>
 public sealed class CanaryException(string message) : Exception(message);

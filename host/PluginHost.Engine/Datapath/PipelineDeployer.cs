@@ -30,6 +30,9 @@ public sealed record ApplyResult(string Pipeline, ApplyKind Kind, uint Generatio
 {
     /// <summary>True when a tcx link was created (rather than updated).</summary>
     public bool Attached => Kind == ApplyKind.Attached;
+
+    /// <summary>Plugin canaries an earlier stage took first: rules that packets like these never reach.</summary>
+    public IReadOnlyList<string> Shadowed { get; init; } = [];
 }
 
 /// <summary>The reload was refused before anything changed (a map layout changed without a migration).</summary>
@@ -105,7 +108,9 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
             var loadTime = watch.Elapsed;
 
             watch.Restart();
-            int canaries = RunCanaries(spec, compiled.ObjectPath, generation, chain, planned);
+            var canaries = RunCanaries(spec, compiled.ObjectPath, generation, chain, planned);
+            foreach (var shadowed in canaries.Shadowed)
+                LogShadowed(config.Name, shadowed);
             var canaryTime = watch.Elapsed;
 
             BpfFs.RemoveTree(genDir); // a leftover of a failed attempt with the same number
@@ -150,8 +155,8 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
                 _memory.Set(pin, entries);
             var kind = attached ? ApplyKind.Attached : ApplyKind.Swapped;
             LogApplied(config.Name, generation, kind.ToString().ToLowerInvariant(), info.LinkId, info.ProgramId, total.Elapsed.TotalMilliseconds);
-            return new ApplyResult(config.Name, kind, generation, info.LinkId, info.ProgramId, changed, compiled.Cached, canaries,
-                composeTime, compileTime, loadTime, canaryTime, swapTime, total.Elapsed);
+            return new ApplyResult(config.Name, kind, generation, info.LinkId, info.ProgramId, changed, compiled.Cached, canaries.Checked,
+                composeTime, compileTime, loadTime, canaryTime, swapTime, total.Elapsed) { Shadowed = canaries.Shadowed };
         }
         catch
         {
@@ -182,14 +187,14 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
     // state maps, the canaries run through a second copy of the same object that shares the configuration
     // maps but has empty state maps of its own; otherwise through the new generation itself, whose counters
     // are then cleared.
-    private static int RunCanaries(ChainSpec spec, string objectPath, uint generation, LoadedChain chain, PlannedPipeline planned)
+    private static CanaryReport RunCanaries(ChainSpec spec, string objectPath, uint generation, LoadedChain chain, PlannedPipeline planned)
     {
         var stateMaps = spec.Stages.SelectMany(s => s.Maps).Where(m => m.Schema.Contents == MapContents.State).ToList();
         if (stateMaps.Count == 0)
         {
-            int count = Canaries.Run(chain, planned.Plan.Stages);
+            var report = Canaries.Run(chain, planned.Plan.Stages);
             CounterReader.Clear(chain.Stats, spec.StatsRows);
-            return count;
+            return report;
         }
         var shared = spec.Stages.SelectMany(s => s.Maps).Where(m => m.Schema.Contents == MapContents.Config)
             .ToDictionary(m => m.CName, m => chain.StageMaps[m.CName]);
@@ -475,6 +480,9 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
         File.Delete(PipelineState.FilePath(runtimeDirectory, pipeline));
         LogRemoved(pipeline);
     }
+
+    [LoggerMessage(EventId = 106, Level = LogLevel.Warning, Message = "pipeline {Pipeline}: {What}")]
+    private partial void LogShadowed(string pipeline, string what);
 
     [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "pipeline {Pipeline}: generation {Generation} {Action} (link {LinkId}, program {ProgramId}) in {Milliseconds:F1} ms")]
     private partial void LogApplied(string pipeline, uint generation, string action, uint linkId, uint programId, double milliseconds);

@@ -1,4 +1,6 @@
+using System.Net;
 using PluginHost.Compose;
+using PluginHost.Contract;
 using PluginHost.Datapath;
 using PluginHost.Hosting;
 using PluginHost.Tests.Support;
@@ -220,12 +222,12 @@ public sealed class GenerationTests : IDisposable
     }
 
     [KernelFact]
-    public void WrongCanaryVerdictRefusesTheNewGeneration()
+    public void AShadowedRouteIsReportedNotRefused()
     {
         var engine = _rig.Engine();
-        var first = engine.Apply().Single();
+        engine.Apply();
 
-        // A second stage whose route the first stage shadows: its canary expects out2 but the chain sends out1.
+        // A second stage whose route the first stage shadows: its canary is taken by the first stage, as real packets would be.
         _rig.WriteConfig(_net.Namespace.Name, KernelChain.Input, Stages + """
 
                   - plugin: SourcePolicy
@@ -235,11 +237,30 @@ public sealed class GenerationTests : IDisposable
                           interface: out2
             """);
         engine.Reconfigure(PluginHost.Config.ConfigLoader.Load(_rig.ConfigPath));
-        var e = Assert.Throws<CanaryException>(() => engine.Apply());
+        var result = engine.Apply().Single();
 
-        Assert.Contains("canary of stage 2 (SourcePolicy) 'route 198.18.1.0/24'", e.Message);
-        Assert.Contains($"expected redirect to ifindex {_net.Ifindex(KernelChain.Out2)}, got redirect to ifindex {_net.Ifindex(KernelChain.Out1)}", e.Message);
-        Assert.Equal(first.ProgramId, _rig.AttachedProgramId());
-        Assert.Single(Directory.GetDirectories(Path.Combine(_rig.BpfRoot, "p"), "g*"));
+        Assert.Equal(ApplyKind.Swapped, result.Kind);
+        var shadowed = Assert.Single(result.Shadowed);
+        Assert.Contains("canary of stage 2 (SourcePolicy) 'route 198.18.1.0/24' was decided by stage 1 (SourcePolicy)", shadowed);
+    }
+
+    [KernelFact]
+    public void AWrongCanaryVerdictRefusesTheGenerationNamingStageAndPacket()
+    {
+        using var chain = _net.Load("""
+                  - plugin: SourcePolicy
+                    settings:
+                      routes:
+                        - from: 198.18.1.0/24
+                          interface: out1
+            """);
+        var wrong = new StagePlan("SourcePolicy", new StageTemplate("t.c.sbn", ""), [], new Dictionary<string, long>())
+        {
+            Canaries = [new CanaryPacket("must drop", CanaryFrames.Ipv4Udp(IPAddress.Parse("198.18.1.5"), IPAddress.Parse("192.0.2.1")), CanaryVerdict.Drop)],
+        };
+
+        var e = Assert.Throws<CanaryException>(() => Canaries.Run(chain, [wrong]));
+
+        Assert.Equal($"canary of stage 0 (SourcePolicy) 'must drop': expected drop, got redirect to ifindex {_net.Ifindex(KernelChain.Out1)}", e.Message);
     }
 }

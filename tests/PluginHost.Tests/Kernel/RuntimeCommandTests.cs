@@ -77,6 +77,34 @@ public sealed class RuntimeCommandTests : IDisposable
         Assert.Equal(_net.Ifindex(KernelChain.Out2), Redirect("198.18.7.1"));
     }
 
+    // Canaries enter at the top of the chain: stage 1's /28 canary is taken by stage 0's /24, as real packets
+    // would be. That is a shadowed canary, not a broken generation.
+    [KernelFact]
+    public void ACanaryThatAnEarlierStageTakesIsShadowedNotAFailure()
+    {
+        _rig.WriteConfig(_net.Namespace.Name, KernelChain.Input, """
+                  - plugin: SourcePolicy
+                    settings:
+                      routes:
+                        - from: 198.18.1.0/24
+                          interface: out1
+                  - plugin: SourcePolicy
+                    settings:
+                      routes:
+                        - from: 198.18.1.0/28
+                          interface: out2
+                        - from: 198.18.7.0/24
+                          interface: out2
+            """);
+
+        var result = _rig.Engine().Apply().Single();
+
+        Assert.Equal(ApplyKind.Attached, result.Kind);
+        Assert.Equal(2 + 1 + 1, result.CanariesRun); // host's 2, stage 0's, stage 1's 198.18.7.0/24 (its /28 is shadowed)
+        Assert.Equal(_net.Ifindex(KernelChain.Out1), Redirect("198.18.1.1"));
+        Assert.Equal(_net.Ifindex(KernelChain.Out2), Redirect("198.18.7.1"));
+    }
+
     [KernelFact]
     public void AddedAndRemovedRoutesAreKeptAcrossARestart()
     {
