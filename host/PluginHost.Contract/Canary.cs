@@ -51,6 +51,41 @@ public static class CanaryFrames
         return frame;
     }
 
+    /// <summary>
+    /// Ethernet + IPv4 (valid checksum) + a minimal transport header of <paramref name="protocol"/>: TCP (20 bytes,
+    /// SYN), UDP (8 bytes) or anything else (8 bytes of zeros, e.g. an ICMP header), then 18 bytes of payload.
+    /// (Contract 1.1.)
+    /// </summary>
+    public static byte[] Ipv4(IPAddress source, IPAddress destination, byte protocol, ushort sourcePort = 40000, ushort destinationPort = 9, byte ttl = 64)
+    {
+        if (protocol == 17)
+            return Ipv4Udp(source, destination, sourcePort, destinationPort, ttl);
+        const int payload = 18;
+        int l4 = protocol == 6 ? 20 : 8;
+        var udp = Ipv4Udp(source, destination, sourcePort, destinationPort, ttl);
+        var frame = new byte[14 + 20 + l4 + payload];
+        udp.AsSpan(0, 34).CopyTo(frame);
+        var ip = frame.AsSpan(14);
+        BinaryPrimitives.WriteUInt16BigEndian(ip[2..], (ushort)(20 + l4 + payload));
+        ip[9] = protocol;
+        BinaryPrimitives.WriteUInt16BigEndian(ip[10..], 0);
+        uint sum = 0;
+        for (int i = 0; i < 20; i += 2)
+            sum += BinaryPrimitives.ReadUInt16BigEndian(ip[i..]);
+        while (sum > 0xffff)
+            sum = (sum & 0xffff) + (sum >> 16);
+        BinaryPrimitives.WriteUInt16BigEndian(ip[10..], (ushort)~sum);
+        if (protocol == 6)
+        {
+            var tcp = ip[20..];
+            BinaryPrimitives.WriteUInt16BigEndian(tcp, sourcePort);
+            BinaryPrimitives.WriteUInt16BigEndian(tcp[2..], destinationPort);
+            tcp[12] = 5 << 4; // data offset: 20 bytes
+            tcp[13] = 0x02;   // SYN
+        }
+        return frame;
+    }
+
     /// <summary>Ethernet + IPv6 + UDP with an 18-byte payload (UDP checksum left 0: nothing on the test path checks it).</summary>
     public static byte[] Ipv6Udp(IPAddress source, IPAddress destination, ushort sourcePort = 40000, ushort destinationPort = 9, byte hopLimit = 64)
     {

@@ -44,6 +44,8 @@ public sealed class SourcePolicyFixture() : PluginFixture("SourcePolicy");
 
 public sealed class Ipv6Fixture() : PluginFixture("IPv6");
 
+public sealed class FiveTuplePolicyFixture() : PluginFixture("FiveTuplePolicy");
+
 /// <summary>An <see cref="IStageContext"/> that knows only the interfaces it is given and records errors.</summary>
 public sealed class FakeStageContext(IReadOnlyDictionary<string, int> interfaces, Direction direction = Direction.Ingress) : IStageContext
 {

@@ -1,0 +1,77 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using PluginHost.Config;
+using PluginHost.Datapath;
+using PluginHost.Hosting;
+using PluginHost.Kernel;
+using PluginHost.Lab;
+using PluginHost.Tests.Support;
+using Xunit;
+
+namespace PluginHost.Tests.Lab;
+
+/// <summary>Real UDP through a router whose lan0 ingress runs FiveTuplePolicy rules ahead of a SourcePolicy stage.</summary>
+[Trait("Category", "Lab")]
+public sealed class FiveTuplePolicyLabTests : IDisposable
+{
+    private readonly RouterLab _lab = new("5" + Guid.NewGuid().ToString("N")[..4]);
+    private readonly string _work = Directory.CreateTempSubdirectory("pluginhost-lab-").FullName;
+    private readonly string _bpfRoot = $"/sys/fs/bpf/pluginhost-test-{Guid.NewGuid():N}";
+
+    public void Dispose()
+    {
+        BpfFs.RemoveTree(_bpfRoot);
+        _lab.Dispose();
+        Directory.Delete(_work, recursive: true);
+    }
+
+    [KernelFact]
+    public void APortRuleOverridesTheSourceRouteAndOtherPortsFollowIt()
+    {
+        string path = Path.Combine(_work, "config.yaml");
+        File.WriteAllText(path, $"""
+            pluginsDirectory: {Repo.PluginsDirectory}
+            bpfRoot: {_bpfRoot}
+            runtimeDirectory: {_work}/run
+            cacheDirectory: {_work}/cache
+            pipelines:
+              - name: rules
+                namespace: {_lab.Router.Name}
+                interface: {RouterLab.RouterLan}
+                direction: ingress
+                stages:
+                  - plugin: FiveTuplePolicy
+                    settings:
+                      rules:
+                        - name: probe-via-up2
+                          protocol: udp
+                          from: {RouterLab.ClientSourceB}
+                          dport: {PathProbe.Port}
+                          interface: {RouterLab.RouterUplink2}
+                          via: {RouterLab.Uplink2Gateway}
+                  - plugin: SourcePolicy
+                    settings:
+                      routes:
+                        - from: {RouterLab.ClientNetwork}
+                          interface: {RouterLab.RouterUplink1}
+                          via: {RouterLab.Uplink1Gateway}
+            """);
+        var engine = new HostEngine(ConfigLoader.Load(path), NullLoggerFactory.Instance, retireAfter: TimeSpan.Zero);
+        try
+        {
+            Assert.Equal(ApplyKind.Attached, engine.Apply().Single().Kind);
+
+            var paths = PathProbe.Measure(_lab, [RouterLab.ClientSourceA, RouterLab.ClientSourceB], 500);
+
+            // B's probe port matches the rule (uplink 2); A matches no rule and takes its source route (uplink 1).
+            Assert.Equal(["up1", "up2"], paths.Select(p => p.Uplink));
+            Assert.All(paths, p => Assert.Equal(p.Sent, p.Received));
+            var counters = CounterReader.ReadPinned(PipelineState.Load(Path.Combine(_work, "run"), "rules")!);
+            Assert.True(counters.Stages[0][StageCounter.Redirected] >= 500, $"rule stage redirected {counters.Stages[0][StageCounter.Redirected]}");
+            Assert.True(counters.Stages[1][StageCounter.Redirected] >= 500, $"route stage redirected {counters.Stages[1][StageCounter.Redirected]}");
+        }
+        finally
+        {
+            engine.Uninstall();
+        }
+    }
+}
