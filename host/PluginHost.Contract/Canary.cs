@@ -38,12 +38,7 @@ public static class CanaryFrames
         ip[9] = 17;
         source.TryWriteBytes(ip[12..], out _);
         destination.TryWriteBytes(ip[16..], out _);
-        uint sum = 0;
-        for (int i = 0; i < 20; i += 2)
-            sum += BinaryPrimitives.ReadUInt16BigEndian(ip[i..]);
-        while (sum > 0xffff)
-            sum = (sum & 0xffff) + (sum >> 16);
-        BinaryPrimitives.WriteUInt16BigEndian(ip[10..], (ushort)~sum);
+        WriteIpv4Checksum(ip);
         var udp = ip[20..];
         BinaryPrimitives.WriteUInt16BigEndian(udp, sourcePort);
         BinaryPrimitives.WriteUInt16BigEndian(udp[2..], destinationPort);
@@ -68,13 +63,7 @@ public static class CanaryFrames
         var ip = frame.AsSpan(14);
         BinaryPrimitives.WriteUInt16BigEndian(ip[2..], (ushort)(20 + l4 + payload));
         ip[9] = protocol;
-        BinaryPrimitives.WriteUInt16BigEndian(ip[10..], 0);
-        uint sum = 0;
-        for (int i = 0; i < 20; i += 2)
-            sum += BinaryPrimitives.ReadUInt16BigEndian(ip[i..]);
-        while (sum > 0xffff)
-            sum = (sum & 0xffff) + (sum >> 16);
-        BinaryPrimitives.WriteUInt16BigEndian(ip[10..], (ushort)~sum);
+        WriteIpv4Checksum(ip);
         if (protocol == 6)
         {
             var tcp = ip[20..];
@@ -84,6 +73,18 @@ public static class CanaryFrames
             tcp[13] = 0x02;   // SYN
         }
         return frame;
+    }
+
+    // The IPv4 header checksum (RFC 791) of the 20-byte header at the start of ip, written into it.
+    private static void WriteIpv4Checksum(Span<byte> ip)
+    {
+        BinaryPrimitives.WriteUInt16BigEndian(ip[10..], 0);
+        uint sum = 0;
+        for (int i = 0; i < 20; i += 2)
+            sum += BinaryPrimitives.ReadUInt16BigEndian(ip[i..]);
+        while (sum > 0xffff)
+            sum = (sum & 0xffff) + (sum >> 16);
+        BinaryPrimitives.WriteUInt16BigEndian(ip[10..], (ushort)~sum);
     }
 
     /// <summary>Ethernet + IPv6 + UDP with an 18-byte payload (UDP checksum left 0: nothing on the test path checks it).</summary>

@@ -1,8 +1,4 @@
-using Microsoft.Extensions.Logging.Abstractions;
-using PluginHost.Config;
 using PluginHost.Datapath;
-using PluginHost.Hosting;
-using PluginHost.Kernel;
 using PluginHost.Lab;
 using PluginHost.Tests.Support;
 using Xunit;
@@ -14,31 +10,13 @@ namespace PluginHost.Tests.Lab;
 public sealed class FiveTuplePolicyLabTests : IDisposable
 {
     private readonly RouterLab _lab = new("5" + Guid.NewGuid().ToString("N")[..4]);
-    private readonly string _work = Directory.CreateTempSubdirectory("pluginhost-lab-").FullName;
-    private readonly string _bpfRoot = $"/sys/fs/bpf/pluginhost-test-{Guid.NewGuid():N}";
 
-    public void Dispose()
-    {
-        BpfFs.RemoveTree(_bpfRoot);
-        _lab.Dispose();
-        Directory.Delete(_work, recursive: true);
-    }
+    public void Dispose() => _lab.Dispose();
 
     [KernelFact]
     public void APortRuleOverridesTheSourceRouteAndOtherPortsFollowIt()
     {
-        string path = Path.Combine(_work, "config.yaml");
-        File.WriteAllText(path, $"""
-            pluginsDirectory: {Repo.PluginsDirectory}
-            bpfRoot: {_bpfRoot}
-            runtimeDirectory: {_work}/run
-            cacheDirectory: {_work}/cache
-            pipelines:
-              - name: rules
-                namespace: {_lab.Router.Name}
-                interface: {RouterLab.RouterLan}
-                direction: ingress
-                stages:
+        using var host = new LabHost(_lab, "rules", $"""
                   - plugin: FiveTuplePolicy
                     settings:
                       rules:
@@ -55,23 +33,15 @@ public sealed class FiveTuplePolicyLabTests : IDisposable
                           interface: {RouterLab.RouterUplink1}
                           via: {RouterLab.Uplink1Gateway}
             """);
-        var engine = new HostEngine(ConfigLoader.Load(path), NullLoggerFactory.Instance, retireAfter: TimeSpan.Zero);
-        try
-        {
-            Assert.Equal(ApplyKind.Attached, engine.Apply().Single().Kind);
+        Assert.Equal(ApplyKind.Attached, host.Engine.Apply().Single().Kind);
 
-            var paths = PathProbe.Measure(_lab, [RouterLab.ClientSourceA, RouterLab.ClientSourceB], 500);
+        var paths = PathProbe.Measure(_lab, [RouterLab.ClientSourceA, RouterLab.ClientSourceB], 500);
 
-            // B's probe port matches the rule (uplink 2); A matches no rule and takes its source route (uplink 1).
-            Assert.Equal(["up1", "up2"], paths.Select(p => p.Uplink));
-            Assert.All(paths, p => Assert.Equal(p.Sent, p.Received));
-            var counters = CounterReader.ReadPinned(PipelineState.Load(Path.Combine(_work, "run"), "rules")!);
-            Assert.True(counters.Stages[0][StageCounter.Redirected] >= 500, $"rule stage redirected {counters.Stages[0][StageCounter.Redirected]}");
-            Assert.True(counters.Stages[1][StageCounter.Redirected] >= 500, $"route stage redirected {counters.Stages[1][StageCounter.Redirected]}");
-        }
-        finally
-        {
-            engine.Uninstall();
-        }
+        // B's probe port matches the rule (uplink 2); A matches no rule and takes its source route (uplink 1).
+        Assert.Equal(["up1", "up2"], paths.Select(p => p.Uplink));
+        Assert.All(paths, p => Assert.Equal(p.Sent, p.Received));
+        var counters = host.Counters();
+        Assert.True(counters.Stages[0][StageCounter.Redirected] >= 500, $"rule stage redirected {counters.Stages[0][StageCounter.Redirected]}");
+        Assert.True(counters.Stages[1][StageCounter.Redirected] >= 500, $"route stage redirected {counters.Stages[1][StageCounter.Redirected]}");
     }
 }
