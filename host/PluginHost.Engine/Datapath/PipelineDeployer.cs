@@ -334,7 +334,7 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
                 if (current is null)
                 {
                     progress?.Phase($"reading {map.CName}");
-                    current = new PackedIndex(ReadAll(kernel, map.Key.Size, map.Value.Size));
+                    current = new PackedIndex(ReadAll(kernel, map.Key.Size, map.Value.Size, skipZero: map.Schema.Kind == MapKind.Array));
                 }
                 var held = current.Entries;
                 var seen = new bool[held.Count];
@@ -366,8 +366,16 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
                 for (int j = 0; j < held.Count; j++)
                     if (!seen[j] && current.Find(held.Key(j)) == j)
                         deleted.Add((held.Key(j).ToArray(), held.Value(j).ToArray()));
+                // An array's elements always exist: "absent" is all zeros there, and deleting one is an error.
+                bool array = map.Schema.Kind == MapKind.Array;
+                var zero = new byte[map.Value.Size];
                 foreach (var (key, _) in deleted)
-                    kernel.Delete(key);
+                {
+                    if (array)
+                        kernel.Update(key, zero);
+                    else
+                        kernel.Delete(key);
+                }
                 if (writes.Count > 0)
                 {
                     progress?.Phase($"writing {map.CName}", writes.Count);
@@ -378,7 +386,12 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
                 undo?.Add(() =>
                 {
                     for (int i = 0; i < added!.Count; i++)
-                        kernel.Delete(added.Key(i));
+                    {
+                        if (array)
+                            kernel.Update(added.Key(i), zero);
+                        else
+                            kernel.Delete(added.Key(i));
+                    }
                     foreach (var (key, value) in restore.Concat(deleted))
                         kernel.Update(key, value);
                 });
@@ -386,12 +399,13 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
         return changed;
     }
 
-    private static PackedEntries ReadAll(BpfMap map, int keySize, int valueSize)
+    // skipZero: for arrays, whose every element exists; an all-zero one counts as absent.
+    private static PackedEntries ReadAll(BpfMap map, int keySize, int valueSize, bool skipZero)
     {
         var all = new PackedEntries(keySize, valueSize);
         var value = new byte[valueSize];
         foreach (var key in map.Keys())
-            if (map.TryLookup(key, value))
+            if (map.TryLookup(key, value) && !(skipZero && !value.AsSpan().ContainsAnyExcept((byte)0)))
                 all.Add(key, value);
         return all;
     }

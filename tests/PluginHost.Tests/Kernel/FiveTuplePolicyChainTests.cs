@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Net;
 using PluginHost.Contract;
 using PluginHost.Datapath;
@@ -79,10 +78,7 @@ public sealed class FiveTuplePolicyChainTests : IDisposable
     public void PortRulesNeverMatchALaterFragment()
     {
         using var chain = _net.Load(Stages);
-        var fragment = Packets.Ipv4Udp("10.1.1.1", "192.0.2.7", dport: 5500);
-        BinaryPrimitives.WriteUInt16BigEndian(fragment.AsSpan(Packets.EthernetLength + 6), 0x0010); // offset 128 bytes, last fragment
-        fragment[Packets.ChecksumOffset] = fragment[Packets.ChecksumOffset + 1] = 0;
-        BinaryPrimitives.WriteUInt16BigEndian(fragment.AsSpan(Packets.ChecksumOffset), Packets.Ipv4HeaderChecksum(fragment.AsSpan(Packets.EthernetLength, 20)));
+        var fragment = Packets.AsFragment(Packets.Ipv4Udp("10.1.1.1", "192.0.2.7", dport: 5500), moreFragments: false, 128);
 
         var run = chain.Entry.TestRun(fragment);
 

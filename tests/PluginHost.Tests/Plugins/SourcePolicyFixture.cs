@@ -46,6 +46,8 @@ public sealed class Ipv6Fixture() : PluginFixture("IPv6");
 
 public sealed class FiveTuplePolicyFixture() : PluginFixture("FiveTuplePolicy");
 
+public sealed class LoadBalancerFixture() : PluginFixture("LoadBalancer");
+
 /// <summary>An <see cref="IStageContext"/> that knows only the interfaces it is given and records errors.</summary>
 public sealed class FakeStageContext(IReadOnlyDictionary<string, int> interfaces, Direction direction = Direction.Ingress) : IStageContext
 {

@@ -64,6 +64,14 @@ public static class Packets
         return (ushort)~sum;
     }
 
+    /// <summary>Make an IPv4 frame a fragment: more-fragments flag and offset (bytes, a multiple of 8); the checksum is fixed.</summary>
+    public static byte[] AsFragment(byte[] frame, bool moreFragments, int offsetBytes)
+    {
+        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(EthernetLength + 6), (ushort)((moreFragments ? 0x2000 : 0) | offsetBytes / 8));
+        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(ChecksumOffset), Ipv4HeaderChecksum(frame.AsSpan(EthernetLength, 20)));
+        return frame;
+    }
+
     /// <summary>True when the IPv4 header's checksum field is correct.</summary>
     public static bool Ipv4ChecksumValid(byte[] frame) =>
         BinaryPrimitives.ReadUInt16BigEndian(frame.AsSpan(ChecksumOffset)) == Ipv4HeaderChecksum(frame.AsSpan(EthernetLength, 20));
