@@ -189,12 +189,12 @@ public static class MarkdownReport
     private static void Footprint(StringBuilder md, FootprintResult f)
     {
         md.AppendLine("## 6. Host footprint").AppendLine();
-        md.AppendLine($"The real host (`pluginhost run`, {f.Pipeline}), idle: no traffic, no commands, {f.IdleSeconds:F1} s from 0.5 s after " +
-            $"its pid file appeared (the host is up: first apply, API, watchers). *CPU*: utime + stime of all its threads over that window " +
+        md.AppendLine($"The real host (`pluginhost run`, {f.Pipeline}), idle: no traffic, no commands, {f.IdleSeconds:F1} s from {f.SettleSeconds:0.#} s after " +
+            $"its pid file appeared (the host is up: first apply, API, watchers; the settle lets the runtime's tiered JIT finish). *CPU*: utime + stime of all its threads over that window " +
             $"(/proc/PID/stat, {f.TickMs:F0} ms ticks), in % of one CPU; *RSS*: VmRSS at the end (*peak*: VmHWM since start).").AppendLine();
         md.AppendLine("| host | up in | RSS | peak RSS | threads | CPU idle | CPU time idle |");
         md.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
-        md.AppendLine($"| 4 stages, idle | {f.StartMs:F0} ms | {f.RssMiB:F1} MiB | {f.HwmMiB:F1} MiB | {f.Threads} | {f.CpuPercent:F2} % | " +
+        md.AppendLine($"| 4 plugins, 4 stages, idle | {f.StartMs:F0} ms | {f.RssMiB:F1} MiB | {f.HwmMiB:F1} MiB | {f.Threads} | {f.CpuPercent:F2} % | " +
             $"{f.CpuMs:F0} ms in {f.IdleSeconds:F1} s ({string.Join(" / ", f.CpuMsPerSecond.Select(v => v.ToString("F0", Invariant)))} ms per second) |");
         md.AppendLine();
     }

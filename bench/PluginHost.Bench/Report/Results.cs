@@ -70,7 +70,8 @@ public sealed record ControlPlaneResult(string Pipeline, ControlPlaneLatency Sin
 /// <param name="CpuPercent">CPU time over the idle window, in % of one CPU.</param>
 /// <param name="TickMs">Resolution of the CPU figure (one clock tick).</param>
 /// <param name="CpuMsPerSecond">CPU ms used in each second of the idle window, in order.</param>
-public sealed record FootprintResult(string Pipeline, double StartMs, double IdleSeconds, double RssMiB, double HwmMiB, int Threads,
+/// <param name="SettleSeconds">Left alone before the idle window starts, after the pid file appeared.</param>
+public sealed record FootprintResult(string Pipeline, double StartMs, double SettleSeconds, double IdleSeconds, double RssMiB, double HwmMiB, int Threads,
     double CpuMs, double CpuPercent, double TickMs, IReadOnlyList<double> CpuMsPerSecond);
 
 // ---- 3. Forwarding throughput ----

@@ -4,8 +4,8 @@ namespace PluginHost.Bench.Scenarios;
 
 /// <summary>
 /// Part 6 of issue 5: the real host process, idle with a 4-stage pipeline loaded (<see cref="HostRig"/>).
-/// After its pid file appears (the host is fully up) and a 0.5 s settle, it is left alone for the idle
-/// window; CPU is utime + stime of all its threads over the window (/proc/PID/stat, 10 ms ticks), memory
+/// After its pid file appears (the host is fully up) and a settle (10 s in full mode: the runtime's tiered
+/// JIT recompiles hot methods in the background for the first seconds), it is left alone for the idle window; CPU is utime + stime of all its threads over the window (/proc/PID/stat, 10 ms ticks), memory
 /// is VmRSS at the end of the window (and VmHWM, the peak since start).
 /// </summary>
 public sealed class FootprintBench(HostRig host, bool quick, Action<string> log)
@@ -15,8 +15,9 @@ public sealed class FootprintBench(HostRig host, bool quick, Action<string> log)
 
     public FootprintResult Run(CancellationToken cancel)
     {
-        var idle = TimeSpan.FromSeconds(quick ? 2 : 5);
-        Thread.Sleep(500);
+        var idle = TimeSpan.FromSeconds(quick ? 2 : 10);
+        var settle = TimeSpan.FromSeconds(quick ? 0.5 : 10);
+        cancel.WaitHandle.WaitOne(settle);
         log($"footprint: host pid {host.Pid} up in {host.StartMs:F0} ms; idling {idle.TotalSeconds:F0} s");
         long before = host.CpuTicks();
         var watch = System.Diagnostics.Stopwatch.StartNew();
@@ -37,7 +38,7 @@ public sealed class FootprintBench(HostRig host, bool quick, Action<string> log)
         double seconds = watch.Elapsed.TotalSeconds;
         var (rss, hwm, threads) = host.Memory();
         double cpuMs = (after - before) * 1000 / TicksPerSecond;
-        return new FootprintResult(host.Description, host.StartMs, seconds, rss / 1024.0, hwm / 1024.0, threads, cpuMs,
+        return new FootprintResult(host.Description, host.StartMs, settle.TotalSeconds, seconds, rss / 1024.0, hwm / 1024.0, threads, cpuMs,
             cpuMs / 10 / seconds, 1000 / TicksPerSecond, slices);
     }
 }

@@ -13,7 +13,7 @@ namespace PluginHost.Bench.Scenarios;
 /// (three namespaces <c>b&lt;4 hex&gt;-client|router|server</c>) with a private plugins directory, BPF root
 /// (<c>&lt;sandbox BPF root&gt;/host</c>), runtime directory and compile cache (under the sandbox's work
 /// directory). Its pipeline is on the router's lan0, ingress: MarkPolicy v1 then SourcePolicy × 3, so
-/// runtime commands name their stage (<see cref="RouteStage"/>, the first SourcePolicy).
+/// runtime commands name their stage (<see cref="RouteStage"/>, the SourcePolicy stage).
 /// Stopped with SIGTERM (it runs with <c>--detach-on-exit</c>); the lab and everything else go with the
 /// sandbox (Ctrl-C included).
 /// </summary>
@@ -21,8 +21,8 @@ public sealed class HostRig : IDisposable
 {
     public const string Pipeline = "host";
 
-    /// <summary>The stage runtime route commands go to: the first SourcePolicy.</summary>
-    public const int RouteStage = 1;
+    /// <summary>The stage runtime route commands go to: SourcePolicy, the last.</summary>
+    public const int RouteStage = 3;
 
     public const int Stages = 4;
 
@@ -49,15 +49,15 @@ public sealed class HostRig : IDisposable
     /// <summary>From process start to its pid file (written once the first apply, the API and the watchers are done).</summary>
     public double StartMs { get; private set; }
 
-    public string Description => "MarkPolicy v1 + SourcePolicy × 3 (2 routes each) on the router's lan0, ingress";
+    public string Description => "FiveTuplePolicy (3 rules) → LoadBalancer (1 service, 2 next hops) → IPv6 (2 routes) → SourcePolicy (2 routes), on the router's lan0, ingress";
 
     public static HostRig Start(Sandbox sandbox, Repo repo, Action<string> log)
     {
         string work = Path.Combine(sandbox.WorkDirectory, "host");
         string plugins = Path.Combine(work, "plugins");
         Directory.CreateDirectory(plugins);
-        LabHostConfig.CopyPlugin(repo.MarkPolicyPlugin(1), plugins);
-        LabHostConfig.CopyPlugin(repo.SourcePolicyPlugin, plugins);
+        foreach (var plugin in new[] { "FiveTuplePolicy", "LoadBalancer", "IPv6", "SourcePolicy" })
+            LabHostConfig.CopyPlugin(Path.Combine(repo.PluginsDirectory, plugin), plugins);
 
         string prefix = "b" + Guid.NewGuid().ToString("N")[..4];
         log($"host: building lab {prefix}-client|router|server");
@@ -73,18 +73,46 @@ public sealed class HostRig : IDisposable
         var labRegistration = sandbox.OnTeardown($"remove lab {prefix}", lab.Dispose);
 
         string config = Path.Combine(work, "host.yaml");
-        string stages = "      - plugin: MarkPolicy\n" + string.Concat(Enumerable.Range(0, Stages - 1).Select(i => $"""
+        // The four plugins, one stage each; none takes the control plane's test prefixes (10.250.0.0/16).
+        string stages = $"""
+                  - plugin: FiveTuplePolicy
+                    settings:
+                      rules:
+                        - protocol: tcp
+                          dport: 443
+                          action: drop
+                        - protocol: udp
+                          dport: 53
+                          action: pass
+                        - from: 10.0.0.0/16
+                          action: drop
+                  - plugin: LoadBalancer
+                    settings:
+                      services:
+                        - to: 10.99.0.0/16
+                          nexthops:
+                            - interface: {RouterLab.RouterUplink1}
+                              via: {RouterLab.Uplink1Gateway}
+                            - interface: {RouterLab.RouterUplink2}
+                              via: {RouterLab.Uplink2Gateway}
+                  - plugin: IPv6
+                    settings:
+                      routes:
+                        - from: 2001:db8:a::/48
+                          interface: {RouterLab.RouterUplink2}
+                        - from: 2001:db8:b::/48
+                          interface: {RouterLab.RouterUplink1}
                   - plugin: SourcePolicy
                     settings:
                       routes:
-                        - from: 10.{i}.0.0/16
+                        - from: 10.1.0.0/16
                           interface: {RouterLab.RouterUplink2}
                           via: {RouterLab.Uplink2Gateway}
-                        - from: 10.{i}.1.0/24
+                        - from: 10.1.1.0/24
                           interface: {RouterLab.RouterUplink1}
                           via: {RouterLab.Uplink1Gateway}
 
-            """));
+            """;
         File.WriteAllText(config, LabHostConfig.Text(plugins, Path.Combine(sandbox.BpfRoot, "host"), work, Pipeline, lab, stages));
 
         string exe = Path.Combine(repo.Root, "artifacts", "pluginhost", "pluginhost");

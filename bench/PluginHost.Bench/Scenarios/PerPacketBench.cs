@@ -58,11 +58,28 @@ public sealed class PerPacketBench(Sandbox sandbox, Repo repo, Sampling sampling
                 built.Chain.Entry, ChainHit, built));
         }
 
+        log("building the four plugins in one chain");
+        var toOut1 = new Expectation(Expectation.TcActRedirect, out1);
+        var mixed = builder.Build("mixed", repo.PluginsDirectory,
+            [OtherPlugins.FiveTupleMissStage, OtherPlugins.LoadBalancerStage(hit: false), OtherPlugins.Ipv6Stage, PolicyRoutes.StageYaml(PolicyRoutes.Stage(0, last: true))]);
+        subjects.Add(new Subject("mixed-4", "the four plugins: FiveTuplePolicy → LoadBalancer → IPv6 → SourcePolicy (IPv4 hit in the last, IPv6 in the third)",
+            "chain", mixed.Chain.Entry, _ => toOut1, mixed));
+
         log("building SourcePolicy (miss) and MarkPolicy v1 alone");
         var miss = builder.Build("sourcepolicy-miss", repo.PluginsDirectory, [PolicyRoutes.StageYaml(PolicyRoutes.Stage(0, last: false))]);
         subjects.Add(new Subject("sourcepolicy-miss", "SourcePolicy alone, miss (3 routes)", "plugin", miss.Chain.Entry, _ => Expectation.Pass, miss));
         var mark = builder.Build("markpolicy", repo.MarkPolicyDirectory, ["- plugin: MarkPolicy\n"]);
         subjects.Add(new Subject("markpolicy", "MarkPolicy v1 alone (per-source LRU hash)", "plugin", mark.Chain.Entry, _ => Expectation.Pass, mark));
+
+        log("building IPv6, FiveTuplePolicy and LoadBalancer alone");
+        var ipv6 = builder.Build("ipv6", repo.PluginsDirectory, [OtherPlugins.Ipv6Stage]);
+        subjects.Add(new Subject("ipv6", "IPv6 alone (IPv6 LPM, hit)", "plugin", ipv6.Chain.Entry, s => s.Ipv6 ? toOut1 : Expectation.Pass, ipv6));
+        var rules = builder.Build("fivetuple", repo.PluginsDirectory, [OtherPlugins.FiveTupleStage]);
+        subjects.Add(new Subject("fivetuple", "FiveTuplePolicy alone (4 rules, the last matches)", "plugin", rules.Chain.Entry,
+            s => s.Ipv6 ? Expectation.Pass : toOut1, rules));
+        var balancer = builder.Build("loadbalancer", repo.PluginsDirectory, [OtherPlugins.LoadBalancerStage(hit: true)]);
+        subjects.Add(new Subject("loadbalancer", "LoadBalancer alone (flow hash over 2 next hops)", "plugin", balancer.Chain.Entry,
+            s => s.Ipv6 ? Expectation.Pass : new Expectation(Expectation.TcActRedirect), balancer));
     }
 
     private static void VerifyAll(List<Subject> subjects, Dictionary<string, byte[]> frames)

@@ -18,6 +18,8 @@ public sealed class ChangeWatcher : IDisposable
     private readonly List<FileSystemWatcher> _watchers = [];
     private readonly Action<Trigger> _post;
     private readonly string _pluginsDirectory;
+    private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(100);
+
     private readonly Timer _timer;
     private readonly object _gate = new();
     private DateTime _lastEvent;
@@ -51,9 +53,10 @@ public sealed class ChangeWatcher : IDisposable
             plugins.Renamed += (_, e) => Touch($"plugins {e.Name}");
             _watchers.Add(plugins);
         }
+        // Armed by the first event of a burst, disarmed once it is posted: an idle host wakes for nothing.
+        _timer = new Timer(_ => Check(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         foreach (var w in _watchers)
             w.EnableRaisingEvents = true;
-        _timer = new Timer(_ => Check(), null, TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(100));
     }
 
     private void Touch(string what)
@@ -62,7 +65,10 @@ public sealed class ChangeWatcher : IDisposable
         {
             _lastEvent = DateTime.UtcNow;
             if (_pending is null)
+            {
                 _firstPending = _lastEvent;
+                _timer.Change(Poll, Poll);
+            }
             _pending ??= what;
         }
     }
@@ -84,6 +90,7 @@ public sealed class ChangeWatcher : IDisposable
             if (DateTime.UtcNow - _lastEvent < Quiet)
                 return; // more events came in while we looked
             _pending = null;
+            _timer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         }
         _post(new Trigger("watch", what));
     }

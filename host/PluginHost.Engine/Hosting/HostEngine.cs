@@ -206,6 +206,8 @@ public sealed partial class HostEngine
     /// </summary>
     public IReadOnlyList<string> CheckUnloaded(TimeSpan patience)
     {
+        if (_unloading.Count == 0)
+            return []; // nothing to wait for: no forced collection on an idle host
         GC.Collect();
         GC.WaitForPendingFinalizers();
         var stuck = new List<string>();

@@ -25,7 +25,22 @@ internal static class CommandRunner
 
     public static Target Find(HostConfig config, PluginCatalog catalog, CommandRequest request)
     {
-        var candidates = new List<Target>();
+        Find(config, catalog, request, out var candidates);
+        string what = $"'{request.Noun} {request.Verb}'";
+        if (candidates.Count == 0 && request.Stage is int stage && Find(config, catalog, request with { Stage = null }, out var elsewhere))
+            throw new CommandException($"run {what}: stage {stage}{(request.Pipeline is null ? "" : $" of pipeline {request.Pipeline}")} does not offer it; " +
+                $"{string.Join(", ", elsewhere.Select(c => $"pipeline {c.Pipeline.Name} stage {c.StageIndex} ({c.Pipeline.Stages[c.StageIndex].Plugin})"))} does");
+        if (candidates.Count == 0)
+            throw new CommandException($"run {what}: no stage{(request.Pipeline is null ? "" : $" of pipeline {request.Pipeline}")} offers it ({Available(config, catalog)})");
+        if (candidates.Count > 1)
+            throw new CommandException($"run {what}: several stages offer it ({string.Join(", ", candidates.Select(c => $"pipeline {c.Pipeline.Name} stage {c.StageIndex}"))}); choose with --pipeline and --stage");
+        return candidates[0];
+    }
+
+    // The stages that offer the command, within the pipeline and stage the request names (if any).
+    private static bool Find(HostConfig config, PluginCatalog catalog, CommandRequest request, out List<Target> candidates)
+    {
+        candidates = [];
         foreach (var pipeline in config.Pipelines.Where(p => request.Pipeline is null || p.Name == request.Pipeline))
         {
             var instances = RuntimeOverlay.StageInstances(pipeline);
@@ -40,12 +55,7 @@ internal static class CommandRunner
                     candidates.Add(new Target(pipeline, i, instances[i], command with { Arguments = command.Arguments.ToList() }));
             }
         }
-        string what = $"'{request.Noun} {request.Verb}'";
-        if (candidates.Count == 0)
-            throw new CommandException($"run {what}: no stage{(request.Pipeline is null ? "" : $" of pipeline {request.Pipeline}")} offers it ({Available(config, catalog)})");
-        if (candidates.Count > 1)
-            throw new CommandException($"run {what}: several stages offer it ({string.Join(", ", candidates.Select(c => $"pipeline {c.Pipeline.Name} stage {c.StageIndex}"))}); choose with --pipeline and --stage");
-        return candidates[0];
+        return candidates.Count > 0;
     }
 
     public static string Available(HostConfig config, PluginCatalog catalog)

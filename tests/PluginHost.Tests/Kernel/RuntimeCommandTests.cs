@@ -130,6 +130,8 @@ public sealed class RuntimeCommandTests : IDisposable
 
         var unknown = Assert.Throws<CommandException>(() => engine.RunCommand(new CommandRequest("route", "flip", new Dictionary<string, string>())));
         Assert.Contains("no stage offers it (available: route add, route del, route list, route load)", unknown.Message);
+        var wrongStage = Assert.Throws<CommandException>(() => engine.RunCommand(new CommandRequest("route", "list", new Dictionary<string, string>(), Stage: 1)));
+        Assert.Equal("run 'route list': stage 1 does not offer it; pipeline p stage 0 (SourcePolicy) does", wrongStage.Message);
         var missing = Assert.Throws<CommandException>(() => engine.RunCommand(new CommandRequest("route", "add", new Dictionary<string, string> { ["from"] = "198.18.7.0/24" })));
         Assert.Contains("--interface is required", missing.Message);
         var absent = Assert.Throws<CommandException>(() => engine.RunCommand(new CommandRequest("route", "del", new Dictionary<string, string> { ["from"] = "198.18.8.0/24" })));
