@@ -61,7 +61,7 @@ public static class MarkdownReport
         md.AppendLine();
         md.AppendLine("Derived figures, each the median over rounds of the figure computed from one round's samples (so they can differ " +
             "slightly from the same arithmetic on the medians above). \"ns per added stage\" is the brief's \"ns per tail call\": one more " +
-            "stage costs a tail call plus that stage's glue (counters, generation check) and its LPM lookup, a miss.").AppendLine();
+            "stage costs a tail call plus that stage's glue (generation check; a stage that hands the packet on counts nothing) and its LPM lookup, a miss.").AppendLine();
         md.Append("| derived |").Append(string.Concat(p.Shapes.Select(sh => $" {p.ShapeLabels[sh]} |"))).AppendLine(" target |");
         md.Append("| --- |").Append(string.Concat(p.Shapes.Select(_ => " ---: |"))).AppendLine(" --- |");
         foreach (var d in p.Derived)
