@@ -69,7 +69,7 @@ public sealed class SourcePolicyPlugin : IRoutingPlugin, IRuntimeCommands
         var seen = new Dictionary<(IPAddress, int), string>();
         var accepted = new List<(IPAddress Prefix, int Length, int Ifindex)>();
         var fileLines = new Dictionary<(uint, int), int>();
-        var file = settings["routesFile"].IsMissing ? null : LoadRoutesFile(settings["routesFile"], context, fileLines);
+        var file = settings["routesFile"].IsMissing ? null : RoutesFile(settings["routesFile"], context, ref fileLines);
         foreach (var route in routes.Items)
         {
             if (route.Kind != SettingsKind.Mapping)
@@ -126,10 +126,66 @@ public sealed class SourcePolicyPlugin : IRoutingPlugin, IRuntimeCommands
 
     private static bool Contains(IPAddress prefix, int length, IPAddress address) => Ipv4Text.Mask(Number(address), length) == Number(prefix);
 
+    // Routes files read without errors, by path: while a file (size, time) and the interfaces it names are
+    // unchanged, the same table is handed back, so a runtime route change does not re-read a million lines (and
+    // the host, seeing the same table, does not encode it again).
+    private sealed record ParsedFile(string Path, long Length, DateTime Written, Dictionary<string, int> Interfaces,
+        EntryTable Table, Dictionary<(uint, int), int> Lines);
+
+    private const int MaxParsedFiles = 8;
+    private readonly Dictionary<string, ParsedFile> _parsedFiles = [];
+    private readonly Lock _fileLock = new();
+
+    private EntryTable? RoutesFile(SettingsNode node, IStageContext context, ref Dictionary<(uint, int), int> lines)
+    {
+        if (node.Kind == SettingsKind.Scalar)
+        {
+            var info = new FileInfo(context.ResolvePath(node.Scalar!));
+            ParsedFile? last;
+            lock (_fileLock)
+                last = _parsedFiles.GetValueOrDefault(info.FullName);
+            if (last is not null && info.Exists && info.Length == last.Length && info.LastWriteTimeUtc == last.Written
+                && last.Interfaces.All(i => context.TryResolveInterface(i.Key, out int ifindex, out _) && ifindex == i.Value))
+            {
+                lines = last.Lines;
+                return last.Table;
+            }
+        }
+        var interfaces = new Dictionary<string, int>();
+        int errors = 0;
+        var table = LoadRoutesFile(node, new CountingContext(context, () => errors++), lines, interfaces);
+        if (table is not null && errors == 0 && node.Kind == SettingsKind.Scalar)
+        {
+            var info = new FileInfo(context.ResolvePath(node.Scalar!));
+            lock (_fileLock)
+            {
+                if (_parsedFiles.Count >= MaxParsedFiles)
+                    _parsedFiles.Clear();
+                _parsedFiles[info.FullName] = new ParsedFile(info.FullName, info.Length, info.LastWriteTimeUtc, interfaces, table, lines);
+            }
+        }
+        return table;
+    }
+
+    // Counts the errors a parse reports, passing everything through.
+    private sealed class CountingContext(IStageContext inner, Action counted) : IStageContext
+    {
+        public string PipelineName => inner.PipelineName;
+        public Direction Direction => inner.Direction;
+        public bool TryResolveInterface(string name, out int ifindex, out string error) => inner.TryResolveInterface(name, out ifindex, out error);
+        public string ResolvePath(string path) => inner.ResolvePath(path);
+
+        public void Error(SettingsNode node, string message)
+        {
+            counted();
+            inner.Error(node, message);
+        }
+    }
+
     // Large tables: one route per line, "PREFIX INTERFACE [VIA]", '#' starts a comment. Every bad line is reported
     // with its line number (up to 20, then a count), and a bad file applies nothing. Parsed on spans: this runs
     // a million times for a full table.
-    private static EntryTable? LoadRoutesFile(SettingsNode node, IStageContext context, Dictionary<(uint, int), int> lines)
+    private static EntryTable? LoadRoutesFile(SettingsNode node, IStageContext context, Dictionary<(uint, int), int> lines, Dictionary<string, int> interfaces)
     {
         if (node.Kind != SettingsKind.Scalar)
         {
@@ -143,7 +199,6 @@ public sealed class SourcePolicyPlugin : IRoutingPlugin, IRuntimeCommands
             return null;
         }
         var table = new EntryTable(RoutesMap, ["prefixlen", "addr"], ["ifindex", "nexthop"], capacity: 1024);
-        var interfaces = new Dictionary<string, int>();
         int errors = 0, number = 0;
         void Bad(string message)
         {

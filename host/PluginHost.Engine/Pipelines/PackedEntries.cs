@@ -54,6 +54,22 @@ public sealed class PackedEntries(int keySize, int valueSize)
         }
     }
 
+    /// <summary>Append all of <paramref name="other"/> (same sizes): two copies, whatever its count.</summary>
+    public void AddRange(PackedEntries other)
+    {
+        if (other.KeySize != KeySize || other.ValueSize != ValueSize)
+            throw new ArgumentException($"append packed entries: sizes {other.KeySize}/{other.ValueSize} differ from {KeySize}/{ValueSize}", nameof(other));
+        int count = Count + other.Count;
+        if (count * KeySize > _keys.Length)
+        {
+            Array.Resize(ref _keys, Math.Max(count, Count * 2) * KeySize);
+            Array.Resize(ref _values, Math.Max(count, Count * 2) * ValueSize);
+        }
+        other.Keys.CopyTo(_keys.AsSpan(Count * KeySize));
+        other.Values.CopyTo(_values.AsSpan(Count * ValueSize));
+        Count = count;
+    }
+
     public void Add(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
     {
         if ((Count + 1) * KeySize > _keys.Length)

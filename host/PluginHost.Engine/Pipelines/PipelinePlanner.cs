@@ -92,10 +92,7 @@ public static class PipelinePlanner
                 try
                 {
                     var map = maps.TryGetValue(table.Map, out var m) ? m : throw new FormatException($"no map named '{table.Map}'");
-                    var keyFields = map.Key.NumberFields(table.KeyFields);
-                    var valueFields = map.Value.NumberFields(table.ValueFields);
-                    for (int i = 0; i < table.Count; i++)
-                        packed[table.Map].Add(map.Key, keyFields, map.Value, valueFields, table.Row(i));
+                    packed[table.Map].AddRange(PackedTables.Encode(table, map));
                 }
                 catch (FormatException e)
                 {

@@ -18,6 +18,12 @@ public sealed class RoutesFileTests(SourcePolicyFixture fixture) : IClassFixture
     private StageSetup Configure(string file, string routes = "[]")
     {
         File.WriteAllText(Path.Combine(_dir, "routes.txt"), file);
+        return ConfigureUnchanged(routes);
+    }
+
+    // Configure again with the routes file as it is.
+    private StageSetup ConfigureUnchanged(string routes = "[]")
+    {
         var settings = ConfigLoader.Parse($"""
             pipelines:
               - name: t
@@ -53,6 +59,33 @@ public sealed class RoutesFileTests(SourcePolicyFixture fixture) : IClassFixture
         Assert.Equal("07000000C6120202", Convert.ToHexString(packed.Value(0)));
         Assert.Equal("20000000C6120907", Convert.ToHexString(packed.Key(1)));
         Assert.Equal("0800000000000000", Convert.ToHexString(packed.Value(1)));
+    }
+
+    // A runtime route change re-validates the stage: an unchanged routes file is not read again, and the same table
+    // lets the host skip encoding it again.
+    [Fact]
+    public void AnUnchangedFileGivesBackTheSameTableAndAChangedOneIsReadAgain()
+    {
+        var first = Assert.Single(Configure("198.18.1.0/24 up1\n").Tables);
+        var again = Assert.Single(ConfigureUnchanged("[{ from: 10.9.0.0/16, interface: up2 }]").Tables);
+        File.WriteAllText(Path.Combine(_dir, "routes.txt"), "198.18.1.0/24 up2\n198.18.2.0/24 up1\n");
+        File.SetLastWriteTimeUtc(Path.Combine(_dir, "routes.txt"), DateTime.UtcNow.AddSeconds(1));
+        var changed = Assert.Single(ConfigureUnchanged().Tables);
+
+        Assert.Empty(_context.Errors);
+        Assert.Same(first, again);
+        Assert.NotSame(first, changed);
+        Assert.Equal(2, changed.Count);
+    }
+
+    [Fact]
+    public void AFileWithErrorsIsReportedEveryTime()
+    {
+        Configure("198.18.1.1/24 up1\n");
+        ConfigureUnchanged();
+
+        Assert.Equal(2, _context.Errors.Count);
+        Assert.All(_context.Errors, e => Assert.Contains("host bits are set", e.Message));
     }
 
     [Fact]
