@@ -3,8 +3,9 @@ namespace PluginHost.Contract;
 /// <summary>
 /// Many entries of one map in compact form, for large tables (a million prefixes): each entry is a row of
 /// numbers, one per named field. Integer fields take their value; IPv4 fields take the address as a number
-/// (a.b.c.d = a&lt;&lt;24 | b&lt;&lt;16 | c&lt;&lt;8 | d); the host writes each in the field's byte order. IPv6 and MAC
-/// fields need <see cref="MapEntry"/>. Fields not named are zero.
+/// (a.b.c.d = a&lt;&lt;24 | b&lt;&lt;16 | c&lt;&lt;8 | d); the host writes each in the field's byte order. An IPv6 field
+/// takes two numbers, named <c>NAME.hi</c> and <c>NAME.lo</c>: the address's first and last 8 bytes read as
+/// big-endian numbers (contract 1.1). MAC fields need <see cref="MapEntry"/>. Fields not named are zero.
 /// </summary>
 public sealed class EntryTable
 {

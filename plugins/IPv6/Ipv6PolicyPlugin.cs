@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using PluginHost.Contract;
@@ -45,7 +46,9 @@ public sealed class Ipv6PolicyPlugin : IRoutingPlugin, IRuntimeCommands
         ]),
         new("route6", "del", "Remove the IPv6 source route for a prefix", "routes", "from", RuntimeAction.Remove,
             [new("from", "IPv6 source prefix of the route to remove")]),
-        new("route6", "list", "Show the IPv6 routes in effect", "routes", "from", RuntimeAction.List, []),
+        new("route6", "list", "Show the IPv6 routes in effect (not those of a routes file)", "routes", "from", RuntimeAction.List, []),
+        new("route6", "load", "Use a routes file: one 'PREFIX INTERFACE [VIA]' per line, for large tables", "routesFile", "file", RuntimeAction.Set,
+            [new("file", "path of the routes file", IsPath: true)]),
     ];
 
     public StageSetup Configure(SettingsNode settings, IStageContext context)
@@ -57,7 +60,7 @@ public sealed class Ipv6PolicyPlugin : IRoutingPlugin, IRuntimeCommands
             context.Error(settings, "expected a mapping with 'routes'");
             return StageSetup.Empty;
         }
-        settings.RejectUnknownKeys(context, "routes");
+        settings.RejectUnknownKeys(context, "routes", "routesFile");
         var routes = settings["routes"];
         if (!routes.IsMissing && routes.Kind != SettingsKind.Sequence)
         {
@@ -68,6 +71,8 @@ public sealed class Ipv6PolicyPlugin : IRoutingPlugin, IRuntimeCommands
         var entries = new List<MapEntry>();
         var seen = new Dictionary<(IPAddress, int), string>();
         var accepted = new List<Route>();
+        var fileLines = new Dictionary<(UInt128, int), int>();
+        var file = settings["routesFile"].IsMissing ? null : LoadRoutesFile(settings["routesFile"], context, fileLines);
         foreach (var route in routes.Items)
         {
             if (route.Kind != SettingsKind.Mapping)
@@ -81,6 +86,11 @@ public sealed class Ipv6PolicyPlugin : IRoutingPlugin, IRuntimeCommands
             ok &= TryParseNextHop(route["via"], context, out var nexthop);
             if (!ok)
                 continue;
+            if (fileLines.TryGetValue((Number(prefix), length), out int fileLine))
+            {
+                context.Error(route["from"], $"duplicate prefix {prefix}/{length} (also in the routes file, line {fileLine})");
+                continue;
+            }
             if (seen.TryGetValue((prefix, length), out var firstPath))
             {
                 context.Error(route["from"], $"duplicate prefix {prefix}/{length} (first given at {firstPath})");
@@ -92,7 +102,86 @@ public sealed class Ipv6PolicyPlugin : IRoutingPlugin, IRuntimeCommands
                 new Dictionary<string, object> { ["prefixlen"] = length, ["addr"] = prefix },
                 new Dictionary<string, object> { ["ifindex"] = ifindex, ["nexthop"] = nexthop }));
         }
-        return new StageSetup(entries, new Dictionary<string, long>()) { Canaries = Canaries(accepted) };
+        return new StageSetup(entries, new Dictionary<string, long>())
+        {
+            Canaries = Canaries(accepted),
+            Tables = file is null ? [] : [file],
+        };
+    }
+
+    private static UInt128 Number(IPAddress address) => BinaryPrimitives.ReadUInt128BigEndian(address.GetAddressBytes());
+
+    // Large tables: one route per line, "PREFIX INTERFACE [VIA]", '#' starts a comment; the same checks as
+    // 'routes'. Every bad line is reported with its line number (up to 20, then a count); a bad file applies nothing.
+    private static EntryTable? LoadRoutesFile(SettingsNode node, IStageContext context, Dictionary<(UInt128, int), int> lines)
+    {
+        if (node.Kind != SettingsKind.Scalar)
+        {
+            context.Error(node, "expected the path of a routes file");
+            return null;
+        }
+        string path = context.ResolvePath(node.Scalar!);
+        if (!File.Exists(path))
+        {
+            context.Error(node, $"routes file '{path}' does not exist");
+            return null;
+        }
+        var table = new EntryTable(RoutesMap, ["prefixlen", "addr.hi", "addr.lo"], ["ifindex", "nexthop.hi", "nexthop.lo"], capacity: 1024);
+        var interfaces = new Dictionary<string, int>();
+        int errors = 0, number = 0;
+        void Bad(string message)
+        {
+            if (++errors <= 20)
+                context.Error(node, $"{path}:{number}: {message}");
+        }
+        Span<Range> parts = stackalloc Range[4];
+        foreach (var raw in File.ReadLines(path))
+        {
+            number++;
+            var line = raw.AsSpan();
+            int hash = line.IndexOf('#');
+            if (hash >= 0)
+                line = line[..hash];
+            int count = line.SplitAny(parts, " \t", StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            if (count == 0)
+                continue;
+            if (count is < 2 or > 3)
+            {
+                Bad($"expected 'PREFIX INTERFACE [VIA]', got '{raw.Trim()}'");
+                continue;
+            }
+            if (PrefixProblem(line[parts[0]].ToString(), out var prefix, out int length) is { } problem)
+            {
+                Bad(problem);
+                continue;
+            }
+            string name = line[parts[1]].ToString();
+            if (!interfaces.TryGetValue(name, out var ifindex))
+            {
+                if (!context.TryResolveInterface(name, out int resolved, out string ifError))
+                {
+                    Bad(ifError);
+                    continue;
+                }
+                interfaces[name] = ifindex = resolved;
+            }
+            var via = IPAddress.IPv6Any;
+            if (count == 3 && NextHopProblem(line[parts[2]].ToString(), out via) is { } hopProblem)
+            {
+                Bad(hopProblem);
+                continue;
+            }
+            UInt128 network = Number(prefix), nexthop = Number(via);
+            if (!lines.TryAdd((network, length), number))
+            {
+                Bad($"duplicate prefix {prefix}/{length} (first given at line {lines[(network, length)]})");
+                continue;
+            }
+            table.Add([(ulong)length, (ulong)(network >> 64), (ulong)network], [(ulong)ifindex, (ulong)(nexthop >> 64), (ulong)nexthop]);
+        }
+        if (errors > 20)
+            context.Error(node, $"{path}: {errors - 20} more bad lines");
+        return table;
     }
 
     private sealed record Route(IPAddress Prefix, int Length, int Ifindex);
@@ -135,31 +224,35 @@ public sealed class Ipv6PolicyPlugin : IRoutingPlugin, IRuntimeCommands
             context.Error(node, "missing source prefix (e.g. 2001:db8:1::/48)");
             return false;
         }
-        string text = node.Scalar!;
-        int slash = text.IndexOf('/'); // a bare address is a /128
+        if (PrefixProblem(node.Scalar!, out prefix, out length) is { } problem)
+        {
+            context.Error(node, problem);
+            return false;
+        }
+        return true;
+    }
+
+    // What is wrong with an IPv6 source prefix (a bare address is a /128), or null.
+    private static string? PrefixProblem(string text, out IPAddress prefix, out int length)
+    {
+        prefix = IPAddress.IPv6None;
+        int slash = text.IndexOf('/');
         length = 128;
         if (!IPAddress.TryParse(slash < 0 ? text : text[..slash], out var address) || address.AddressFamily != AddressFamily.InterNetworkV6
             || address.ScopeId != 0 || text.Contains('%') || (slash >= 0 && (!int.TryParse(text.AsSpan(slash + 1), System.Globalization.NumberStyles.None, null, out length) || length > 128)))
         {
-            context.Error(node, text.Contains('.') && !text.Contains(':')
+            return text.Contains('.') && !text.Contains(':')
                 ? $"invalid prefix '{text}': the IPv6 plugin routes IPv6 sources (use SourcePolicy for IPv4)"
-                : $"invalid prefix '{text}': expected an IPv6 CIDR such as 2001:db8:1::/48");
-            return false;
+                : $"invalid prefix '{text}': expected an IPv6 CIDR such as 2001:db8:1::/48";
         }
         var masked = new IPAddress(Masked(address.GetAddressBytes(), length));
+        // Silently masking would route a different set of sources than the operator wrote.
         if (!masked.Equals(address))
-        {
-            // Silently masking would route a different set of sources than the operator wrote.
-            context.Error(node, $"invalid prefix '{text}': host bits are set (did you mean {masked}/{length}?)");
-            return false;
-        }
+            return $"invalid prefix '{text}': host bits are set (did you mean {masked}/{length}?)";
         if (WithinScoped(address.GetAddressBytes(), length))
-        {
-            context.Error(node, $"invalid prefix '{text}': link-local and multicast sources are never routed");
-            return false;
-        }
+            return $"invalid prefix '{text}': link-local and multicast sources are never routed";
         prefix = address;
-        return true;
+        return null;
     }
 
     // Inside multicast (ff00::/8) or link-local (fe80::/10) space.
@@ -171,22 +264,25 @@ public sealed class Ipv6PolicyPlugin : IRoutingPlugin, IRuntimeCommands
         nexthop = IPAddress.IPv6Any; // ::: resolve the packet's own destination
         if (node.IsMissing)
             return true;
-        if (node.Kind != SettingsKind.Scalar || !IPAddress.TryParse(node.Scalar, out var parsed) || parsed.AddressFamily != AddressFamily.InterNetworkV6)
+        if (NextHopProblem(node.Scalar ?? "", out nexthop) is { } problem)
         {
-            context.Error(node, $"invalid next hop '{node.Scalar}': expected an IPv6 address such as fe80::2 or 2001:db8::2");
+            context.Error(node, problem);
             return false;
         }
-        if (parsed.ScopeId != 0 || node.Scalar!.Contains('%'))
-        {
-            context.Error(node, $"invalid next hop '{node.Scalar}': no zone index (the route's interface is the zone)");
-            return false;
-        }
-        if (parsed.Equals(IPAddress.IPv6Any) || parsed.IsIPv6Multicast)
-        {
-            context.Error(node, $"invalid next hop '{node.Scalar}': must be a unicast address");
-            return false;
-        }
-        nexthop = parsed;
         return true;
+    }
+
+    // What is wrong with a next hop (link-local allowed, the route's interface being its zone), or null.
+    private static string? NextHopProblem(string text, out IPAddress nexthop)
+    {
+        nexthop = IPAddress.IPv6Any;
+        if (!IPAddress.TryParse(text, out var parsed) || parsed.AddressFamily != AddressFamily.InterNetworkV6)
+            return $"invalid next hop '{text}': expected an IPv6 address such as fe80::2 or 2001:db8::2";
+        if (parsed.ScopeId != 0 || text.Contains('%'))
+            return $"invalid next hop '{text}': no zone index (the route's interface is the zone)";
+        if (parsed.Equals(IPAddress.IPv6Any) || parsed.IsIPv6Multicast)
+            return $"invalid next hop '{text}': must be a unicast address";
+        nexthop = parsed;
+        return null;
     }
 }

@@ -109,15 +109,26 @@ public sealed class StructLayout
     }
 
     /// <summary>
-    /// Which of this struct's fields each name is, for <see cref="EncodeNumbers"/>; throws FormatException for a
-    /// name it lacks or a field that cannot take a number (IPv6, MAC).
+    /// Which of this struct's fields each name is, for <see cref="EncodeNumbers"/>: a field's name, or for an IPv6
+    /// field NAME.hi and NAME.lo (its first and last 8 bytes); throws FormatException for a name it lacks or a
+    /// field that cannot take a number (MAC, or an IPv6 field named whole).
     /// </summary>
-    public FieldLayout[] NumberFields(IReadOnlyList<string> names) => names.Select(name =>
-        _byName.TryGetValue(name, out var f)
-            ? f.Field.Type is FieldType.Ipv6 or FieldType.Mac
-                ? throw new FormatException($"encode {CName}.{name}: a {f.Field.Type} field cannot come from a number (use MapEntry)")
-                : f
-            : throw new FormatException($"encode {CName}: no field '{name}' (fields: {string.Join(", ", Fields.Select(x => x.Field.Name))})")).ToArray();
+    public FieldLayout[] NumberFields(IReadOnlyList<string> names) => names.Select(NumberField).ToArray();
+
+    private FieldLayout NumberField(string name)
+    {
+        int dot = name.LastIndexOf('.');
+        if (dot > 0 && name[(dot + 1)..] is "hi" or "lo" && _byName.TryGetValue(name[..dot], out var whole) && whole.Field.Type == FieldType.Ipv6)
+            return new FieldLayout(whole.Field, whole.Offset + (name.EndsWith(".lo", StringComparison.Ordinal) ? 8 : 0), 8, 1);
+        if (!_byName.TryGetValue(name, out var f))
+            throw new FormatException($"encode {CName}: no field '{name}' (fields: {string.Join(", ", Fields.Select(x => x.Field.Name))})");
+        return f.Field.Type switch
+        {
+            FieldType.Ipv6 => throw new FormatException($"encode {CName}.{name}: an IPv6 field takes two numbers, {name}.hi and {name}.lo"),
+            FieldType.Mac => throw new FormatException($"encode {CName}.{name}: a Mac field cannot come from a number (use MapEntry)"),
+            _ => f,
+        };
+    }
 
     /// <summary>Encode numbers (one per field of <paramref name="fields"/>) into <paramref name="destination"/> (zeroed).</summary>
     public void EncodeNumbers(FieldLayout[] fields, ReadOnlySpan<ulong> numbers, Span<byte> destination)
@@ -195,6 +206,7 @@ public sealed class StructLayout
             case FieldType.U64: BitConverter.TryWriteBytes(dest, n); break;
             case FieldType.Be16: BinaryPrimitives.WriteUInt16BigEndian(dest, (ushort)n); break;
             case FieldType.Be32 or FieldType.Ipv4: BinaryPrimitives.WriteUInt32BigEndian(dest, (uint)n); break;
+            case FieldType.Ipv6: BinaryPrimitives.WriteUInt64BigEndian(dest, n); break; // one half (NumberFields)
         }
     }
 }

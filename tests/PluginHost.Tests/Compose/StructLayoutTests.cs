@@ -23,6 +23,21 @@ public sealed class StructLayoutTests
         Assert.Equal(16, layout.Size);
     }
 
+    // An IPv6 field from numbers: two halves, each a big-endian 64-bit number.
+    [Fact]
+    public void AnIpv6FieldTakesTwoNumbersAndRefusesOne()
+    {
+        var layout = Layout(("len", FieldType.U32), ("addr", FieldType.Ipv6));
+        var bytes = new byte[layout.Size];
+
+        layout.EncodeNumbers(layout.NumberFields(["len", "addr.hi", "addr.lo"]), [64, 0x20010db800000000, 1], bytes);
+
+        Assert.Equal("4000000020010DB8000000000000000000000001", Convert.ToHexString(bytes));
+        Assert.Contains("an IPv6 field takes two numbers, addr.hi and addr.lo",
+            Assert.Throws<FormatException>(() => layout.NumberFields(["addr"])).Message);
+        Assert.Contains("no field 'len.hi'", Assert.Throws<FormatException>(() => layout.NumberFields(["len.hi"])).Message);
+    }
+
     [Fact]
     public void ByteArraysHaveNoAlignmentButTheStructIsPaddedToItsWidestField()
     {

@@ -115,4 +115,33 @@ public sealed class Ipv6ChainTests : IDisposable
         Assert.Equal((2ul, 1ul), (c.Stages[0][StageCounter.Packets], c.Stages[0][StageCounter.Redirected]));
         Assert.Equal((1ul, 1ul), (c.Stages[1][StageCounter.Packets], c.Stages[1][StageCounter.Redirected]));
     }
+
+    [KernelFact]
+    public void ARoutesFileOfTenThousandPrefixesRoutesByLongestMatch()
+    {
+        string file = Path.Combine(Path.GetTempPath(), $"pluginhost-routes6-{Guid.NewGuid():N}.txt");
+        try
+        {
+            using (var w = new StreamWriter(file))
+                for (int i = 0; i < 10_000; i++)
+                    w.WriteLine($"2001:db8:{i:x}::/48 {(i % 2 == 0 ? "out1" : "out2")}");
+            using var chain = _net.Load($"""
+                      - plugin: IPv6
+                        settings:
+                          routesFile: {file}
+                """);
+
+            var even = chain.Entry.TestRun(Frame("2001:db8:2a::1"));
+            var odd = chain.Entry.TestRun(Frame("2001:db8:2b::1"));
+            var outside = chain.Entry.TestRun(Frame("2001:db9::1"));
+
+            Assert.Equal((TcActRedirect, (uint)_net.Ifindex(KernelChain.Out1)), (even.ReturnValue, even.Cb[RedirectIfindexCb]));
+            Assert.Equal((TcActRedirect, (uint)_net.Ifindex(KernelChain.Out2)), (odd.ReturnValue, odd.Cb[RedirectIfindexCb]));
+            Assert.Equal(TcxNext, outside.ReturnValue);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
 }

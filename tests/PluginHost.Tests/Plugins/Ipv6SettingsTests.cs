@@ -102,4 +102,35 @@ public sealed class Ipv6SettingsTests(Ipv6Fixture fixture) : IClassFixture<Ipv6F
             e => Assert.Contains("duplicate prefix 2001:db8::/32 (first given at pipelines[0].stages[0].settings.routes[0].from)", e.Message),
             e => Assert.Equal("pipelines[0].stages[0].settings.routes[2].interface", e.Node.Path));
     }
+
+    [Fact]
+    public void ARoutesFileBecomesATableWhoseBytesMatchTheMapLayout()
+    {
+        string dir = Directory.CreateTempSubdirectory("pluginhost-routes6-").FullName;
+        try
+        {
+            string file = Path.Combine(dir, "routes6.txt");
+            File.WriteAllText(file, "# IPv6 sources\n2001:db8:1::/48 up1 fe80::2\n2001:db8:2::7 up2\nfe80::/64 up1\n2001:db8:1::/48 up2\n");
+
+            var setup = Configure($"routesFile: {file}");
+
+            Assert.Collection(_context.Errors,
+                e => Assert.Contains("routes6.txt:4: invalid prefix 'fe80::/64': link-local and multicast sources are never routed", e.Message),
+                e => Assert.Contains("routes6.txt:5: duplicate prefix 2001:db8:1::/48 (first given at line 2)", e.Message));
+            var table = Assert.Single(setup.Tables);
+            var map = new PluginHost.Compose.StageMap(0, "T-0", Assert.Single(_plugin.Maps));
+            var packed = new PluginHost.Pipelines.PackedEntries(map.Key.Size, map.Value.Size);
+            for (int i = 0; i < table.Count; i++)
+                packed.Add(map.Key, map.Key.NumberFields(table.KeyFields), map.Value, map.Value.NumberFields(table.ValueFields), table.Row(i));
+            // prefixlen 48 (host order) + 2001:db8:1:: (network order); ifindex 7 + fe80::2
+            Assert.Equal("3000000020010DB8000100000000000000000000", Convert.ToHexString(packed.Key(0)));
+            Assert.Equal("07000000FE800000000000000000000000000002", Convert.ToHexString(packed.Value(0)));
+            Assert.Equal("8000000020010DB8000200000000000000000007", Convert.ToHexString(packed.Key(1)));
+            Assert.Equal("0800000000000000000000000000000000000000", Convert.ToHexString(packed.Value(1)));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
 }
