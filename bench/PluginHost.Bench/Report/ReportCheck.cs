@@ -43,9 +43,12 @@ public static class ReportCheck
         }
         if (r.Lookup is { } l)
         {
-            var sizes = l.Rows.Select(row => row.Prefixes).ToList();
-            foreach (int size in r.Sampling.TableSizes.Except(sizes))
-                missing.Add($"lookup has no row for {size:N0} prefixes");
+            foreach (string family in new[] { "IPv4", "IPv6" })
+            {
+                var sizes = l.Rows.Where(row => row.Family == family).Select(row => row.Prefixes).ToList();
+                foreach (int size in r.Sampling.TableSizes.Except(sizes))
+                    missing.Add($"lookup has no {family} row for {size:N0} prefixes");
+            }
             foreach (var row in l.Rows)
             {
                 Median($"lookup {row.Prefixes} repeated", row.Repeated);

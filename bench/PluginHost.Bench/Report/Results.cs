@@ -30,9 +30,16 @@ public sealed record TrieReference(double Repeated, double Random);
 /// <param name="RandomOnePerCall">Raw: the random frames, one call each (carries the cost of a one-packet timed loop).</param>
 /// <param name="SameOnePerCall">Raw: one frame, one call each, as many calls.</param>
 public sealed record LookupRow(int Prefixes, double PlanMs, double WriteMs, Summary Repeated, Summary Random, Summary RandomPenalty,
-    Summary RandomOnePerCall, Summary SameOnePerCall, TrieReference? Reference);
+    Summary RandomOnePerCall, Summary SameOnePerCall, TrieReference? Reference)
+{
+    /// <summary>IPv4 (SourcePolicy) or IPv6 (the IPv6 plugin).</summary>
+    public string Family { get; init; } = "IPv4";
+}
 
-public sealed record LookupResult(IReadOnlyList<LookupRow> Rows, int RandomFrames, int RandomRepeat, string PrefixMix);
+public sealed record LookupResult(IReadOnlyList<LookupRow> Rows, int RandomFrames, int RandomRepeat, string PrefixMix)
+{
+    public string Prefix6Mix { get; init; } = "";
+}
 
 // ---- 4. Reload ----
 

@@ -8,7 +8,7 @@ namespace PluginHost.Bench.Scenarios;
 /// builds the same table) with a mix of lengths roughly like an Internet routing table's, written as a
 /// SourcePolicy routes file ("PREFIX INTERFACE VIA" per line).
 /// </summary>
-public sealed class RouteTable
+public sealed class RouteTable : IRouteTable
 {
     // (length, weight in percent)
     private static readonly (int Length, int Weight)[] Mix =
@@ -45,7 +45,7 @@ public sealed class RouteTable
         return Ipv4Text.ToAddress(prefix | host);
     }
 
-    public void WriteRoutesFile(string path, string iface, IPAddress via)
+    public void WriteRoutesFile(string path, string iface, IPAddress? via)
     {
         using var writer = new StreamWriter(path);
         foreach (var (prefix, length) in _prefixes)
@@ -55,20 +55,27 @@ public sealed class RouteTable
             writer.Write(length);
             writer.Write(' ');
             writer.Write(iface);
-            writer.Write(' ');
-            writer.WriteLine(via);
+            if (via is not null)
+            {
+                writer.Write(' ');
+                writer.Write(via);
+            }
+            writer.WriteLine();
         }
     }
 
-    private static int PickLength(Random random)
+    private static int PickLength(Random random) => PickLength(random, Mix);
+
+    /// <summary>A prefix length drawn from a mix of (length, weight in percent).</summary>
+    internal static int PickLength(Random random, (int Length, int Weight)[] mix)
     {
         int roll = random.Next(100);
-        foreach (var (length, weight) in Mix)
+        foreach (var (length, weight) in mix)
         {
             if (roll < weight)
                 return length;
             roll -= weight;
         }
-        return 24;
+        return mix[^1].Length;
     }
 }
