@@ -20,6 +20,9 @@ namespace PluginHost.Plugins.IPv6;
 public sealed class Ipv6PolicyPlugin : IRoutingPlugin, IRuntimeCommands
 {
     private const string RoutesMap = "routes";
+
+    /// <summary>Routes per stage (the trie allocates per entry, so capacity costs nothing until used).</summary>
+    public const int MaxRoutes = 1 << 20;
     private static readonly IPAddress CanaryDestination = IPAddress.Parse("2001:db8:ffff::1");
 
     public string Name => "IPv6";
@@ -33,7 +36,7 @@ public sealed class Ipv6PolicyPlugin : IRoutingPlugin, IRuntimeCommands
         new MapSchema(RoutesMap, MapKind.LpmTrie,
             Key: [new Field("prefixlen", FieldType.U32), new Field("addr", FieldType.Ipv6)],
             Value: [new Field("ifindex", FieldType.U32), new Field("nexthop", FieldType.Ipv6)],
-            MaxEntries: 1 << 18),
+            MaxEntries: MaxRoutes),
     ];
 
     public IReadOnlyList<RuntimeCommand> Commands { get; } =
@@ -102,6 +105,8 @@ public sealed class Ipv6PolicyPlugin : IRoutingPlugin, IRuntimeCommands
                 new Dictionary<string, object> { ["prefixlen"] = length, ["addr"] = prefix },
                 new Dictionary<string, object> { ["ifindex"] = ifindex, ["nexthop"] = nexthop }));
         }
+        if (entries.Count + (file?.Count ?? 0) > MaxRoutes)
+            context.Error(file is null ? routes : settings["routesFile"], $"{entries.Count + (file?.Count ?? 0):N0} routes: at most {MaxRoutes:N0} per stage");
         return new StageSetup(entries, new Dictionary<string, long>())
         {
             Canaries = Canaries(accepted),

@@ -19,6 +19,9 @@ public sealed class SourcePolicyPlugin : IRoutingPlugin, IRuntimeCommands
 {
     private const string RoutesMap = "routes";
 
+    /// <summary>Routes per stage (the trie allocates per entry, so capacity costs nothing until used).</summary>
+    public const int MaxRoutes = 1 << 20;
+
     public string Name => "SourcePolicy";
 
     public string Description => "Route IPv4 packets by source prefix (longest match) to an interface and next hop.";
@@ -30,7 +33,7 @@ public sealed class SourcePolicyPlugin : IRoutingPlugin, IRuntimeCommands
         new MapSchema(RoutesMap, MapKind.LpmTrie,
             Key: [new Field("prefixlen", FieldType.U32), new Field("addr", FieldType.Ipv4)],
             Value: [new Field("ifindex", FieldType.U32), new Field("nexthop", FieldType.Ipv4)],
-            MaxEntries: 1 << 20),
+            MaxEntries: MaxRoutes),
     ];
 
     public IReadOnlyList<RuntimeCommand> Commands { get; } =
@@ -99,6 +102,8 @@ public sealed class SourcePolicyPlugin : IRoutingPlugin, IRuntimeCommands
                 new Dictionary<string, object> { ["prefixlen"] = length, ["addr"] = prefix },
                 new Dictionary<string, object> { ["ifindex"] = ifindex, ["nexthop"] = nexthop }));
         }
+        if (entries.Count + (file?.Count ?? 0) > MaxRoutes)
+            context.Error(file is null ? routes : settings["routesFile"], $"{entries.Count + (file?.Count ?? 0):N0} routes: at most {MaxRoutes:N0} per stage");
         return new StageSetup(entries, new Dictionary<string, long>())
         {
             Canaries = Canaries(accepted),

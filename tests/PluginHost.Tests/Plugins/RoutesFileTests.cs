@@ -78,6 +78,21 @@ public sealed class RoutesFileTests(SourcePolicyFixture fixture) : IClassFixture
         Assert.Equal(2, changed.Count);
     }
 
+    // More routes than the map holds is a configuration error, not a kernel error half-way through the write.
+    [Fact]
+    public void MoreRoutesThanTheMapHoldsAreRefused()
+    {
+        var text = new System.Text.StringBuilder();
+        for (int i = 0; i < (1 << 20) + 1; i++)
+            text.Append(Ipv4Text.ToAddress((uint)i << 8)).Append("/24 up1\n");
+
+        Configure(text.ToString());
+
+        var (node, error) = Assert.Single(_context.Errors);
+        Assert.EndsWith(".routesFile", node.Path);
+        Assert.Equal("1,048,577 routes: at most 1,048,576 per stage", error);
+    }
+
     [Fact]
     public void AFileWithErrorsIsReportedEveryTime()
     {
