@@ -137,6 +137,16 @@ public static class MarkdownReport
                 $"{l.Received:N0} | {l.Lost:N0} | {l.Reordered:N0} | {l.Duplicates:N0} | {l.ReceiveBufferErrors:N0} | {l.Faults:N0} | " +
                 $"0 lost in 100 swaps: {(l.Swaps >= 100 ? Verdict(l.Lost == 0) : $"{(l.Lost == 0 ? "none lost" : "**lost**")} in {l.Swaps} (100 in full mode)")} |");
             md.AppendLine();
+            if (l.Flood is { } f)
+            {
+                md.AppendLine($"The same swaps under a flood: `bench/traffic/rawsend.c` sends one {f.WireBytes}-byte UDP frame as fast as the router " +
+                    "forwards it (one CPU) for the whole time the swaps take; *received* is what the server's up1 counted (a few ARP frames " +
+                    "included, so it can exceed *sent* by a handful).").AppendLine();
+                md.AppendLine("| swaps | swapping | flood | sent | received | rate | lost |");
+                md.AppendLine("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+                md.AppendLine($"| {f.Swaps} | {f.SwapSeconds:F1} s | {f.FloodSeconds:F1} s | {f.Sent:N0} | {f.Received:N0} | {f.Mpps:F3} Mpps | {f.Lost:N0} |");
+                md.AppendLine();
+            }
         }
     }
 

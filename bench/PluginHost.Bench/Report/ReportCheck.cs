@@ -74,6 +74,8 @@ public static class ReportCheck
                 missing.Add("reload has no swap-loss row");
             else if (loss.Sent == 0 || loss.Received == 0)
                 missing.Add($"reload swap loss: the stream sent {loss.Sent} and received {loss.Received}");
+            else if (loss.Flood is not { Sent: > 0, Received: > 0 })
+                missing.Add("reload has no swap-loss row under a flood");
         }
         if (r.ControlPlane is { } c)
         {

@@ -59,7 +59,18 @@ public sealed record ReloadResult(IReadOnlyList<ReloadRow> Rows, double AttachMs
 /// <param name="Redirected">Packets the chain's last stage redirected in all (since attach): the stream went through the chain.</param>
 /// <param name="Faults">Missed tail calls and generation mismatches counted by the stages.</param>
 public sealed record SwapLossResult(int Swaps, int Generations, double Seconds, Summary ApplyMs, int PacketsPerSecond,
-    long Sent, long Received, long Lost, long Reordered, long Duplicates, long ReceiveBufferErrors, ulong Redirected, ulong Faults);
+    long Sent, long Received, long Lost, long Reordered, long Duplicates, long ReceiveBufferErrors, ulong Redirected, ulong Faults)
+{
+    /// <summary>The same swaps under a raw-frame flood.</summary>
+    public SwapFloodResult? Flood { get; init; }
+}
+
+/// <summary>Generation swaps while a raw-frame flood runs through the chain: frames sent against frames the server counted.</summary>
+/// <param name="Received">What the server's up1 counted over the flood (ARP and the like included: a few more, never fewer, when nothing is lost).</param>
+public sealed record SwapFloodResult(int Swaps, double SwapSeconds, double FloodSeconds, long Sent, long Received, double Mpps, int WireBytes)
+{
+    public long Lost => Math.Max(0, Sent - Received);
+}
 
 // ---- 5. Control plane ----
 

@@ -26,7 +26,6 @@ public sealed class ForwardingBench(Sandbox sandbox, Repo repo, bool quick, Acti
 {
     private int Rounds => quick ? 1 : 3;
     private double Seconds => quick ? 0.5 : 2;
-    public const int FrameBytes = 60; // 64 on the wire with the FCS
     private const string Pipeline = "fwd";
     private const int RuleTable = 100;
     private const int RulePref = 1100;
@@ -38,7 +37,7 @@ public sealed class ForwardingBench(Sandbox sandbox, Repo repo, bool quick, Acti
     public ForwardingResult Run(CancellationToken cancel)
     {
         Directory.CreateDirectory(_work);
-        string sender = Compile();
+        var sender = RawSender.Build(repo, _work);
         string plugins = Path.Combine(_work, "plugins");
         Directory.CreateDirectory(plugins);
         LabHostConfig.CopyPlugin(repo.SourcePolicyPlugin, plugins);
@@ -48,11 +47,8 @@ public sealed class ForwardingBench(Sandbox sandbox, Repo repo, bool quick, Acti
         using var lab = new RouterLab(prefix);
         using var labTeardown = sandbox.OnTeardown($"remove lab {prefix}", lab.Dispose);
         string router = lab.Router.Name;
-        string clientMac = lab.Client.Exec("cat", $"/sys/class/net/{RouterLab.ClientLan}/address").Trim();
-        string routerMac = lab.Router.Exec("cat", $"/sys/class/net/{RouterLab.RouterLan}/address").Trim();
-        Ip.Run("-n", lab.Server.Name, "route", "add", "blackhole", SinkNetwork);
-        Ip.Run("-n", router, "route", "add", SinkNetwork, "via", RouterLab.Uplink1Gateway.ToString(), "dev", RouterLab.RouterUplink1);
-        Ip.Run("-n", router, "route", "add", SinkNetwork, "via", RouterLab.Uplink1Gateway.ToString(),
+        RawSender.PrepareSink(lab);
+        Ip.Run("-n", router, "route", "add", RawSender.SinkNetwork, "via", RouterLab.Uplink1Gateway.ToString(),
             "dev", RouterLab.RouterUplink1, "table", RuleTable.ToString(CultureInfo.InvariantCulture));
 
         HostEngine? engine = null;
@@ -113,9 +109,9 @@ public sealed class ForwardingBench(Sandbox sandbox, Repo repo, bool quick, Acti
                 v.Setup();
                 try
                 {
-                    Send(lab, sender, clientMac, routerMac, 0.2); // warm-up: caches, neighbour, JIT of nothing
+                    sender.Send(lab, 0.2); // warm-up: caches, neighbour, JIT of nothing
                     long before = InterfaceCounters.Read(lab.Server, RouterLab.ServerUplink1).RxPackets;
-                    var (count, elapsed) = Send(lab, sender, clientMac, routerMac, Seconds);
+                    var (count, elapsed) = sender.Send(lab, Seconds);
                     Thread.Sleep(100);
                     long after = InterfaceCounters.Read(lab.Server, RouterLab.ServerUplink1).RxPackets;
                     if (v.Id.StartsWith("chain", StringComparison.Ordinal))
@@ -134,30 +130,7 @@ public sealed class ForwardingBench(Sandbox sandbox, Repo repo, bool quick, Acti
         Summary Ratio(string id, string baseline) => Summary.Of(received[id].Zip(received[baseline], (a, b) => a / b).ToList());
         var rows = variants.Select(v => new ForwardingRow(v.Id, v.Label, Summary.Of(received[v.Id]), Summary.Of(sent[v.Id]),
             Ratio(v.Id, "kernel"), Ratio(v.Id, "rule-100"))).ToList();
-        return new ForwardingResult(rows, Rounds, Seconds, FrameBytes + 4, Taskset is not null, true);
-    }
-
-    // Frames go to 198.18.8.1: the router routes 198.18.8.0/24 to the server like the server's network, and the
-    // server holds a blackhole route for it, so it drops each frame right after its route lookup (no UDP socket
-    // lookup, no ICMP unreachable back): the CPU the frames share is spent on the sender and the router.
-    private static readonly System.Net.IPAddress Sink = System.Net.IPAddress.Parse("198.18.8.1");
-    private const string SinkNetwork = "198.18.8.0/24";
-
-    private static string? Taskset => File.Exists("/usr/bin/taskset") ? "/usr/bin/taskset" : null;
-
-    private (long Count, double Seconds) Send(RouterLab lab, string sender, string clientMac, string routerMac, double seconds)
-    {
-        string[] args = [sender, RouterLab.ClientLan, clientMac, routerMac, RouterLab.ClientSourceA.ToString(), Sink.ToString(),
-            "9", FrameBytes.ToString(CultureInfo.InvariantCulture), seconds.ToString(CultureInfo.InvariantCulture)];
-        // One CPU (the last): the sender and, through the veth, the router's receive path share it.
-        string output = Taskset is { } taskset
-            ? lab.Client.Exec([taskset, "-c", (Environment.ProcessorCount - 1).ToString(CultureInfo.InvariantCulture), .. args])
-            : lab.Client.Exec(args);
-        var parts = output.Trim().Split(' ');
-        if (parts.Length < 4 || parts[0] != "sent" || !long.TryParse(parts[1], out long count)
-            || !double.TryParse(parts[3], NumberStyles.Float, CultureInfo.InvariantCulture, out double elapsed))
-            throw new BenchException($"run rawsend: unexpected output '{output.Trim()}'");
-        return (count, elapsed);
+        return new ForwardingResult(rows, Rounds, Seconds, RawSender.FrameBytes + 4, RawSender.OneCpu, true);
     }
 
     private static void CheckRedirected(HostEngine engine, long received)
@@ -168,26 +141,6 @@ public sealed class ForwardingBench(Sandbox sandbox, Repo repo, bool quick, Acti
         if (redirected < (ulong)(received / 2))
             throw new BenchException($"forwarding through PluginHost: the chain redirected {redirected} packets, the server received {received}: " +
                 "the kernel, not the chain, forwarded them");
-    }
-
-    private string Compile()
-    {
-        string source = Path.Combine(repo.Root, "bench", "traffic", "rawsend.c");
-        string output = Path.Combine(_work, "rawsend");
-        var psi = new ProcessStartInfo("cc", ["-O2", "-Wall", "-o", output, source]) { RedirectStandardError = true, RedirectStandardOutput = true };
-        try
-        {
-            using var cc = Process.Start(psi)!;
-            string errors = cc.StandardError.ReadToEnd() + cc.StandardOutput.ReadToEnd();
-            cc.WaitForExit();
-            if (cc.ExitCode != 0)
-                throw new BenchException($"compile {source}: cc exited with {cc.ExitCode}: {errors}");
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            throw new BenchException($"compile {source}: no C compiler 'cc' ({e.Message}); install gcc", e);
-        }
-        return output;
     }
 
     private string WriteConfig(RouterLab lab, string plugins, int stages)

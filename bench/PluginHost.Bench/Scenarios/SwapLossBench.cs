@@ -17,7 +17,8 @@ namespace PluginHost.Bench.Scenarios;
 /// chain (a HostEngine, tcx on the router's lan0, ingress, the route to uplink 1) while the host swaps
 /// generations back to back: MarkPolicy v1 ↔ v2 differ in code, so every apply builds, canaries and swaps
 /// in a new generation (both versions compiled before the stream starts). The receiver reports every
-/// sequence number missing, duplicated or out of order.
+/// sequence number missing, duplicated or out of order. Then the same swaps again under a raw-frame flood
+/// (<see cref="RawSender"/>), where the server's interface counter is the check.
 /// </summary>
 public sealed class SwapLossBench(Sandbox sandbox, Repo repo, bool quick, Action<string> log)
 {
@@ -95,11 +96,41 @@ public sealed class SwapLossBench(Sandbox sandbox, Repo repo, bool quick, Action
         }
         var state = State(engine);
         var counters = CounterReader.ReadPinned(state);
+        var flood = Flood(lab, Swap, cancel);
         ulong faults = counters.Stages.Aggregate(0ul, (sum, s) => sum + s[StageCounter.MissedTailCalls] + s[StageCounter.GenerationMismatch]);
         log($"swap loss: {stream}");
         return new SwapLossResult(Swaps, (int)(state.Generation - firstGeneration), watch.Elapsed.TotalSeconds, Summary.Of(applies),
             PacketsPerSecond, stream.Sent, stream.Received, stream.Lost, stream.Reordered, stream.Duplicates, stream.ReceiveBufferErrors,
-            counters.Stages[^1][StageCounter.Redirected], faults);
+            counters.Stages[^1][StageCounter.Redirected], faults) { Flood = flood };
+    }
+
+    // The same swaps under a raw-frame flood as fast as the router forwards it (bench/traffic/rawsend.c, one CPU):
+    // what the server's up1 counted against what was sent. Frames carry no sequence numbers; the count is the check.
+    private SwapFloodResult Flood(RouterLab lab, Action swap, CancellationToken cancel)
+    {
+        var sender = RawSender.Build(repo, _work);
+        RawSender.PrepareSink(lab);
+        sender.Send(lab, 0.2); // the neighbour, caches
+        double seconds = quick ? 3 : 10;
+        log($"swap loss: {Swaps} generation swaps under a raw-frame flood ({seconds:F0} s)");
+        long before = InterfaceCounters.Read(lab.Server, RouterLab.ServerUplink1).RxPackets;
+        var flood = Task.Run(() => sender.Send(lab, seconds));
+        Thread.Sleep(300);
+        var watch = Stopwatch.StartNew();
+        for (int i = 0; i < Swaps && !flood.IsCompleted; i++)
+        {
+            cancel.ThrowIfCancellationRequested();
+            swap();
+        }
+        double swapping = watch.Elapsed.TotalSeconds;
+        bool covered = !flood.IsCompleted;
+        var (sent, elapsed) = flood.GetAwaiter().GetResult();
+        Thread.Sleep(200);
+        long received = InterfaceCounters.Read(lab.Server, RouterLab.ServerUplink1).RxPackets - before;
+        if (!covered)
+            throw new BenchException($"swap under a flood: the {seconds:F0} s flood ended before {Swaps} swaps did");
+        log($"swap loss: flood sent {sent:N0} frames in {elapsed:F1} s, the server received {received:N0}, swaps took {swapping:F1} s");
+        return new SwapFloodResult(Swaps, swapping, elapsed, sent, received, sent / elapsed / 1e6, RawSender.FrameBytes + 4);
     }
 
     private static PipelineState State(HostEngine engine) =>
