@@ -71,6 +71,7 @@ internal static class DemoCommand
                 return;
             cleaned = true;
             try { engine?.Uninstall(); } catch (Exception e) { Console.Error.WriteLine($"pluginhost: remove demo datapath: {e.Message}"); }
+            try { PluginHost.Kernel.BpfFs.RemoveTree(bpfRoot); } catch (Exception e) { Console.Error.WriteLine($"pluginhost: remove {bpfRoot}: {e.Message}"); }
             lab?.Dispose();
             try { Directory.Delete(work, recursive: true); } catch (IOException) { }
             (json ? Console.Error : Console.Out).WriteLine("lab removed (namespaces, veths, pins)");
