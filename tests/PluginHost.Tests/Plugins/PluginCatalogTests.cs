@@ -43,6 +43,33 @@ public sealed class PluginCatalogTests : IDisposable
         Assert.Equal(("routes", MapKind.LpmTrie), (map.Name, map.Kind));
     }
 
+    // Changing one plugin must not reload the others: unchanged folders move to the new catalog, loaded.
+    [Fact]
+    public void AReloadTakesUnchangedPluginsOverAndLeavesOnlyTheChangedOnesToRelease()
+    {
+        void CopyFolder(string source)
+        {
+            string target = Directory.CreateDirectory(Path.Combine(_temp, Path.GetFileName(source))).FullName;
+            foreach (var file in Directory.GetFiles(source))
+                File.Copy(file, Path.Combine(target, Path.GetFileName(file)), overwrite: true);
+        }
+        CopyFolder(Path.GetDirectoryName(SourcePolicyDll)!);
+        CopyFolder(ReloadRig.MarkPolicy(1));
+        var first = PluginCatalog.Load(_temp);
+        var sourcePolicy = first.Plugins["SourcePolicy"].Instance;
+        var markV1 = first.Plugins["MarkPolicy"].Instance;
+
+        CopyFolder(ReloadRig.MarkPolicy(2));
+        using var second = PluginCatalog.Load(_temp, reuse: first);
+
+        Assert.Same(sourcePolicy, second.Plugins["SourcePolicy"].Instance);
+        Assert.NotSame(markV1, second.Plugins["MarkPolicy"].Instance);
+        Assert.Equal(["MarkPolicy"], first.Plugins.Keys);   // what is left to release: the old MarkPolicy only
+        Assert.Same(markV1, first.Plugins["MarkPolicy"].Instance);
+        first.Dispose();
+        Assert.Equal("SourcePolicy", second.Plugins["SourcePolicy"].Instance.Name); // still loaded and usable
+    }
+
     [Fact]
     public void PluginLivesInItsOwnCollectibleContextAndSharesTheContract()
     {
