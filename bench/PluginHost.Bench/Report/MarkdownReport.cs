@@ -38,7 +38,10 @@ public static class MarkdownReport
         md.AppendLine("## 1. Per-packet cost").AppendLine();
         md.AppendLine($"ns per packet as the kernel times it (BPF_PROG_TEST_RUN): median of {s.Samples} rounds of " +
             $"{s.CallsPerSample} calls × {s.Repeat} repeats ({s.PacketsPerSample:N0} packets) per cell, ± half the interquartile range; " +
-            "each round runs every program on every frame in a shuffled order. IPv4 frames come from a source that misses every " +
+            "each round runs every program on every frame in a shuffled order" +
+            (s.Placements > 1 ? $"; the baselines and the SourcePolicy chains are loaded {s.Placements} times each and the rounds rotate over the loads " +
+                "(where the JIT places a program moves its cost by a few percent from load to load)" : "") +
+            ". IPv4 frames come from a source that misses every " +
             "stage but the last, whose route forwards them (bpf_redirect_neigh, TTL − 1); IPv6 frames match no stage.").AppendLine();
         md.Append("| program |");
         foreach (var shape in p.Shapes)
@@ -61,7 +64,7 @@ public static class MarkdownReport
         md.AppendLine();
         md.AppendLine("Derived figures, each the median over rounds of the figure computed from one round's samples (so they can differ " +
             "slightly from the same arithmetic on the medians above). \"ns per added stage\" is the brief's \"ns per tail call\": one more " +
-            "stage costs a tail call plus that stage's glue (generation check; a stage that hands the packet on counts nothing) and its LPM lookup, a miss.").AppendLine();
+            "stage costs a tail call plus that stage's glue (a stage that hands the packet on counts and checks nothing) and its LPM lookup, a miss.").AppendLine();
         md.Append("| derived |").Append(string.Concat(p.Shapes.Select(sh => $" {p.ShapeLabels[sh]} |"))).AppendLine(" target |");
         md.Append("| --- |").Append(string.Concat(p.Shapes.Select(_ => " ---: |"))).AppendLine(" --- |");
         foreach (var d in p.Derived)

@@ -3,6 +3,7 @@ using PluginHost.Bench.Packets;
 using PluginHost.Bench.Report;
 using PluginHost.Bench.Setup;
 using PluginHost.Compile;
+using PluginHost.Kernel;
 
 namespace PluginHost.Bench.Scenarios;
 
@@ -43,19 +44,35 @@ public sealed class PerPacketBench(Sandbox sandbox, Repo repo, Sampling sampling
         Expectation ChainHit(FrameShape s) => s.Ipv6 ? Expectation.Pass : new Expectation(Expectation.TcActRedirect, out1);
         Expectation RouterHit(FrameShape s) => s.Ipv6 ? Expectation.Pass : new Expectation(Expectation.TcActRedirect);
 
-        log("loading bench/handwritten/pass.bpf.c and router.bpf.c");
-        subjects.Add(new Subject("trivial", "trivial program (returns TCX_NEXT)", "baseline",
-            Handwritten.LoadPass(repo, compiler), _ => Expectation.Pass));
-        subjects.Add(new Subject("handwritten", $"hand-written router ({Handwritten.RouterStages} LPM tries, hit in the last)", "baseline",
-            Handwritten.LoadRouter(repo, compiler, sandbox), RouterHit));
+        // The baselines and the chains the targets compare are loaded Placements times each, measured in turn.
+        Subject Placed(Subject subject, Func<(BpfProgram Program, IDisposable? Owner)> load)
+        {
+            for (int i = 1; i < sampling.Placements; i++)
+            {
+                var (program, owner) = load();
+                subject.AddCopy(program, owner);
+            }
+            return subject;
+        }
+
+        log($"loading bench/handwritten/pass.bpf.c and router.bpf.c ({sampling.Placements}× each)");
+        subjects.Add(Placed(new Subject("trivial", "trivial program (returns TCX_NEXT)", "baseline",
+            Handwritten.LoadPass(repo, compiler), _ => Expectation.Pass), () => (Handwritten.LoadPass(repo, compiler), null)));
+        subjects.Add(Placed(new Subject("handwritten", $"hand-written router ({Handwritten.RouterStages} LPM tries, hit in the last)", "baseline",
+            Handwritten.LoadRouter(repo, compiler, sandbox), RouterHit), () => (Handwritten.LoadRouter(repo, compiler, sandbox), null)));
 
         foreach (int n in ChainLengths)
         {
             cancel.ThrowIfCancellationRequested();
-            log($"building the {n}-stage SourcePolicy chain");
-            var built = builder.Build($"chain{n}", repo.PluginsDirectory, PolicyRoutes.Chain(n).Select(PolicyRoutes.StageYaml));
-            subjects.Add(new Subject($"chain-{n}", $"chain, {n} SourcePolicy stage{(n == 1 ? "" : "s")} (hit in the last)", "chain",
-                built.Chain.Entry, ChainHit, built));
+            log($"building the {n}-stage SourcePolicy chain ({sampling.Placements}×)");
+            BuiltChain Build() => builder.Build($"chain{n}", repo.PluginsDirectory, PolicyRoutes.Chain(n).Select(PolicyRoutes.StageYaml));
+            var built = Build();
+            subjects.Add(Placed(new Subject($"chain-{n}", $"chain, {n} SourcePolicy stage{(n == 1 ? "" : "s")} (hit in the last)", "chain",
+                built.Chain.Entry, ChainHit, built), () =>
+                {
+                    var copy = Build();
+                    return (copy.Chain.Entry, copy);
+                }));
         }
 
         log("building the four plugins in one chain");
@@ -99,7 +116,7 @@ public sealed class PerPacketBench(Sandbox sandbox, Repo repo, Sampling sampling
             log($"per-packet round {round + 1}/{sampling.Samples}: {pairs.Length} programs × frames, {sampling.PacketsPerSample:N0} packets each");
             order.Shuffle(pairs);
             foreach (var (subject, shape) in pairs)
-                samples[(subject.Id, shape.Id)].Add(TestRunTimer.Repeated(subject.Program, frames[shape.Id], sampling.CallsPerSample, sampling.Repeat, cancel));
+                samples[(subject.Id, shape.Id)].Add(TestRunTimer.Repeated(subject.ProgramFor(round), frames[shape.Id], sampling.CallsPerSample, sampling.Repeat, cancel));
         }
 
         var rows = subjects.Select(s => new PerPacketRow(s.Id, s.Label, s.Group,

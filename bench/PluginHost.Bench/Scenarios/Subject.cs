@@ -16,10 +16,23 @@ public sealed record Expectation(int ReturnValue, int? RedirectIfindex = null)
     public string Verdict => Redirects ? "redirect" : ReturnValue == TcxNext ? "pass" : $"rc {ReturnValue}";
 }
 
-/// <summary>A program under test with what it must do to each frame shape.</summary>
+/// <summary>
+/// A program under test with what it must do to each frame shape. It may be loaded several times (<see cref="AddCopy"/>):
+/// where the JIT places a program moves its cost by a few percent from load to load, so rounds rotate over the copies.
+/// </summary>
 public sealed class Subject(string id, string label, string group, BpfProgram program, Func<FrameShape, Expectation> expect, IDisposable? owner = null)
     : IDisposable
 {
+    private readonly List<(BpfProgram Program, IDisposable? Owner)> _copies = [(program, owner)];
+
+    /// <summary>Another load of the same program, measured in turn with the others.</summary>
+    public void AddCopy(BpfProgram copy, IDisposable? copyOwner) => _copies.Add((copy, copyOwner));
+
+    public int Copies => _copies.Count;
+
+    /// <summary>The copy measured in round <paramref name="round"/>.</summary>
+    public BpfProgram ProgramFor(int round) => _copies[round % _copies.Count].Program;
+
     /// <summary>Index of skb->cb[4] in the test run's output context: the ifindex a chain stage redirected to.</summary>
     private const int RedirectIfindexCb = 4;
 
@@ -29,11 +42,17 @@ public sealed class Subject(string id, string label, string group, BpfProgram pr
     public BpfProgram Program { get; } = program;
     public Expectation Expect(FrameShape shape) => expect(shape);
 
-    /// <summary>Run the frame once and check the verdict, the redirect target and the TTL decrement, so that the path measured is the one meant.</summary>
+    /// <summary>Run the frame once through every copy and check the verdict, the redirect target and the TTL decrement, so that the path measured is the one meant.</summary>
     public void Verify(FrameShape shape, byte[] frame)
     {
+        foreach (var (copy, _) in _copies)
+            Verify(copy, shape, frame);
+    }
+
+    private void Verify(BpfProgram copy, FrameShape shape, byte[] frame)
+    {
         var expected = expect(shape);
-        var run = Program.TestRun(frame);
+        var run = copy.TestRun(frame);
         string? problem = null;
         if (run.ReturnValue != expected.ReturnValue)
             problem = $"expected {expected.Verdict} ({expected.ReturnValue}), got {run.ReturnValue}";
@@ -47,7 +66,10 @@ public sealed class Subject(string id, string label, string group, BpfProgram pr
 
     public void Dispose()
     {
-        Program.Dispose();
-        owner?.Dispose();
+        foreach (var (copy, copyOwner) in _copies)
+        {
+            copy.Dispose();
+            copyOwner?.Dispose();
+        }
     }
 }

@@ -38,6 +38,8 @@ public enum StageCounter
     RedirectErrors,
     MissedTailCalls,
     TtlExpired,
+    /// <summary>Packets this stage decided although another generation's entry parsed them: a prog array mixing
+    /// generations, which the swap protocol rules out (checked where a stage decides, not on the way through).</summary>
     GenerationMismatch,
 }
 
