@@ -175,14 +175,22 @@ internal static class UninstallCommand
     {
         var config = CommonOptions.Config(required: true);
         var json = CommonOptions.Json();
-        var command = new Command("uninstall", "Detach every pipeline of the configuration and remove its pins") { config, json };
+        var pipeline = new Option<string[]>("--pipeline")
+        {
+            Description = "Only these pipelines (repeatable), also ones no longer in the configuration; default: every configured one",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var command = new Command("uninstall", "Detach pipelines and remove their pins: every one of the configuration, or those named") { config, pipeline, json };
         command.SetAction(parse => CommonOptions.Guard(() =>
         {
             using var loggers = CommonOptions.Loggers("console");
             var hostConfig = ConfigLoader.Load(parse.GetValue(config)!.FullName);
-            new HostEngine(hostConfig, loggers).Uninstall();
+            var named = parse.GetValue(pipeline);
+            var removed = new HostEngine(hostConfig, loggers).Uninstall(named is { Length: > 0 } ? named : null);
             if (parse.GetValue(json))
-                Console.WriteLine(JsonSerializer.Serialize(new { removed = hostConfig.Pipelines.Select(p => p.Name) }, ControlServer.Json));
+                Console.WriteLine(JsonSerializer.Serialize(new { removed }, ControlServer.Json));
+            else
+                Console.WriteLine(removed.Count == 0 ? "nothing to remove" : $"removed: {string.Join(", ", removed)}");
             return 0;
         }));
         return command;

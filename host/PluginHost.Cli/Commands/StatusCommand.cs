@@ -38,6 +38,10 @@ internal static class StatusCommand
                 Console.WriteLine($"{r.Name,-16} {r.Interface + " " + r.Direction,-22} {r.Namespace ?? "-",-14} {r.Generation,4} " +
                     $"{(r.Attached ? r.LinkId.ToString() : "-"),6} {(r.Attached ? r.ProgramId.ToString() : "-"),8}  " +
                     (r.Attached ? string.Join(" → ", r.Stages) : $"NOT ATTACHED: {r.Problem}"));
+            // With the configuration at hand, say which deployed pipelines it no longer names: they keep forwarding.
+            if (parse.GetValue(config) is { } file)
+                foreach (var name in Hosting.HostEngine.Unconfigured(Config.ConfigLoader.Load(file.FullName)))
+                    Console.WriteLine($"{name}: no longer in {file.FullName}; it keeps forwarding until `pluginhost uninstall --config {file.FullName} --pipeline {name}`");
             return 0;
         }));
         return command;

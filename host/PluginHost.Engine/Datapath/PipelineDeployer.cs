@@ -490,6 +490,9 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
     /// <summary>Detach a pipeline and remove its pins and state.</summary>
     public void Remove(string pipeline)
     {
+        // Where it was deployed (a configuration may have moved bpfRoot since), and where this configuration would put it.
+        if (PipelineState.Load(runtimeDirectory, pipeline) is { } state)
+            BpfFs.RemoveTree(state.PinDirectory);
         BpfFs.RemoveTree(PipelineDirectory(pipeline));
         File.Delete(PipelineState.FilePath(runtimeDirectory, pipeline));
         LogRemoved(pipeline);

@@ -96,6 +96,9 @@ public sealed partial class HostEngine
             var effective = overlay.ApplyTo(Config);
             var results = WithPlugins(catalog => PipelinePlanner.Plan(effective, catalog).Select(_deployer.Apply).ToList());
             history.Succeeded(results).Save(Config.RuntimeDirectory);
+            // Dropping traffic is never implicit: say what still runs without a configuration.
+            foreach (var name in Unconfigured())
+                LogUnconfigured(name, Config.SourcePath);
             Applied?.Invoke(watch.Elapsed, null);
             return results;
         }
@@ -231,12 +234,37 @@ public sealed partial class HostEngine
     public int PendingUnloads => _unloading.Count;
 
     /// <summary>Detach and unpin every configured pipeline.</summary>
-    public void Uninstall()
+    public void Uninstall() => Uninstall(null);
+
+    /// <summary>
+    /// Detach and unpin the named pipelines, configured or not (a pipeline dropped from the configuration stays
+    /// attached until this), or every configured one when <paramref name="pipelines"/> is null. Returns what was removed.
+    /// </summary>
+    public IReadOnlyList<string> Uninstall(IReadOnlyCollection<string>? pipelines)
     {
-        foreach (var p in Config.Pipelines)
-            _deployer.Remove(p.Name);
+        var names = pipelines?.ToList() ?? Config.Pipelines.Select(p => p.Name).ToList();
+        if (pipelines is not null)
+        {
+            var deployed = PipelineState.LoadAll(Config.RuntimeDirectory).Select(s => s.Name).ToHashSet();
+            var unknown = names.Where(n => !deployed.Contains(n) && Config.Pipelines.All(p => p.Name != n)).ToList();
+            if (unknown.Count > 0)
+                throw new InvalidOperationException($"uninstall pipeline {string.Join(", ", unknown)}: not deployed and not configured " +
+                    $"(deployed: {(deployed.Count == 0 ? "none" : string.Join(", ", deployed.Order()))})");
+        }
+        foreach (var name in names)
+            _deployer.Remove(name);
         _mapContents.ForgetAll();
+        return names;
     }
+
+    /// <summary>Pipelines deployed (per the runtime directory) that the configuration no longer names: they keep forwarding until uninstalled.</summary>
+    public IReadOnlyList<string> Unconfigured() => Unconfigured(Config);
+
+    public static IReadOnlyList<string> Unconfigured(HostConfig config) =>
+        PipelineState.LoadAll(config.RuntimeDirectory).Select(s => s.Name).Where(n => config.Pipelines.All(p => p.Name != n)).Order().ToList();
+
+    [LoggerMessage(EventId = 201, Level = LogLevel.Warning, Message = "pipeline {Pipeline} is deployed but no longer configured: it keeps forwarding; `pluginhost uninstall --config {Config} --pipeline {Pipeline}` removes it")]
+    private partial void LogUnconfigured(string pipeline, string config);
 
     [LoggerMessage(EventId = 200, Level = LogLevel.Warning, Message = "plugin {Plugin} was not unloaded {Seconds:F0} s after its reload: something keeps a reference to it (a static event, thread or timer); every reload now leaks a copy")]
     private partial void LogNotUnloaded(string plugin, double seconds);

@@ -105,6 +105,27 @@ public sealed class RuntimeCommandTests : IDisposable
         Assert.Equal(_net.Ifindex(KernelChain.Out2), Redirect("198.18.7.1"));
     }
 
+    // Dropping traffic is never implicit: a pipeline left out of the configuration keeps forwarding, is reported,
+    // and can be uninstalled by name.
+    [KernelFact]
+    public void APipelineDroppedFromTheConfigurationKeepsRunningUntilUninstalledByName()
+    {
+        _rig.Engine().Apply();
+        string pins = _rig.State.PinDirectory;
+        File.WriteAllText(_rig.ConfigPath, File.ReadAllText(_rig.ConfigPath).Replace("- name: p", "- name: q").Replace($"interface: {KernelChain.Input}", "interface: out1"));
+        var engine = new PluginHost.Hosting.HostEngine(PluginHost.Config.ConfigLoader.Load(_rig.ConfigPath), Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance);
+
+        Assert.Equal(["p"], engine.Unconfigured());
+        Assert.Equal(_net.Ifindex(KernelChain.Out1), Redirect("198.18.1.9")); // still forwarding
+        var unknown = Assert.Throws<InvalidOperationException>(() => engine.Uninstall(["nope"]));
+        Assert.Equal("uninstall pipeline nope: not deployed and not configured (deployed: p)", unknown.Message);
+
+        Assert.Equal(["p"], engine.Uninstall(["p"]));
+
+        Assert.False(Directory.Exists(pins));
+        Assert.Empty(engine.Unconfigured());
+    }
+
     [KernelFact]
     public void AddedAndRemovedRoutesAreKeptAcrossARestart()
     {
