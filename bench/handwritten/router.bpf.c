@@ -96,6 +96,10 @@ static __always_inline int forward(struct __sk_buff *skb, struct iphdr *ip, stru
 	long rc;
 
 	st->matched++;
+	if ((ip->daddr & bpf_htonl(0xf0000000)) == bpf_htonl(0xe0000000) || ip->daddr == 0xffffffff) {
+		st->passed++; // multicast and broadcast are the kernel's, as in the chain
+		return TCX_NEXT;
+	}
 	if (ip->ttl <= 1) {
 		st->ttl_expired++;
 		st->passed++;

@@ -79,4 +79,10 @@ public static class Ipv4Text
 
     /// <summary>The address with every bit past <paramref name="length"/> cleared.</summary>
     public static uint Mask(uint address, int length) => length == 0 ? 0 : address & (uint.MaxValue << (32 - length));
+
+    /// <summary>
+    /// A next hop a packet can be sent to: not 0.0.0.0, not the limited broadcast, not multicast (224.0.0.0/4).
+    /// One rule for every plugin (contract 1.1).
+    /// </summary>
+    public static bool IsUnicast(uint address) => address != 0 && address != uint.MaxValue && address >> 28 != 0xE;
 }

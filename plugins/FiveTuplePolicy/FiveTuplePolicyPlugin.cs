@@ -1,4 +1,3 @@
-using System.Net;
 using PluginHost.Contract;
 
 namespace PluginHost.Plugins.FiveTuplePolicy;
@@ -28,8 +27,8 @@ public sealed class FiveTuplePolicyPlugin : IRoutingPlugin, IRuntimeCommands
     public const int MaxRules = 64;
 
     private const int MaxCanaries = 4;
-    private static readonly uint CanarySource = 0xC000020A;      // 192.0.2.10
-    private static readonly uint CanaryDestination = 0xC0000201; // 192.0.2.1
+    private const uint CanarySource = 0xC000020A; // 192.0.2.10
+    private const uint CanaryDestination = 0xC0000201; // 192.0.2.1
 
     public string Name => "FiveTuplePolicy";
 

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Net;
 using PluginHost.Contract;
 
 namespace PluginHost.Plugins.FiveTuplePolicy;
@@ -86,20 +85,17 @@ internal static class RuleParser
             context.Error(node[sportSet ? "sport" : "dport"], "ports need 'protocol: tcp' or 'protocol: udp'");
             ok = false;
         }
+        // Interface and next hop are checked against a valid action only.
         bool actionOk = TryAction(node, context, out var action);
         ok &= actionOk;
         int ifindex = 0;
         uint via = 0;
-        if (!actionOk)
-        {
-            // Nothing more to say about interface and next hop until the action is right.
-        }
-        else if (action == RuleAction.Redirect)
+        if (actionOk && action == RuleAction.Redirect)
         {
             ok &= node["interface"].TryResolveInterface(context, out ifindex);
             ok &= TryVia(node["via"], context, out via);
         }
-        else
+        else if (actionOk)
         {
             foreach (var field in new[] { "interface", "via" }.Where(f => !node[f].IsMissing))
             {
@@ -183,8 +179,19 @@ internal static class RuleParser
             context.Error(rule, "missing 'action' (redirect with an 'interface', drop or pass)");
             return false;
         }
-        if (Enum.TryParse(node.Scalar, ignoreCase: true, out action) && Enum.IsDefined(action) && !int.TryParse(node.Scalar, out _))
+        // Not Enum.TryParse: it reads "drop, pass" as the two OR-ed together, and numbers as values.
+        RuleAction? parsed = node.Scalar?.ToLowerInvariant() switch
+        {
+            "redirect" => RuleAction.Redirect,
+            "drop" => RuleAction.Drop,
+            "pass" => RuleAction.Pass,
+            _ => null,
+        };
+        if (parsed is { } known)
+        {
+            action = known;
             return true;
+        }
         context.Error(node, $"invalid action '{node.Scalar}': expected redirect, drop or pass");
         return false;
     }
@@ -194,7 +201,7 @@ internal static class RuleParser
         via = 0;
         if (node.IsMissing)
             return true;
-        if (!Ipv4Text.TryParse(node.Scalar, out via) || via == 0 || via == uint.MaxValue || via >> 28 == 0xE)
+        if (!Ipv4Text.TryParse(node.Scalar, out via) || !Ipv4Text.IsUnicast(via))
         {
             context.Error(node, $"invalid next hop '{node.Scalar}': expected a unicast IPv4 address such as 198.18.3.2");
             return false;

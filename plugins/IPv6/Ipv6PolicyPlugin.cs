@@ -74,7 +74,7 @@ public sealed class Ipv6PolicyPlugin : IRoutingPlugin, IRuntimeCommands
         var entries = new List<MapEntry>();
         var seen = new Dictionary<(IPAddress, int), string>();
         var accepted = new List<Route>();
-        var fileLines = new Dictionary<(UInt128, int), int>();
+        var fileLines = new Dictionary<(UInt128, int), (int Line, int Ifindex)>();
         var file = settings["routesFile"].IsMissing ? null : LoadRoutesFile(settings["routesFile"], context, fileLines);
         foreach (var route in routes.Items)
         {
@@ -89,9 +89,9 @@ public sealed class Ipv6PolicyPlugin : IRoutingPlugin, IRuntimeCommands
             ok &= TryParseNextHop(route["via"], context, out var nexthop);
             if (!ok)
                 continue;
-            if (fileLines.TryGetValue((Number(prefix), length), out int fileLine))
+            if (fileLines.TryGetValue((Number(prefix), length), out var fileRoute))
             {
-                context.Error(route["from"], $"duplicate prefix {prefix}/{length} (also in the routes file, line {fileLine})");
+                context.Error(route["from"], $"duplicate prefix {prefix}/{length} (also in the routes file, line {fileRoute.Line})");
                 continue;
             }
             if (seen.TryGetValue((prefix, length), out var firstPath))
@@ -109,7 +109,7 @@ public sealed class Ipv6PolicyPlugin : IRoutingPlugin, IRuntimeCommands
             context.Error(file is null ? routes : settings["routesFile"], $"{entries.Count + (file?.Count ?? 0):N0} routes: at most {MaxRoutes:N0} per stage");
         return new StageSetup(entries, new Dictionary<string, long>())
         {
-            Canaries = Canaries(accepted),
+            Canaries = Canaries(accepted, fileLines),
             Tables = file is null ? [] : [file],
         };
     }
@@ -118,7 +118,7 @@ public sealed class Ipv6PolicyPlugin : IRoutingPlugin, IRuntimeCommands
 
     // Large tables: one route per line, "PREFIX INTERFACE [VIA]", '#' starts a comment; the same checks as
     // 'routes'. Every bad line is reported with its line number (up to 20, then a count); a bad file applies nothing.
-    private static EntryTable? LoadRoutesFile(SettingsNode node, IStageContext context, Dictionary<(UInt128, int), int> lines)
+    private static EntryTable? LoadRoutesFile(SettingsNode node, IStageContext context, Dictionary<(UInt128, int), (int Line, int Ifindex)> lines)
     {
         if (node.Kind != SettingsKind.Scalar)
         {
@@ -177,9 +177,9 @@ public sealed class Ipv6PolicyPlugin : IRoutingPlugin, IRuntimeCommands
                 continue;
             }
             UInt128 network = Number(prefix), nexthop = Number(via);
-            if (!lines.TryAdd((network, length), number))
+            if (!lines.TryAdd((network, length), (number, ifindex)))
             {
-                Bad($"duplicate prefix {prefix}/{length} (first given at line {lines[(network, length)]})");
+                Bad($"duplicate prefix {prefix}/{length} (first given at line {lines[(network, length)].Line})");
                 continue;
             }
             table.Add([(ulong)length, (ulong)(network >> 64), (ulong)network], [(ulong)ifindex, (ulong)(nexthop >> 64), (ulong)nexthop]);
@@ -193,7 +193,7 @@ public sealed class Ipv6PolicyPlugin : IRoutingPlugin, IRuntimeCommands
 
     // A few routes checked end to end before a generation goes live: a packet from the first address of the
     // prefix (or the one after it, when that is the unspecified ::) must go where the longest matching route says.
-    private static List<CanaryPacket> Canaries(List<Route> routes)
+    private static List<CanaryPacket> Canaries(List<Route> routes, Dictionary<(UInt128, int), (int Line, int Ifindex)> file)
     {
         const int MaxCanaries = 4;
         var canaries = new List<CanaryPacket>();
@@ -203,12 +203,23 @@ public sealed class Ipv6PolicyPlugin : IRoutingPlugin, IRuntimeCommands
             if (bytes.All(b => b == 0))
                 bytes[15] = 1;
             var source = new IPAddress(bytes);
+            // Where the longest match sends it: an inline route, or a longer prefix of the routes file.
             var best = routes.Where(r => Contains(r, bytes)).MaxBy(r => r.Length)!;
+            int ifindex = best.Ifindex;
+            UInt128 number = Number(source);
+            for (int l = 128; l > best.Length; l--)
+                if (file.TryGetValue((Mask(number, l), l), out var fromFile))
+                {
+                    ifindex = fromFile.Ifindex;
+                    break;
+                }
             canaries.Add(new CanaryPacket($"route {route.Prefix}/{route.Length}",
-                CanaryFrames.Ipv6Udp(source, CanaryDestination), CanaryVerdict.Redirect, best.Ifindex));
+                CanaryFrames.Ipv6Udp(source, CanaryDestination), CanaryVerdict.Redirect, ifindex));
         }
         return canaries;
     }
+
+    private static UInt128 Mask(UInt128 address, int length) => length == 0 ? UInt128.Zero : address & (UInt128.MaxValue << (128 - length));
 
     private static bool Contains(Route route, byte[] address) => Masked(address, route.Length).AsSpan().SequenceEqual(route.Prefix.GetAddressBytes());
 
@@ -243,8 +254,11 @@ public sealed class Ipv6PolicyPlugin : IRoutingPlugin, IRuntimeCommands
         prefix = IPAddress.IPv6None;
         int slash = text.IndexOf('/');
         length = 128;
-        if (!IPAddress.TryParse(slash < 0 ? text : text[..slash], out var address) || address.AddressFamily != AddressFamily.InterNetworkV6
-            || address.ScopeId != 0 || text.Contains('%') || (slash >= 0 && (!int.TryParse(text.AsSpan(slash + 1), System.Globalization.NumberStyles.None, null, out length) || length > 128)))
+        string lengthText = slash < 0 ? "128" : text[(slash + 1)..];
+        // Strict: no [brackets], :port, %zone, or length with leading zeros, which IPAddress and int would accept.
+        if (text.IndexOfAny(['[', ']', '%']) >= 0 || !IPAddress.TryParse(slash < 0 ? text : text[..slash], out var address)
+            || address.AddressFamily != AddressFamily.InterNetworkV6 || lengthText.Length is 0 or > 3 || (lengthText.Length > 1 && lengthText[0] == '0')
+            || !int.TryParse(lengthText, System.Globalization.NumberStyles.None, null, out length) || length > 128)
         {
             return text.Contains('.') && !text.Contains(':')
                 ? $"invalid prefix '{text}': the IPv6 plugin routes IPv6 sources (use SourcePolicy for IPv4)"
@@ -255,14 +269,15 @@ public sealed class Ipv6PolicyPlugin : IRoutingPlugin, IRuntimeCommands
         if (!masked.Equals(address))
             return $"invalid prefix '{text}': host bits are set (did you mean {masked}/{length}?)";
         if (WithinScoped(address.GetAddressBytes(), length))
-            return $"invalid prefix '{text}': link-local and multicast sources are never routed";
+            return $"invalid prefix '{text}': link-local, multicast and unspecified sources are never routed";
         prefix = address;
         return null;
     }
 
-    // Inside multicast (ff00::/8) or link-local (fe80::/10) space.
+    // Inside multicast (ff00::/8) or link-local (fe80::/10) space, or the unspecified address: never routed (ph_ipv6_scoped).
     private static bool WithinScoped(byte[] prefix, int length) =>
-        (length >= 8 && prefix[0] == 0xff) || (length >= 10 && prefix[0] == 0xfe && (prefix[1] & 0xc0) == 0x80);
+        (length >= 8 && prefix[0] == 0xff) || (length >= 10 && prefix[0] == 0xfe && (prefix[1] & 0xc0) == 0x80)
+        || (length == 128 && prefix.All(b => b == 0));
 
     private static bool TryParseNextHop(SettingsNode node, IStageContext context, out IPAddress nexthop)
     {
@@ -281,7 +296,7 @@ public sealed class Ipv6PolicyPlugin : IRoutingPlugin, IRuntimeCommands
     private static string? NextHopProblem(string text, out IPAddress nexthop)
     {
         nexthop = IPAddress.IPv6Any;
-        if (!IPAddress.TryParse(text, out var parsed) || parsed.AddressFamily != AddressFamily.InterNetworkV6)
+        if (text.IndexOfAny(['[', ']']) >= 0 || !IPAddress.TryParse(text, out var parsed) || parsed.AddressFamily != AddressFamily.InterNetworkV6)
             return $"invalid next hop '{text}': expected an IPv6 address such as fe80::2 or 2001:db8::2";
         if (parsed.ScopeId != 0 || text.Contains('%'))
             return $"invalid next hop '{text}': no zone index (the route's interface is the zone)";

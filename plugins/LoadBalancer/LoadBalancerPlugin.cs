@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Net;
 using PluginHost.Contract;
 
 namespace PluginHost.Plugins.LoadBalancer;
@@ -150,7 +149,9 @@ public sealed class LoadBalancerPlugin : IRoutingPlugin
             context.Error(node["to"], node["to"].IsMissing ? "missing destination prefix (e.g. 198.18.9.0/24)" : $"invalid prefix '{to}': expected an IPv4 CIDR such as 198.18.9.0/24");
             ok = false;
         }
-        else if ((network = Ipv4Text.Mask(address, length)) != address)
+        else
+            network = Ipv4Text.Mask(address, length);
+        if (ok && network != address)
         {
             context.Error(node["to"], $"invalid prefix '{to}': host bits are set (did you mean {Ipv4Text.ToAddress(network)}/{length}?)");
             ok = false;
@@ -207,7 +208,7 @@ public sealed class LoadBalancerPlugin : IRoutingPlugin
         hop.RejectUnknownKeys(context, "interface", "via", "weight");
         bool ok = hop["interface"].TryResolveInterface(context, out int ifindex);
         uint via = 0;
-        if (!hop["via"].IsMissing && (!Ipv4Text.TryParse(hop["via"].Scalar, out via) || via == 0 || via == uint.MaxValue || via >> 28 == 0xE))
+        if (!hop["via"].IsMissing && (!Ipv4Text.TryParse(hop["via"].Scalar, out via) || !Ipv4Text.IsUnicast(via)))
         {
             context.Error(hop["via"], $"invalid next hop '{hop["via"].Scalar}': expected a unicast IPv4 address such as 198.18.3.2");
             ok = false;

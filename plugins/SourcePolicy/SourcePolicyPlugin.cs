@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
 using PluginHost.Contract;
 
 namespace PluginHost.Plugins.SourcePolicy;
@@ -53,7 +52,6 @@ public sealed class SourcePolicyPlugin : IRoutingPlugin, IRuntimeCommands
 
     public StageSetup Configure(SettingsNode settings, IStageContext context)
     {
-        var entries = new List<MapEntry>();
         if (settings.IsMissing)
             return StageSetup.Empty;
         if (settings.Kind != SettingsKind.Mapping)
@@ -69,10 +67,10 @@ public sealed class SourcePolicyPlugin : IRoutingPlugin, IRuntimeCommands
             return StageSetup.Empty;
         }
 
-        var seen = new Dictionary<(IPAddress, int), string>();
-        var accepted = new List<(IPAddress Prefix, int Length, int Ifindex)>();
-        var fileLines = new Dictionary<(uint, int), int>();
-        var file = settings["routesFile"].IsMissing ? null : RoutesFile(settings["routesFile"], context, ref fileLines);
+        var entries = new List<MapEntry>();
+        var seen = new Dictionary<(uint, int), string>();
+        var accepted = new Dictionary<(uint Prefix, int Length), int>(); // → ifindex
+        var (file, fileLines) = settings["routesFile"].IsMissing ? (null, FileRoutes.Empty) : RoutesFile(settings["routesFile"], context);
         foreach (var route in routes.Items)
         {
             if (route.Kind != SettingsKind.Mapping)
@@ -86,18 +84,19 @@ public sealed class SourcePolicyPlugin : IRoutingPlugin, IRuntimeCommands
             ok &= TryParseNextHop(route["via"], context, out var nexthop);
             if (!ok)
                 continue;
-            if (fileLines.TryGetValue((Number(prefix), length), out int fileLine))
+            var key = (Number(prefix), length);
+            if (fileLines.TryGetValue(key, out var fileRoute))
             {
-                context.Error(route["from"], $"duplicate prefix {prefix}/{length} (also in the routes file, line {fileLine})");
+                context.Error(route["from"], $"duplicate prefix {prefix}/{length} (also in the routes file, line {fileRoute.Line})");
                 continue;
             }
-            if (seen.TryGetValue((prefix, length), out var firstPath))
+            if (seen.TryGetValue(key, out var firstPath))
             {
                 context.Error(route["from"], $"duplicate prefix {prefix}/{length} (first given at {firstPath})");
                 continue;
             }
-            seen[(prefix, length)] = route["from"].Path;
-            accepted.Add((prefix, length, ifindex));
+            seen[key] = route["from"].Path;
+            accepted[key] = ifindex;
             entries.Add(new MapEntry(RoutesMap,
                 new Dictionary<string, object> { ["prefixlen"] = length, ["addr"] = prefix },
                 new Dictionary<string, object> { ["ifindex"] = ifindex, ["nexthop"] = nexthop }));
@@ -106,103 +105,87 @@ public sealed class SourcePolicyPlugin : IRoutingPlugin, IRuntimeCommands
             context.Error(file is null ? routes : settings["routesFile"], $"{entries.Count + (file?.Count ?? 0):N0} routes: at most {MaxRoutes:N0} per stage");
         return new StageSetup(entries, new Dictionary<string, long>())
         {
-            Canaries = Canaries(accepted),
+            Canaries = Canaries(accepted, fileLines),
             Tables = file is null ? [] : [file],
         };
     }
 
     // A few routes checked end to end before a generation goes live: a packet from the first address of
-    // the prefix must go where the longest matching route says (TTL 64, so ingress forwards it).
-    private static List<CanaryPacket> Canaries(List<(IPAddress Prefix, int Length, int Ifindex)> routes)
+    // the prefix must go where the longest matching route says, the routes file's included (TTL 64, so
+    // ingress forwards it).
+    private static List<CanaryPacket> Canaries(Dictionary<(uint Prefix, int Length), int> routes, FileRoutes file)
     {
         const int MaxCanaries = 4;
         var canaries = new List<CanaryPacket>();
-        foreach (var route in routes.Take(MaxCanaries))
+        foreach (var ((prefix, length), _) in routes.Take(MaxCanaries))
         {
-            var source = route.Prefix;
-            var best = routes.Where(r => Contains(r.Prefix, r.Length, source)).MaxBy(r => r.Length);
-            canaries.Add(new CanaryPacket($"route {route.Prefix}/{route.Length}",
-                CanaryFrames.Ipv4Udp(source, IPAddress.Parse("192.0.2.1")), CanaryVerdict.Redirect, best.Ifindex));
+            int best = 0;
+            for (int l = 32; l >= length && best == 0; l--)
+                best = routes.TryGetValue((Ipv4Text.Mask(prefix, l), l), out int inline) ? inline
+                    : file.TryGetValue((Ipv4Text.Mask(prefix, l), l), out var fromFile) ? fromFile.Ifindex : 0;
+            canaries.Add(new CanaryPacket($"route {Ipv4Text.ToAddress(prefix)}/{length}",
+                CanaryFrames.Ipv4Udp(Ipv4Text.ToAddress(prefix), IPAddress.Parse("192.0.2.1")), CanaryVerdict.Redirect, best));
         }
         return canaries;
     }
 
     private static uint Number(IPAddress address) => System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(address.GetAddressBytes());
 
-    private static bool Contains(IPAddress prefix, int length, IPAddress address) => Ipv4Text.Mask(Number(address), length) == Number(prefix);
+    // A routes file's prefixes: (network, length) → the line that gave it and its interface.
+    private sealed class FileRoutes : Dictionary<(uint, int), (int Line, int Ifindex)>
+    {
+        public static readonly FileRoutes Empty = [];
+    }
 
     // Routes files read without errors, by path: while a file (size, time) and the interfaces it names are
     // unchanged, the same table is handed back, so a runtime route change does not re-read a million lines (and
     // the host, seeing the same table, does not encode it again).
-    private sealed record ParsedFile(string Path, long Length, DateTime Written, Dictionary<string, int> Interfaces,
-        EntryTable Table, Dictionary<(uint, int), int> Lines);
+    private sealed record ParsedFile(long Length, DateTime Written, Dictionary<string, int> Interfaces, EntryTable Table, FileRoutes Lines);
 
     private const int MaxParsedFiles = 8;
     private readonly Dictionary<string, ParsedFile> _parsedFiles = [];
     private readonly Lock _fileLock = new();
 
-    private EntryTable? RoutesFile(SettingsNode node, IStageContext context, ref Dictionary<(uint, int), int> lines)
+    private (EntryTable? Table, FileRoutes Lines) RoutesFile(SettingsNode node, IStageContext context)
     {
-        if (node.Kind == SettingsKind.Scalar)
+        if (node.Kind != SettingsKind.Scalar)
         {
-            var info = new FileInfo(context.ResolvePath(node.Scalar!));
-            ParsedFile? last;
-            lock (_fileLock)
-                last = _parsedFiles.GetValueOrDefault(info.FullName);
-            if (last is not null && info.Exists && info.Length == last.Length && info.LastWriteTimeUtc == last.Written
-                && last.Interfaces.All(i => context.TryResolveInterface(i.Key, out int ifindex, out _) && ifindex == i.Value))
-            {
-                lines = last.Lines;
-                return last.Table;
-            }
+            context.Error(node, "expected the path of a routes file");
+            return (null, FileRoutes.Empty);
         }
-        var interfaces = new Dictionary<string, int>();
-        int errors = 0;
-        var table = LoadRoutesFile(node, new CountingContext(context, () => errors++), lines, interfaces);
-        if (table is not null && errors == 0 && node.Kind == SettingsKind.Scalar)
+        // Taken before reading: a file rewritten while it is read is read again next time.
+        var info = new FileInfo(context.ResolvePath(node.Scalar!));
+        if (!info.Exists)
         {
-            var info = new FileInfo(context.ResolvePath(node.Scalar!));
+            context.Error(node, $"routes file '{info.FullName}' does not exist");
+            return (null, FileRoutes.Empty);
+        }
+        ParsedFile? last;
+        lock (_fileLock)
+            last = _parsedFiles.GetValueOrDefault(info.FullName);
+        if (last is not null && info.Length == last.Length && info.LastWriteTimeUtc == last.Written
+            && last.Interfaces.All(i => context.TryResolveInterface(i.Key, out int ifindex, out _) && ifindex == i.Value))
+            return (last.Table, last.Lines);
+        var interfaces = new Dictionary<string, int>();
+        var lines = new FileRoutes();
+        var (table, clean) = LoadRoutesFile(node, info.FullName, context, lines, interfaces);
+        if (clean)
             lock (_fileLock)
             {
                 if (_parsedFiles.Count >= MaxParsedFiles)
                     _parsedFiles.Clear();
-                _parsedFiles[info.FullName] = new ParsedFile(info.FullName, info.Length, info.LastWriteTimeUtc, interfaces, table, lines);
+                _parsedFiles[info.FullName] = new ParsedFile(info.Length, info.LastWriteTimeUtc, interfaces, table, lines);
             }
-        }
-        return table;
-    }
-
-    // Counts the errors a parse reports, passing everything through.
-    private sealed class CountingContext(IStageContext inner, Action counted) : IStageContext
-    {
-        public string PipelineName => inner.PipelineName;
-        public Direction Direction => inner.Direction;
-        public bool TryResolveInterface(string name, out int ifindex, out string error) => inner.TryResolveInterface(name, out ifindex, out error);
-        public string ResolvePath(string path) => inner.ResolvePath(path);
-
-        public void Error(SettingsNode node, string message)
-        {
-            counted();
-            inner.Error(node, message);
-        }
+        return (table, lines);
     }
 
     // Large tables: one route per line, "PREFIX INTERFACE [VIA]", '#' starts a comment. Every bad line is reported
     // with its line number (up to 20, then a count), and a bad file applies nothing. Parsed on spans: this runs
     // a million times for a full table.
-    private static EntryTable? LoadRoutesFile(SettingsNode node, IStageContext context, Dictionary<(uint, int), int> lines, Dictionary<string, int> interfaces)
+    // Returns the table and whether every line was good.
+    private static (EntryTable Table, bool Clean) LoadRoutesFile(SettingsNode node, string path, IStageContext context, FileRoutes lines,
+        Dictionary<string, int> interfaces)
     {
-        if (node.Kind != SettingsKind.Scalar)
-        {
-            context.Error(node, "expected the path of a routes file");
-            return null;
-        }
-        string path = context.ResolvePath(node.Scalar!);
-        if (!File.Exists(path))
-        {
-            context.Error(node, $"routes file '{path}' does not exist");
-            return null;
-        }
         var table = new EntryTable(RoutesMap, ["prefixlen", "addr"], ["ifindex", "nexthop"], capacity: 1024);
         int errors = 0, number = 0;
         void Bad(string message)
@@ -248,21 +231,21 @@ public sealed class SourcePolicyPlugin : IRoutingPlugin, IRuntimeCommands
                 interfaces[name] = ifindex = resolved;
             }
             uint via = 0;
-            if (count == 3 && !Ipv4Text.TryParse(line[parts[2]], out via))
+            if (count == 3 && (!Ipv4Text.TryParse(line[parts[2]], out via) || !Ipv4Text.IsUnicast(via)))
             {
-                Bad($"invalid next hop '{line[parts[2]]}'");
+                Bad($"invalid next hop '{line[parts[2]]}': expected a unicast IPv4 address");
                 continue;
             }
-            if (!lines.TryAdd((prefix, length), number))
+            if (!lines.TryAdd((prefix, length), (number, ifindex)))
             {
-                Bad($"duplicate prefix {Ipv4Text.ToAddress(prefix)}/{length} (first given at line {lines[(prefix, length)]})");
+                Bad($"duplicate prefix {Ipv4Text.ToAddress(prefix)}/{length} (first given at line {lines[(prefix, length)].Line})");
                 continue;
             }
             table.Add([(ulong)length, prefix], [(ulong)ifindex, via]);
         }
         if (errors > 20)
             context.Error(node, $"{path}: {errors - 20} more bad lines");
-        return table;
+        return (table, errors == 0);
     }
 
     private static bool TryParsePrefix(SettingsNode node, IStageContext context, out IPAddress prefix, out int length)
@@ -304,7 +287,7 @@ public sealed class SourcePolicyPlugin : IRoutingPlugin, IRuntimeCommands
             context.Error(node, $"invalid next hop '{node.Scalar}': expected an IPv4 address such as 198.18.3.2");
             return false;
         }
-        if (parsed.Equals(IPAddress.Any) || parsed.Equals(IPAddress.Broadcast) || IsMulticast(parsed))
+        if (!Ipv4Text.IsUnicast(Number(parsed)))
         {
             context.Error(node, $"invalid next hop '{node.Scalar}': must be a unicast address");
             return false;
@@ -313,5 +296,4 @@ public sealed class SourcePolicyPlugin : IRoutingPlugin, IRuntimeCommands
         return true;
     }
 
-    private static bool IsMulticast(IPAddress address) => address.GetAddressBytes()[0] is >= 224 and <= 239;
 }

@@ -42,7 +42,7 @@ public static class MarkdownReport
             (s.Placements > 1 ? $"; the baselines and the SourcePolicy chains are loaded {s.Placements} times each and the rounds rotate over the loads " +
                 "(where the JIT places a program moves its cost by a few percent from load to load)" : "") +
             ". IPv4 frames come from a source that misses every " +
-            "stage but the last, whose route forwards them (bpf_redirect_neigh, TTL − 1); IPv6 frames match no stage.").AppendLine();
+            "stage but the last, whose route forwards them (bpf_redirect_neigh, TTL − 1); IPv6 frames match no SourcePolicy stage (an IPv6 stage forwards them where there is one).").AppendLine();
         md.Append("| program |");
         foreach (var shape in p.Shapes)
             md.Append(' ').Append(p.ShapeLabels[shape]).Append(" |");
@@ -160,7 +160,7 @@ public static class MarkdownReport
             $"`bench/traffic/rawsend.c` (compiled at run time) sends one fixed {f.WireBytes}-byte UDP frame (from 198.18.1.10 to 198.18.8.1) " +
             $"for {f.Seconds:0.#} s from the client's lan0 through a raw socket that bypasses the qdisc (sendmmsg, 64 a batch)" +
             (f.OneCpu ? ", pinned to one CPU" : "") + "; a veth hands each frame to the router on the sender's CPU, so the sender's rate is bounded by " +
-            "the router's cost" + (f.ServerDrops ? " (the server drops each frame through a blackhole route, after its up1 counted it: no socket lookup, no ICMP back)" : "") + ". *Received*: what the server's up1 counted over the interval, in Mpps; median of " +
+            "the router's cost (the server drops each frame through a blackhole route, after its up1 counted it: no socket lookup, no ICMP back). *Received*: what the server's up1 counted over the interval, in Mpps; median of " +
             $"{f.Rounds} rounds, each running every configuration in turn (the order rotates round by round), ± half the interquartile " +
             "range; ratios are paired per round. PluginHost: the host's engine attached with tcx on the router's lan0, ingress " +
             "(bpf_redirect_neigh to up1).").AppendLine();

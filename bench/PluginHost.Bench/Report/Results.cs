@@ -97,4 +97,4 @@ public sealed record FootprintResult(string Pipeline, double StartMs, double Set
 /// <summary>One configuration: Mpps the server received (and the sender sent), and ratios paired per round.</summary>
 public sealed record ForwardingRow(string Id, string Label, Summary ReceivedMpps, Summary SentMpps, Summary VsKernel, Summary VsRules100);
 
-public sealed record ForwardingResult(IReadOnlyList<ForwardingRow> Rows, int Rounds, double Seconds, int WireBytes, bool OneCpu, bool ServerDrops);
+public sealed record ForwardingResult(IReadOnlyList<ForwardingRow> Rows, int Rounds, double Seconds, int WireBytes, bool OneCpu);

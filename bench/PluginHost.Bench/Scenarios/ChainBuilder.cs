@@ -22,9 +22,19 @@ public sealed record BuiltChain(LoadedChain Chain, TimeSpan Plan, TimeSpan Compi
 /// <see cref="ClangCompiler"/> → <see cref="ChainLoader"/>. The pipeline sits on the sandbox's input
 /// interface, so plugins resolve route interfaces in the sandbox's namespace.
 /// </summary>
-public sealed class ChainBuilder(Sandbox sandbox)
+public sealed class ChainBuilder(Sandbox sandbox) : IDisposable
 {
     private readonly ClangCompiler _compiler = new(sandbox.CacheDirectory);
+
+    // Plugins loaded once per directory, as the running host keeps them: plan times do not include loading them.
+    private readonly Dictionary<string, PluginCatalog> _catalogs = [];
+
+    public void Dispose()
+    {
+        foreach (var catalog in _catalogs.Values)
+            catalog.Dispose();
+        _catalogs.Clear();
+    }
 
     /// <summary>Build a chain whose stages are given as YAML list items (each starting "- plugin:").</summary>
     public BuiltChain Build(string name, string pluginsDirectory, IEnumerable<string> stages)
@@ -32,11 +42,11 @@ public sealed class ChainBuilder(Sandbox sandbox)
         string yaml = ConfigYaml(pluginsDirectory, stages);
         try
         {
-            var watch = Stopwatch.StartNew();
             var config = ConfigLoader.Parse(yaml, Path.Combine(sandbox.WorkDirectory, $"{name}.yaml"));
-            PlannedPipeline planned;
-            using (var catalog = PluginCatalog.Load(config.PluginsDirectory))
-                planned = PipelinePlanner.Plan(config, catalog).Single();
+            if (!_catalogs.TryGetValue(config.PluginsDirectory, out var catalog))
+                _catalogs[config.PluginsDirectory] = catalog = PluginCatalog.Load(config.PluginsDirectory);
+            var watch = Stopwatch.StartNew();
+            var planned = PipelinePlanner.Plan(config, catalog).Single();
             var spec = ChainComposer.Compose(planned.Plan);
             var plan = watch.Elapsed;
 

@@ -32,7 +32,7 @@ public sealed class ControlPlaneBench(HostRig host, PluginHost.Bench.Setup.Sandb
 
         string file = Path.Combine(sandboxPaths.WorkDirectory, $"routes-{Prefixes}.txt");
         log($"control plane: generating {Prefixes:N0} prefixes");
-        RouteTable.Generate(Prefixes, seed: LoadPrefixes).WriteRoutesFile(file, RouterLab.RouterUplink1, RouterLab.Uplink1Gateway);
+        RouteTable.Generate(Prefixes, seed: Prefixes).WriteRoutesFile(file, RouterLab.RouterUplink1, RouterLab.Uplink1Gateway);
         cancel.ThrowIfCancellationRequested();
         log($"control plane: route load of {Prefixes:N0} prefixes");
         var watch = Stopwatch.StartNew();

@@ -37,7 +37,7 @@ public sealed class ForwardingBench(Sandbox sandbox, Repo repo, bool quick, Acti
     public ForwardingResult Run(CancellationToken cancel)
     {
         Directory.CreateDirectory(_work);
-        var sender = RawSender.Build(repo, _work);
+        var sender = RawSender.Build(repo, sandbox.WorkDirectory);
         string plugins = Path.Combine(_work, "plugins");
         Directory.CreateDirectory(plugins);
         LabHostConfig.CopyPlugin(repo.SourcePolicyPlugin, plugins);
@@ -130,7 +130,7 @@ public sealed class ForwardingBench(Sandbox sandbox, Repo repo, bool quick, Acti
         Summary Ratio(string id, string baseline) => Summary.Of(received[id].Zip(received[baseline], (a, b) => a / b).ToList());
         var rows = variants.Select(v => new ForwardingRow(v.Id, v.Label, Summary.Of(received[v.Id]), Summary.Of(sent[v.Id]),
             Ratio(v.Id, "kernel"), Ratio(v.Id, "rule-100"))).ToList();
-        return new ForwardingResult(rows, Rounds, Seconds, RawSender.FrameBytes + 4, RawSender.OneCpu, true);
+        return new ForwardingResult(rows, Rounds, Seconds, RawSender.FrameBytes + 4, RawSender.OneCpu);
     }
 
     private static void CheckRedirected(HostEngine engine, long received)

@@ -12,8 +12,8 @@ namespace PluginHost.Bench.Scenarios;
 /// The real host (<c>artifacts/pluginhost/pluginhost run</c>) as a child process, on a private RouterLab
 /// (three namespaces <c>b&lt;4 hex&gt;-client|router|server</c>) with a private plugins directory, BPF root
 /// (<c>&lt;sandbox BPF root&gt;/host</c>), runtime directory and compile cache (under the sandbox's work
-/// directory). Its pipeline is on the router's lan0, ingress: MarkPolicy v1 then SourcePolicy × 3, so
-/// runtime commands name their stage (<see cref="RouteStage"/>, the SourcePolicy stage).
+/// directory). Its pipeline is on the router's lan0, ingress: the four plugins, FiveTuplePolicy → LoadBalancer →
+/// IPv6 → SourcePolicy; runtime route commands name their stage (<see cref="RouteStage"/>, the SourcePolicy stage).
 /// Stopped with SIGTERM (it runs with <c>--detach-on-exit</c>); the lab and everything else go with the
 /// sandbox (Ctrl-C included).
 /// </summary>
@@ -23,8 +23,6 @@ public sealed class HostRig : IDisposable
 
     /// <summary>The stage runtime route commands go to: SourcePolicy, the last.</summary>
     public const int RouteStage = 3;
-
-    public const int Stages = 4;
 
     private readonly Process _process;
     private readonly IDisposable _stopRegistration;

@@ -33,8 +33,8 @@ public sealed class LookupBench(Sandbox sandbox, Repo repo, Sampling sampling, A
 
     public LookupResult Run(CancellationToken cancel)
     {
-        var builder = new ChainBuilder(sandbox);
-        // The first build also loads and JITs the plugin path: keep that out of the first table's plan time.
+        using var builder = new ChainBuilder(sandbox);
+        // The first build JIT-compiles the planning path: keep that out of the first table's plan time.
         using (builder.Build("lookup-warm-up", repo.PluginsDirectory, [PolicyRoutes.StageYaml(PolicyRoutes.Stage(0, last: true))])) { }
         var ipv4 = new Family("IPv4", "SourcePolicy", size => RouteTable.Generate(size, seed: size), Via, PolicyRoutes.RoutesFileStageYaml,
             source => FrameShape.Ipv4Small.Build(source, PolicyRoutes.Destination), FrameShape.Ipv4Small, IssueReference);

@@ -39,7 +39,7 @@ public sealed class PerPacketBench(Sandbox sandbox, Repo repo, Sampling sampling
     private void Load(List<Subject> subjects, CancellationToken cancel)
     {
         var compiler = new ClangCompiler(sandbox.CacheDirectory);
-        var builder = new ChainBuilder(sandbox);
+        using var builder = new ChainBuilder(sandbox);
         int out1 = sandbox.Ifindex(Sandbox.Out1);
         Expectation ChainHit(FrameShape s) => s.Ipv6 ? Expectation.Pass : new Expectation(Expectation.TcActRedirect, out1);
         Expectation RouterHit(FrameShape s) => s.Ipv6 ? Expectation.Pass : new Expectation(Expectation.TcActRedirect);

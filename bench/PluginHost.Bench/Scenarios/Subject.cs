@@ -28,8 +28,6 @@ public sealed class Subject(string id, string label, string group, BpfProgram pr
     /// <summary>Another load of the same program, measured in turn with the others.</summary>
     public void AddCopy(BpfProgram copy, IDisposable? copyOwner) => _copies.Add((copy, copyOwner));
 
-    public int Copies => _copies.Count;
-
     /// <summary>The copy measured in round <paramref name="round"/>.</summary>
     public BpfProgram ProgramFor(int round) => _copies[round % _copies.Count].Program;
 
@@ -39,7 +37,6 @@ public sealed class Subject(string id, string label, string group, BpfProgram pr
     public string Id { get; } = id;
     public string Label { get; } = label;
     public string Group { get; } = group;
-    public BpfProgram Program { get; } = program;
     public Expectation Expect(FrameShape shape) => expect(shape);
 
     /// <summary>Run the frame once through every copy and check the verdict, the redirect target and the TTL decrement, so that the path measured is the one meant.</summary>

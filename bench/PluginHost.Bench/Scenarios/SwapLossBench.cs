@@ -56,14 +56,18 @@ public sealed class SwapLossBench(Sandbox sandbox, Repo repo, bool quick, Action
         var engine = new HostEngine(ConfigLoader.Load(config), NullLoggerFactory.Instance, retireAfter: TimeSpan.Zero);
         using var uninstall = sandbox.OnTeardown("uninstall the swap-loss benchmark's host", engine.Uninstall);
 
-        void Swap()
+        // Put the other MarkPolicy in place (not timed), then apply: a new generation, swapped in. With retireAfter 0
+        // the apply also retires the old one.
+        double Swap()
         {
             version = 3 - version;
             PluginFolder.Replace(repo.MarkPolicyPlugin(version), Plugins, _work);
+            var apply = Stopwatch.StartNew();
             var result = engine.Apply().Single();
+            double ms = apply.Elapsed.TotalMilliseconds;
             if (result.Kind != ApplyKind.Swapped)
                 throw new BenchException($"swap MarkPolicy v{3 - version} → v{version}: expected a generation swap, the host did {result.Kind}");
-            engine.RetireDue();
+            return ms;
         }
 
         if (engine.Apply().Single().Kind != ApplyKind.Attached)
@@ -86,9 +90,7 @@ public sealed class SwapLossBench(Sandbox sandbox, Repo repo, bool quick, Action
             for (int i = 0; i < Swaps; i++)
             {
                 cancel.ThrowIfCancellationRequested();
-                var apply = Stopwatch.StartNew();
-                Swap();
-                applies.Add(apply.Elapsed.TotalMilliseconds);
+                applies.Add(Swap());
             }
             watch.Stop();
             Thread.Sleep(300);
@@ -106,9 +108,9 @@ public sealed class SwapLossBench(Sandbox sandbox, Repo repo, bool quick, Action
 
     // The same swaps under a raw-frame flood as fast as the router forwards it (bench/traffic/rawsend.c, one CPU):
     // what the server's up1 counted against what was sent. Frames carry no sequence numbers; the count is the check.
-    private SwapFloodResult Flood(RouterLab lab, Action swap, CancellationToken cancel)
+    private SwapFloodResult Flood(RouterLab lab, Func<double> swap, CancellationToken cancel)
     {
-        var sender = RawSender.Build(repo, _work);
+        var sender = RawSender.Build(repo, sandbox.WorkDirectory);
         RawSender.PrepareSink(lab);
         sender.Send(lab, 0.2); // the neighbour, caches
         double seconds = quick ? 3 : 10;

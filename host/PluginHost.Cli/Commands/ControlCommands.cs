@@ -52,7 +52,7 @@ internal static class ControlCommands
             string dir = CommonOptions.ResolveRuntimeDirectory(parse.GetValue(config), parse.GetValue(runtime));
             string pipeline = parse.GetValue(name)!;
             var state = Datapath.PipelineState.Load(dir, pipeline) ?? throw new ControlException($"show pipeline {pipeline}: not deployed (see pluginhost status)");
-            var stats = StatusReport.Stats(dir).First(s => s.Pipeline == pipeline);
+            var stats = StatusReport.Stats(state);
             if (parse.GetValue(json))
             {
                 Console.WriteLine(JsonSerializer.Serialize(new { state, stats }, ControlServer.Json));

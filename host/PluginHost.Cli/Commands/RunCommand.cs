@@ -137,8 +137,9 @@ internal static class ValidateCommand
         {
             using var loggers = CommonOptions.Loggers("console");
             if (parse.GetValue(json))
+                return CommonOptions.Guard(() =>
             {
-                // Machines get the problems as data, with the same exit codes.
+                // Machines get the problems as data, with the same exit codes; other failures read like the text path's.
                 try
                 {
                     var ok = new HostEngine(ConfigLoader.Load(parse.GetValue(config)!.FullName), loggers).Validate();
@@ -154,7 +155,7 @@ internal static class ValidateCommand
                     Console.WriteLine(JsonSerializer.Serialize(new { valid = false, errors = e.Errors }, ControlServer.Json));
                     return 1;
                 }
-            }
+            });
             return CommonOptions.Guard(() =>
             {
                 var engine = new HostEngine(ConfigLoader.Load(parse.GetValue(config)!.FullName), loggers);

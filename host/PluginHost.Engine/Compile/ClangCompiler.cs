@@ -28,7 +28,7 @@ public sealed class ClangCompiler(string cacheDirectory, string clang = "clang-1
         string hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Clang + "\0" + string.Join(' ', Flags) + "\0" + source)))[..24];
         string obj = Path.Combine(CacheDirectory, $"{name}-{hash}.o");
         if (File.Exists(obj))
-            return new CompileResult(obj, Cached: true, TimeSpan.Zero);
+            return new CompileResult(obj, Cached: true);
 
         // Unique scratch names: two builds of the same chain may race (tests, two hosts); the rename is atomic.
         string scratch = $"{Environment.ProcessId}-{Guid.NewGuid():N}"[..16];
@@ -42,7 +42,6 @@ public sealed class ClangCompiler(string cacheDirectory, string clang = "clang-1
         psi.ArgumentList.Add(src);
         psi.ArgumentList.Add("-o");
         psi.ArgumentList.Add(tmp);
-        var watch = Stopwatch.StartNew();
         Process process;
         try
         {
@@ -67,7 +66,7 @@ public sealed class ClangCompiler(string cacheDirectory, string clang = "clang-1
         }
         File.Move(tmp, obj, overwrite: true);
         File.Move(src, Path.Combine(CacheDirectory, $"{name}-{hash}.c"), overwrite: true); // kept beside the object for debugging
-        return new CompileResult(obj, Cached: false, watch.Elapsed);
+        return new CompileResult(obj, Cached: false);
     }
 
     // Keep the diagnostics ("file:line:col: error: ...") and their source lines, drop clang's chatter.
@@ -84,7 +83,7 @@ public sealed class ClangCompiler(string cacheDirectory, string clang = "clang-1
     };
 }
 
-public sealed record CompileResult(string ObjectPath, bool Cached, TimeSpan Elapsed);
+public sealed record CompileResult(string ObjectPath, bool Cached);
 
 /// <summary>clang rejected the chain; <see cref="Output"/> holds all of its diagnostics.</summary>
 public sealed class CompileException(string message, string output) : Exception(message)

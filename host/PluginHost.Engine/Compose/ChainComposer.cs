@@ -66,7 +66,7 @@ public static class ChainComposer
             var stage = plan.Stages[i];
             if (!StageMap.Identifier().IsMatch(stage.PluginName))
                 throw new ArgumentException($"compose pipeline {plan.Name}: plugin name '{stage.PluginName}' is not a C identifier");
-            string instance = $"{stage.PluginName}-{plan.Stages.Take(i).Count(s => s.PluginName == stage.PluginName)}";
+            string instance = InstanceName(plan.Stages.Select(s => s.PluginName).ToList(), i);
             var maps = stage.Maps.Select(m => new StageMap(i, instance, m)).ToList();
             string program = i == 0 ? ChainSpec.EntryProgram : $"ph_s{i}_{stage.PluginName.ToLowerInvariant()}";
             var spec = new StageSpec(i, stage.PluginName, instance, program, maps);
@@ -111,6 +111,13 @@ public static class ChainComposer
     }
 
     private static string GlueFunction(int stage) => $"ph_s{stage}_stage";
+
+    /// <summary>
+    /// A stage's identity: plugin name and occurrence in the pipeline (SourcePolicy-0). It names pinned maps and
+    /// runtime edits, so inserting another stage does not make a stage's state look like someone else's.
+    /// </summary>
+    public static string InstanceName(IReadOnlyList<string> plugins, int stage) =>
+        $"{plugins[stage]}-{plugins.Take(stage).Count(p => p == plugins[stage])}";
 
     private static Dictionary<string, object?> Common(PipelinePlan plan) => new()
     {

@@ -76,7 +76,7 @@ public sealed class ControlServer : IAsyncDisposable
             var state = Datapath.PipelineState.Load(runtime, name);
             return state is null
                 ? Results.Json(new { error = $"show pipeline {name}: no such pipeline" }, Json, statusCode: 404)
-                : Results.Json(new { state, stats = StatusReport.Stats(runtime).FirstOrDefault(s => s.Pipeline == name) }, Json);
+                : Results.Json(new { state, stats = StatusReport.Stats(state) }, Json);
         });
         app.MapGet("/v1/plugins", async () => Results.Json(await reconciler.InvokeAsync(e => e.ListPlugins()), Json));
         app.MapPost("/v1/reload", async () =>
@@ -86,9 +86,7 @@ public sealed class ControlServer : IAsyncDisposable
             {
                 var results = await reconciler.InvokeAsync(e =>
                 {
-                    e.Reconfigure(ConfigLoader.Load(reconciler.ConfigPath));
-                    e.ForgetMapContents(); // an operator's reload also puts back map edits made behind the host's back
-                    return e.Apply();
+                    return e.Reload(reconciler.ConfigPath);
                 });
                 return Results.Json(new { results, milliseconds = watch.Elapsed.TotalMilliseconds }, Json);
             }

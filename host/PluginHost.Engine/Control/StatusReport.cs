@@ -19,14 +19,17 @@ public static class StatusReport
         PipelineState.LoadAll(runtimeDirectory).Select(Describe).ToList();
 
     public static IReadOnlyList<PipelineStats> Stats(string runtimeDirectory) =>
-        PipelineState.LoadAll(runtimeDirectory).Select(s =>
-        {
-            var c = CounterReader.ReadPinned(s);
-            return new PipelineStats(s.Name, s.Generation,
-                c.Entry.ToDictionary(kv => CounterLayout.Snake(kv.Key.ToString()), kv => kv.Value),
-                c.Stages.Select((row, i) => new StageStats(i, s.Stages[i].Plugin, s.Stages[i].Instance,
-                    row.ToDictionary(kv => CounterLayout.Snake(kv.Key.ToString()), kv => kv.Value))).ToList());
-        }).ToList();
+        PipelineState.LoadAll(runtimeDirectory).Select(Stats).ToList();
+
+    /// <summary>One pipeline's counters, totals across generations.</summary>
+    public static PipelineStats Stats(PipelineState s)
+    {
+        var c = CounterReader.ReadPinned(s);
+        return new PipelineStats(s.Name, s.Generation,
+            c.Entry.ToDictionary(kv => CounterLayout.Snake(kv.Key.ToString()), kv => kv.Value),
+            c.Stages.Select((row, i) => new StageStats(i, s.Stages[i].Plugin, s.Stages[i].Instance,
+                row.ToDictionary(kv => CounterLayout.Snake(kv.Key.ToString()), kv => kv.Value))).ToList());
+    }
 
     private static PipelineStatus Describe(PipelineState s)
     {

@@ -34,14 +34,22 @@ public static class Canaries
             .Concat(stages.SelectMany((s, i) => s.Canaries.Select(c => (Stage: i, Who: $"stage {i} ({s.PluginName})", Canary: c))));
         int count = 0;
         var shadowed = new List<string>();
+        // Which stage decided a canary shows in the counters; with one stage there is nothing to tell apart.
+        var decided = stages.Count > 1 ? Decided(chain) : null;
         foreach (var (stage, who, canary) in all)
         {
-            var before = stage > 0 ? Decided(chain) : null;
             var run = chain.Entry.TestRun(canary.Frame);
-            if (before is not null && DecidedBy(before, Decided(chain)) is int decider && decider < stage)
+            int? decider = null;
+            if (decided is not null)
+            {
+                var now = Decided(chain);
+                decider = DecidedBy(decided, now);
+                decided = now;
+            }
+            if (decider is int earlier && earlier < stage)
             {
                 // An earlier stage took this packet, as it would on the wire: not a broken generation, but worth saying.
-                shadowed.Add($"canary of {who} '{canary.Name}' was decided by stage {decider} ({stages[decider].PluginName}): " +
+                shadowed.Add($"canary of {who} '{canary.Name}' was decided by stage {earlier} ({stages[earlier].PluginName}): " +
                     "packets like it never reach that rule");
                 continue;
             }

@@ -20,27 +20,24 @@ public sealed class MapContentsMemory
             return _byPin.GetValueOrDefault(pin);
     }
 
-    /// <summary>Remember that the map pinned at <paramref name="pin"/> now holds exactly <paramref name="entries"/>.</summary>
-    public void Set(string pin, PackedEntries entries)
+    /// <summary>Remember that the map pinned at <paramref name="pin"/> now holds exactly what <paramref name="index"/> indexes.</summary>
+    public void Set(string pin, PackedIndex index)
     {
-        var index = new PackedIndex(entries);
         lock (_lock)
             _byPin[pin] = index;
+    }
+
+    /// <summary>Forget these maps (an apply that touched them failed, or they were unpinned): the next apply reads them back.</summary>
+    public void Forget(IEnumerable<string> pins)
+    {
+        lock (_lock)
+            foreach (var pin in pins)
+                _byPin.Remove(pin);
     }
 
     public void ForgetAll()
     {
         lock (_lock)
             _byPin.Clear();
-    }
-
-    /// <summary>Maps remembered (tests, diagnostics).</summary>
-    public int Count
-    {
-        get
-        {
-            lock (_lock)
-                return _byPin.Count;
-        }
     }
 }

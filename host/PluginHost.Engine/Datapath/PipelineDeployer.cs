@@ -46,14 +46,13 @@ public sealed class ReloadRefusedException(string message) : Exception(message);
 /// Anything that fails before the swap leaves the running generation as it was.
 /// </summary>
 public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirectory, ClangCompiler compiler, TimeSpan retireAfter,
-    ILogger logger, TimeProvider? clock = null, Hosting.ApplyProgress? progress = null, MapContentsMemory? memory = null)
+    ILogger logger, Hosting.ApplyProgress? progress = null, MapContentsMemory? memory = null)
 {
     private readonly MapContentsMemory _memory = memory ?? new MapContentsMemory();
 
     public const string LinkPin = "link";
     public const string MapsDirectory = "maps";
 
-    private readonly TimeProvider _clock = clock ?? TimeProvider.System;
 
     public string PipelineDirectory(string pipeline) => Path.Combine(bpfRoot, pipeline);
 
@@ -103,8 +102,8 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
             chain.WriteEntries(planned.StageEntries, m => !chain.Reused.Contains(m.CName) && m.Schema.Contents == MapContents.Config);
             foreach (var (map, old) in plan.Migrate)
                 MigrateEntries(spec, planned, map, old, chain.StageMaps[map.CName]);
-            var written = new List<(string Pin, PackedEntries Entries)>();
-            int changed = ReconcileConfigMaps(spec, planned, chain.StageMaps, m => chain.Reused.Contains(m.CName), plan.ReusedPins, undo, written);
+            var written = new List<Written>();
+            int changed = ReconcileConfigMaps(spec, planned, chain.StageMaps, plan.ReusedPins, undo, written);
             var loadTime = watch.Elapsed;
 
             watch.Restart();
@@ -129,7 +128,7 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
                         newPins.Add(pin);
                         chain.StageMaps[map.CName].Pin(pin);
                         if (IsDiffed(map))
-                            written.Add((pin, Desired(planned, stage, map)));
+                            written.Add(new Written(pin, null, Desired(planned, stage, map)));
                     }
                     mapStates.Add(new MapState(pin, map.PinName, map.CName, stage.Index, map.Fingerprint, map.Schema));
                 }
@@ -138,9 +137,13 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
             bool attached = false;
             using var link = SwapOrAttach(linkPath, chain.Entry, planned, liveValid ? live : null, ref attached);
             var swapTime = watch.Elapsed;
+            // The new generation is live: from here nothing may be rolled back under it.
+            undo.Clear();
+            newPins.Clear();
+            Remember(written);
             var info = link.Info;
 
-            var now = _clock.GetUtcNow();
+            var now = DateTimeOffset.UtcNow;
             var retiring = (live?.Retiring ?? []).ToList();
             if (liveValid)
                 retiring.Add(new RetiringGeneration(live!.Generation, live.Stages.Select(s => s.Instance).ToList(), now + retireAfter));
@@ -149,10 +152,8 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
                 spec.Stages.Select(s => new StageState(s.Index, s.PluginName, s.InstanceName, s.ProgramName, s.Maps.Select(m => m.CName).ToList())).ToList(),
                 codeKey, mapStates, live?.Retired ?? CounterTotals.Empty(), retiring);
             state.Save(runtimeDirectory);
-            RetireDue(config.Name);
+            TryRetireDue(config.Name);
 
-            foreach (var (pin, entries) in written)
-                _memory.Set(pin, entries);
             var kind = attached ? ApplyKind.Attached : ApplyKind.Swapped;
             LogApplied(config.Name, generation, kind.ToString().ToLowerInvariant(), info.LinkId, info.ProgramId, total.Elapsed.TotalMilliseconds);
             return new ApplyResult(config.Name, kind, generation, info.LinkId, info.ProgramId, changed, compiled.Cached, canaries.Checked,
@@ -161,7 +162,7 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
         catch
         {
             // Put reused maps back as they were and drop everything this attempt pinned.
-            _memory.ForgetAll();
+            _memory.Forget(plan.ReusedPins.Values);
             for (int i = undo.Count - 1; i >= 0; i--)
                 undo[i]();
             foreach (var pin in newPins)
@@ -210,21 +211,20 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
         try
         {
             int changed;
-            var written = new List<(string Pin, PackedEntries Entries)>();
+            var written = new List<Written>();
             try
             {
-                changed = ReconcileConfigMaps(spec, planned, maps, _ => true, live.Maps.ToDictionary(m => m.CName, m => m.Pin), undo, written);
+                changed = ReconcileConfigMaps(spec, planned, maps, live.Maps.ToDictionary(m => m.CName, m => m.Pin), undo, written);
             }
             catch
             {
-                _memory.ForgetAll();
+                _memory.Forget(live.Maps.Select(m => m.Pin));
                 for (int i = undo.Count - 1; i >= 0; i--)
                     undo[i]();
                 throw;
             }
-            foreach (var (pin, entries) in written)
-                _memory.Set(pin, entries);
-            RetireDue(live.Name);
+            Remember(written);
+            TryRetireDue(live.Name);
             using var link = TcxLink.OpenPinned(Path.Combine(live.PinDirectory, LinkPin));
             var info = link.Info;
             var kind = changed == 0 ? ApplyKind.Unchanged : ApplyKind.MapsUpdated;
@@ -311,21 +311,52 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
     private static PackedEntries Desired(PlannedPipeline planned, StageSpec stage, StageMap map) =>
         planned.StageEntries[stage.Index].GetValueOrDefault(map.Schema.Name) ?? new PackedEntries(map.Key.Size, map.Value.Size);
 
+    /// <summary>A map's contents after an apply: its index when unchanged, else the entries to index.</summary>
+    private sealed record Written(string Pin, PackedIndex? Unchanged, PackedEntries Entries);
+
+    private void Remember(List<Written> written)
+    {
+        foreach (var w in written)
+            _memory.Set(w.Pin, w.Unchanged ?? new PackedIndex(w.Entries));
+    }
+
+    // Retiring old generations is housekeeping after the commit: a failure is logged and retried next time.
+    private void TryRetireDue(string pipeline)
+    {
+        try
+        {
+            RetireDue(pipeline);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or Interop.BpfException)
+        {
+            LogRetireFailed(pipeline, e.Message);
+        }
+    }
+
     /// <summary>
-    /// Make the configuration-owned maps hold exactly the desired entries, by difference: changed and new
-    /// keys are written, missing keys deleted, equal ones untouched. Returns how many entries changed;
-    /// <paramref name="written"/> gets each map's new contents, to remember once the whole apply succeeded.
+    /// Make the configuration-owned maps pinned at <paramref name="pins"/> (by C name) hold exactly the desired
+    /// entries, by difference: changed and new keys are written, missing keys deleted (zeroed in an array, whose
+    /// elements always exist), equal ones untouched. Returns how many entries changed; <paramref name="undo"/> gets
+    /// how to put each map back, <paramref name="written"/> its new contents, to remember once the apply is committed.
     /// </summary>
     private int ReconcileConfigMaps(ChainSpec spec, PlannedPipeline planned, IReadOnlyDictionary<string, BpfMap> maps,
-        Func<StageMap, bool> include, IReadOnlyDictionary<string, string> pins, List<Action>? undo, List<(string Pin, PackedEntries Entries)> written)
+        IReadOnlyDictionary<string, string> pins, List<Action> undo, List<Written> written)
     {
         int changed = 0;
         foreach (var stage in spec.Stages)
-            foreach (var map in stage.Maps.Where(m => IsDiffed(m) && include(m)))
+            foreach (var map in stage.Maps.Where(m => IsDiffed(m) && pins.ContainsKey(m.CName)))
             {
                 var kernel = maps[map.CName];
                 var desired = Desired(planned, stage, map);
                 string pin = pins[map.CName];
+                var zero = new byte[map.Value.Size];
+                void Remove(ReadOnlySpan<byte> key)
+                {
+                    if (map.Schema.Kind == MapKind.Array)
+                        kernel.Update(key, zero);
+                    else
+                        kernel.Delete(key);
+                }
 
                 // What the map holds: remembered from this process's last write, or read back from the kernel
                 // once. Compared in memory by span (no allocation per entry, which matters for a million), then
@@ -339,9 +370,9 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
                 var held = current.Entries;
                 var seen = new bool[held.Count];
                 var writes = new PackedEntries(map.Key.Size, map.Value.Size);
-                // What undo needs: changed entries' old values and the keys that are new (only when asked).
+                // What undo needs: changed entries' old values and the keys that are new.
                 var restore = new List<(byte[] Key, byte[] Value)>();
-                var added = undo is null ? null : new PackedEntries(map.Key.Size, map.Value.Size);
+                var added = new PackedEntries(map.Key.Size, map.Value.Size);
                 for (int i = 0; i < desired.Count; i++)
                 {
                     var key = desired.Key(i);
@@ -352,12 +383,11 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
                         seen[at] = true;
                         if (held.Value(at).SequenceEqual(value))
                             continue;
-                        if (undo is not null)
-                            restore.Add((key.ToArray(), held.Value(at).ToArray()));
+                        restore.Add((key.ToArray(), held.Value(at).ToArray()));
                     }
                     else
                     {
-                        added?.Add(key, value);
+                        added.Add(key, value);
                     }
                     writes.Add(key, value);
                 }
@@ -366,32 +396,19 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
                 for (int j = 0; j < held.Count; j++)
                     if (!seen[j] && current.Find(held.Key(j)) == j)
                         deleted.Add((held.Key(j).ToArray(), held.Value(j).ToArray()));
-                // An array's elements always exist: "absent" is all zeros there, and deleting one is an error.
-                bool array = map.Schema.Kind == MapKind.Array;
-                var zero = new byte[map.Value.Size];
                 foreach (var (key, _) in deleted)
-                {
-                    if (array)
-                        kernel.Update(key, zero);
-                    else
-                        kernel.Delete(key);
-                }
+                    Remove(key);
                 if (writes.Count > 0)
                 {
                     progress?.Phase($"writing {map.CName}", writes.Count);
                     kernel.UpdateMany(writes.Keys, writes.Values, writes.Count, done => progress?.Advance(done));
                 }
                 changed += deleted.Count + writes.Count;
-                written.Add((pin, desired));
-                undo?.Add(() =>
+                written.Add(new Written(pin, deleted.Count + writes.Count == 0 ? current : null, desired));
+                undo.Add(() =>
                 {
-                    for (int i = 0; i < added!.Count; i++)
-                    {
-                        if (array)
-                            kernel.Update(added.Key(i), zero);
-                        else
-                            kernel.Delete(added.Key(i));
-                    }
+                    for (int i = 0; i < added.Count; i++)
+                        Remove(added.Key(i));
                     foreach (var (key, value) in restore.Concat(deleted))
                         kernel.Update(key, value);
                 });
@@ -451,7 +468,7 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
         string dir = PipelineDirectory(pipeline);
         if (state is null || !Directory.Exists(dir))
             return;
-        var now = _clock.GetUtcNow();
+        var now = DateTimeOffset.UtcNow;
         var retiring = state.Retiring.ToList();
         foreach (var d in Directory.GetDirectories(dir, "g*"))
             if (d != state.GenerationDirectory && uint.TryParse(Path.GetFileName(d)[1..], out uint n) && retiring.All(r => r.Generation != n))
@@ -481,7 +498,10 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
             string mapsDir = Path.Combine(dir, MapsDirectory);
             if (Directory.Exists(mapsDir))
                 foreach (var pin in Directory.GetFiles(mapsDir).Where(p => !used.Contains(p)))
+                {
                     File.Delete(pin);
+                    _memory.Forget([pin]);
+                }
         }
         if (keep.Count != state.Retiring.Count || !ReferenceEquals(totals, state.Retired))
             (state with { Retired = totals, Retiring = keep }).Save(runtimeDirectory);
@@ -497,6 +517,9 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
         File.Delete(PipelineState.FilePath(runtimeDirectory, pipeline));
         LogRemoved(pipeline);
     }
+
+    [LoggerMessage(EventId = 107, Level = LogLevel.Warning, Message = "pipeline {Pipeline}: retiring old generations failed, retried at the next apply: {Error}")]
+    private partial void LogRetireFailed(string pipeline, string error);
 
     [LoggerMessage(EventId = 106, Level = LogLevel.Warning, Message = "pipeline {Pipeline}: {What}")]
     private partial void LogShadowed(string pipeline, string what);

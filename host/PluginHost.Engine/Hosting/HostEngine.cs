@@ -50,6 +50,14 @@ public sealed partial class HostEngine
     /// </summary>
     public void ForgetMapContents() => _mapContents.ForgetAll();
 
+    /// <summary>An operator's reload: read the configuration again and apply it, reading the maps back from the kernel.</summary>
+    public IReadOnlyList<ApplyResult> Reload(string configPath)
+    {
+        Reconfigure(ConfigLoader.Load(configPath));
+        ForgetMapContents();
+        return Apply();
+    }
+
     /// <summary>What the apply in progress is doing (for progress bars).</summary>
     public ApplyProgress Progress { get; } = new();
 
@@ -81,19 +89,19 @@ public sealed partial class HostEngine
     /// Validate everything, then apply each pipeline (attach, swap, change maps in place, or nothing).
     /// The outcome, good or bad, is recorded for <c>status</c>.
     /// </summary>
-    public IReadOnlyList<ApplyResult> Apply() => Apply(RuntimeOverlay.Load(OverlayPath));
+    public IReadOnlyList<ApplyResult> Apply() => Apply(RuntimeOverlay.Load(OverlayPath).ApplyTo(Config));
 
     /// <summary>Raised after every apply with its duration and its error (null on success); feeds /metrics.</summary>
     public event Action<TimeSpan, Exception?>? Applied;
 
-    private IReadOnlyList<ApplyResult> Apply(RuntimeOverlay overlay)
+    // effective: the configuration with the runtime changes applied.
+    private IReadOnlyList<ApplyResult> Apply(HostConfig effective)
     {
         var history = ReloadHistory.Load(Config.RuntimeDirectory);
         var watch = System.Diagnostics.Stopwatch.StartNew();
         Progress.Phase("validating");
         try
         {
-            var effective = overlay.ApplyTo(Config);
             var results = WithPlugins(catalog => PipelinePlanner.Plan(effective, catalog).Select(_deployer.Apply).ToList());
             history.Succeeded(results).Save(Config.RuntimeDirectory);
             // Dropping traffic is never implicit: say what still runs without a configuration.
@@ -146,11 +154,12 @@ public sealed partial class HostEngine
     /// </summary>
     public CommandResult RunCommand(CommandRequest request)
     {
-        var clock = CommandRunner.Clock();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         var overlay = RuntimeOverlay.Load(OverlayPath);
-        var target = WithPlugins(catalog => CommandRunner.Find(overlay.ApplyTo(Config), catalog, request));
+        var effective = overlay.ApplyTo(Config);
+        var target = WithPlugins(catalog => CommandRunner.Find(effective, catalog, request));
         var command = target.Command;
-        var current = CommandRunner.Items(overlay.ApplyTo(Config), target);
+        var current = CommandRunner.Items(effective, target);
         if (command.Action == RuntimeAction.List)
             return new CommandResult(target.Pipeline.Name, target.StageIndex, $"{current.Count} {command.Collection}", current, null, 0, clock.Elapsed.TotalMilliseconds);
 
@@ -167,15 +176,15 @@ public sealed partial class HostEngine
         }
         else
         {
-            CommandRunner.Item(command, request.Arguments);
-            string key = request.Arguments[command.Key];
+            string key = CommandRunner.Item(command, request.Arguments)[command.Key];
             if (current.All(i => i.GetValueOrDefault(command.Key) != key))
                 throw new CommandException($"run '{command.Noun} {command.Verb}': no item with {command.Key} '{key}' in pipeline {target.Pipeline.Name} stage {target.StageIndex}");
             candidate = overlay.With(target.Pipeline.Name, target.Instance, command.Collection, command.Key, key, null);
         }
-        var applied = Apply(candidate).Single(r => r.Pipeline == target.Pipeline.Name);
+        var changed = candidate.ApplyTo(Config);
+        var applied = Apply(changed).Single(r => r.Pipeline == target.Pipeline.Name);
         candidate.Save(OverlayPath);
-        var after = CommandRunner.Items(candidate.ApplyTo(Config), target);
+        var after = CommandRunner.Items(changed, target);
         return new CommandResult(target.Pipeline.Name, target.StageIndex,
             $"{command.Noun} {command.Verb}: {Describe(applied.Kind)}, {applied.EntriesChanged} map entr{(applied.EntriesChanged == 1 ? "y" : "ies")} changed",
             after, applied.Kind, applied.EntriesChanged, clock.Elapsed.TotalMilliseconds);

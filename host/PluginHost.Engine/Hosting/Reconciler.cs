@@ -133,10 +133,13 @@ public sealed partial class Reconciler(string configPath, HostEngine engine, ILo
         LogPass(burst.Count, why);
         try
         {
-            engine.Reconfigure(ConfigLoader.Load(configPath));
             if (burst.Any(t => t.Source == ReloadSource))
-                engine.ForgetMapContents(); // an operator's reload also puts back map edits made behind the host's back
-            engine.Apply();
+                engine.Reload(configPath);
+            else
+            {
+                engine.Reconfigure(ConfigLoader.Load(configPath));
+                engine.Apply();
+            }
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {

@@ -15,7 +15,6 @@ internal static unsafe partial class Libc
     public const int SOCK_DGRAM = 2;
     public const ulong SIOCGIFFLAGS = 0x8913;
     public const short IFF_UP = 0x1;
-    public const short IFF_RUNNING = 0x40;
 
     [LibraryImport(Lib, EntryPoint = "close", SetLastError = true)]
     public static partial int Close(int fd);

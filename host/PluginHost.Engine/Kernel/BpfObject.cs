@@ -46,18 +46,6 @@ public sealed unsafe class BpfObject : IDisposable
         return new BpfObject(handle);
     }
 
-    /// <summary>Names of the programs in the object.</summary>
-    public IReadOnlyList<string> ProgramNames
-    {
-        get
-        {
-            var names = new List<string>();
-            for (nint p = Libbpf.bpf_object__next_program(_handle, 0); p != 0; p = Libbpf.bpf_object__next_program(_handle, p))
-                names.Add(Marshal.PtrToStringUTF8(Libbpf.bpf_program__name(p))!);
-            return names;
-        }
-    }
-
     /// <summary>
     /// Reuse an existing map (pinned by an earlier generation) instead of creating a new one.
     /// Call before <see cref="Load"/>.

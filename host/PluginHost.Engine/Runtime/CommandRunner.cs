@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using PluginHost.Config;
 using PluginHost.Contract;
 using PluginHost.Datapath;
@@ -72,7 +71,7 @@ internal static class CommandRunner
         string what = $"run '{command.Noun} {command.Verb}'";
         foreach (var name in arguments.Keys.Where(n => command.Arguments.All(a => a.Name != n)))
             throw new CommandException($"{what}: unknown argument --{name} (expected: {string.Join(", ", command.Arguments.Select(a => "--" + a.Name))})");
-        foreach (var missing in command.Arguments.Where(a => a.Required && !arguments.ContainsKey(a.Name)))
+        foreach (var missing in command.Arguments.Where(a => (a.Required || a.Name == command.Key) && !arguments.ContainsKey(a.Name)))
             throw new CommandException($"{what}: --{missing.Name} is required ({missing.Description})");
         return arguments.ToDictionary(kv => kv.Key, kv => kv.Value);
     }
@@ -87,5 +86,4 @@ internal static class CommandRunner
             .ToList();
     }
 
-    public static Stopwatch Clock() => Stopwatch.StartNew();
 }

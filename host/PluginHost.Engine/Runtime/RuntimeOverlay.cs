@@ -42,9 +42,6 @@ public sealed class RuntimeOverlay
         File.Move(path + ".tmp", path, overwrite: true);
     }
 
-    /// <summary>Number of edits in effect.</summary>
-    public int Count => _edits.Values.SelectMany(p => p.Values).SelectMany(s => s.Values).Sum(c => c.Count);
-
     /// <summary>A copy with one more edit: <paramref name="item"/> added under <paramref name="keyValue"/>, or removed when null.</summary>
     public RuntimeOverlay With(string pipeline, string stage, string collection, string keyField, string keyValue, Dictionary<string, string>? item)
     {
@@ -76,8 +73,11 @@ public sealed class RuntimeOverlay
     }
 
     /// <summary>Stage identities as the datapath names them: plugin name and occurrence (SourcePolicy-0).</summary>
-    public static IReadOnlyList<string> StageInstances(PipelineConfig pipeline) =>
-        pipeline.Stages.Select((s, i) => $"{s.Plugin}-{pipeline.Stages.Take(i).Count(o => o.Plugin == s.Plugin)}").ToList();
+    public static IReadOnlyList<string> StageInstances(PipelineConfig pipeline)
+    {
+        var plugins = pipeline.Stages.Select(s => s.Plugin).ToList();
+        return plugins.Select((_, i) => Compose.ChainComposer.InstanceName(plugins, i)).ToList();
+    }
 
     private static SettingsNode Edit(SettingsNode settings, Dictionary<string, Dictionary<string, Dictionary<string, string>?>> collections, string path)
     {

@@ -117,6 +117,29 @@ public sealed class SourcePolicyChainTests : IDisposable
         Assert.Equal(0ul, c.Stages[0][StageCounter.MissedTailCalls]);
     }
 
+    // A redirect sends a packet to one neighbour: multicast and broadcast stay with the kernel, whatever the routes say.
+    [KernelFact]
+    public void MulticastAndBroadcastDestinationsAreNeverRedirected()
+    {
+        using var chain = _net.Load("""
+                  - plugin: SourcePolicy
+                    settings:
+                      routes:
+                        - from: 0.0.0.0/0
+                          interface: out1
+            """);
+
+        foreach (var destination in new[] { "224.0.0.5", "239.1.2.3", "255.255.255.255" })
+        {
+            var packet = Packets.Ipv4Udp("198.18.1.10", destination);
+            var run = chain.Entry.TestRun(packet);
+            Assert.Equal(TcxNext, run.ReturnValue);
+            Assert.Equal(packet, run.Output);
+        }
+        Assert.Equal(TcActRedirect, chain.Entry.TestRun(Packets.Ipv4Udp("198.18.1.10", "198.18.9.1")).ReturnValue);
+        Assert.Equal((3ul, 1ul), (chain.ReadCounters().Stages[0][StageCounter.Passed], chain.ReadCounters().Stages[0][StageCounter.Redirected]));
+    }
+
     [KernelFact]
     public void TtlOneGoesToTheKernelForTimeExceeded()
     {

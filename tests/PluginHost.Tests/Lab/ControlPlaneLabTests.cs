@@ -14,6 +14,7 @@ namespace PluginHost.Tests.Lab;
 
 /// <summary>The running host's control plane, driven like an operator would, under real traffic.</summary>
 [Trait("Category", "Lab")]
+[Collection(LabCollection.Name)]
 public sealed class ControlPlaneLabTests : IDisposable
 {
     private readonly RouterLab _lab = new("c" + Guid.NewGuid().ToString("N")[..4]);

@@ -7,6 +7,7 @@ namespace PluginHost.Tests.Lab;
 
 /// <summary>Real UDP through a router whose lan0 ingress runs FiveTuplePolicy rules ahead of a SourcePolicy stage.</summary>
 [Trait("Category", "Lab")]
+[Collection(LabCollection.Name)]
 public sealed class FiveTuplePolicyLabTests : IDisposable
 {
     private readonly RouterLab _lab = new("5" + Guid.NewGuid().ToString("N")[..4]);

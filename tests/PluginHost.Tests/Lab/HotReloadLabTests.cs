@@ -15,6 +15,7 @@ namespace PluginHost.Tests.Lab;
 /// UDP stream and a long-lived TCP connection while the host reloads, fails to reload, and dies.
 /// </summary>
 [Trait("Category", "Lab")]
+[Collection(LabCollection.Name)]
 public sealed class HotReloadLabTests : IDisposable
 {
     private const int Pps = 20_000;
@@ -28,8 +29,17 @@ public sealed class HotReloadLabTests : IDisposable
         _rig.UsePlugin(ReloadRig.MarkPolicy(1));
     }
 
+    // Host processes this test started (by PID): stopped here if an assertion left one running.
+    private readonly List<Process> _hosts = [];
+
     public void Dispose()
     {
+        foreach (var host in _hosts)
+        {
+            if (!host.HasExited)
+                host.Kill(entireProcessTree: true);
+            host.Dispose();
+        }
         _rig.Dispose();
         _lab.Dispose();
     }
@@ -82,6 +92,8 @@ public sealed class HotReloadLabTests : IDisposable
         WarmNeighbours(engine);
         ulong faultsBefore = Faults(Counters());
         var (udp, tcp) = StartTraffic();
+        using var udpOwner = udp; // stopped below; disposed however the test ends
+        using var tcpOwner = tcp;
         Thread.Sleep(300);
 
         var kinds = new Dictionary<ApplyKind, int>();
@@ -127,6 +139,8 @@ public sealed class HotReloadLabTests : IDisposable
         WarmNeighbours(engine);
         uint program = _rig.AttachedProgramId();
         var (udp, tcp) = StartTraffic();
+        using var udpOwner = udp; // stopped below; disposed however the test ends
+        using var tcpOwner = tcp;
         Thread.Sleep(300);
 
         WriteConfig(1, "        settings: { verifierBug: true }");
@@ -160,12 +174,14 @@ public sealed class HotReloadLabTests : IDisposable
         WarmNeighbours(warm);
         WriteConfig(2);
 
-        using var host = StartHost();
+        var host = StartHost(); // owned (and disposed) by the test class
         WaitFor(() => ReloadHistory.Load(_rig.RuntimeDirectory).Reloads >= 3 + 1, "the host's first apply");
         uint linkId, programId;
         using (var link = PluginHost.Kernel.TcxLink.OpenPinned(Path.Combine(_rig.BpfRoot, "p", "link")))
             (linkId, programId) = (link.Info.LinkId, link.Info.ProgramId);
         var (udp, tcp) = StartTraffic();
+        using var udpOwner = udp; // stopped below; disposed however the test ends
+        using var tcpOwner = tcp;
         Thread.Sleep(500);
         string seenPin = _rig.State.Maps.Single(m => m.PinName == "MarkPolicy-0-seen").Pin;
         var learned = ReloadRig.Dump(seenPin);
@@ -179,7 +195,7 @@ public sealed class HotReloadLabTests : IDisposable
         Assert.True(udp.Received > receivedWhileDead, "traffic flows while no host runs");
 
         int reloadsBefore = ReloadHistory.Load(_rig.RuntimeDirectory).Reloads;
-        using var restarted = StartHost();
+        var restarted = StartHost();
         WaitFor(() => ReloadHistory.Load(_rig.RuntimeDirectory).Reloads > reloadsBefore, "the restarted host's first apply");
         Thread.Sleep(300);
         var udpResult = udp.Stop();
@@ -214,6 +230,7 @@ public sealed class HotReloadLabTests : IDisposable
         process.ErrorDataReceived += (_, e) => { if (e.Data is not null) _out.WriteLine("host! " + e.Data); };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
+        _hosts.Add(process);
         return process;
     }
 

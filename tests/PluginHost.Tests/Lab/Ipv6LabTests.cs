@@ -7,6 +7,7 @@ namespace PluginHost.Tests.Lab;
 
 /// <summary>Real IPv4 and IPv6 UDP through a dual-stack router whose lan0 ingress runs SourcePolicy and IPv6 in one pipeline.</summary>
 [Trait("Category", "Lab")]
+[Collection(LabCollection.Name)]
 public sealed class Ipv6LabTests : IDisposable
 {
     private readonly RouterLab _lab = new("6" + Guid.NewGuid().ToString("N")[..4], ipv6: true);

@@ -10,6 +10,7 @@ namespace PluginHost.Tests.Lab;
 
 /// <summary>Real UDP through a router whose lan0 ingress spreads the server's prefix over both uplinks.</summary>
 [Trait("Category", "Lab")]
+[Collection(LabCollection.Name)]
 public sealed class LoadBalancerLabTests : IDisposable
 {
     private readonly RouterLab _lab = new("b" + Guid.NewGuid().ToString("N")[..4]);

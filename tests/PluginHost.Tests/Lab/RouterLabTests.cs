@@ -1,11 +1,13 @@
 using System.Net;
 using PluginHost.Lab;
+using PluginHost.Tests.Support;
 using Xunit;
 
 namespace PluginHost.Tests.Lab;
 
 /// <summary>Builds the three-namespace demo lab (needs root) and checks plain kernel routing through it.</summary>
 [Trait("Category", "Lab")]
+[Collection(LabCollection.Name)]
 public sealed class RouterLabTests
 {
     private const int Port = 9000;
@@ -14,7 +16,7 @@ public sealed class RouterLabTests
     /// <summary>A 5-char tag unique to this run, so parallel runs never share namespaces.</summary>
     private static string UniquePrefix() => "t" + Guid.NewGuid().ToString("N")[..4];
 
-    [Fact]
+    [KernelFact]
     public void KernelRoutesClientTrafficThroughUplink1()
     {
         using var lab = new RouterLab(UniquePrefix());
@@ -43,7 +45,7 @@ public sealed class RouterLabTests
             $"server up2 rx grew by {up2After.RxPackets - up2Before.RxPackets}, expected < 10");
     }
 
-    [Fact]
+    [KernelFact]
     public void DisposeRemovesEveryNamespace()
     {
         string prefix = UniquePrefix();
@@ -58,7 +60,7 @@ public sealed class RouterLabTests
         Assert.DoesNotContain(left, name => name.StartsWith(prefix + "-", StringComparison.Ordinal));
     }
 
-    [Fact]
+    [KernelFact]
     public void RunJoinsTheNamespaceOnlyOnItsOwnThread()
     {
         using var lab = new RouterLab(UniquePrefix());

@@ -12,6 +12,7 @@ namespace PluginHost.Tests.Lab;
 
 /// <summary>Real UDP through a router namespace whose lan0 ingress runs the composed SourcePolicy chain.</summary>
 [Trait("Category", "Lab")]
+[Collection(LabCollection.Name)]
 public sealed class SourcePolicyLabTests : IDisposable
 {
     private readonly RouterLab _lab = new("l" + Guid.NewGuid().ToString("N")[..4]);
@@ -50,6 +51,8 @@ public sealed class SourcePolicyLabTests : IDisposable
         return new HostEngine(ConfigLoader.Load(path), NullLoggerFactory.Instance, retireAfter: TimeSpan.Zero);
     }
 
+    // True when the kernel has the link, false when it says there is none; any other bpftool failure fails the test
+    // (a broken bpftool must not read as "link gone").
     private static bool LinkExists(uint id)
     {
         using var bpftool = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("bpftool", $"link show id {id}")
@@ -57,8 +60,13 @@ public sealed class SourcePolicyLabTests : IDisposable
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         })!;
+        string stderr = bpftool.StandardError.ReadToEnd();
+        bpftool.StandardOutput.ReadToEnd();
         bpftool.WaitForExit();
-        return bpftool.ExitCode == 0;
+        if (bpftool.ExitCode == 0)
+            return true;
+        Assert.Contains("No such file or directory", stderr);
+        return false;
     }
 
     [KernelFact]

@@ -11,6 +11,7 @@ namespace PluginHost.Tests.Lab;
 /// the baseline every "zero loss while reloading" test relies on.
 /// </summary>
 [Trait("Category", "Lab")]
+[Collection(LabCollection.Name)]
 public sealed class TrafficStreamTests
 {
     private const int UdpPort = 9100;

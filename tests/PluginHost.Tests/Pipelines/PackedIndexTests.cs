@@ -3,6 +3,7 @@ using Xunit;
 
 namespace PluginHost.Tests.Pipelines;
 
+[Trait("Category", "Unit")]
 public sealed class PackedIndexTests
 {
     private static PackedEntries Entries(params (uint Key, byte Value)[] entries)

@@ -48,6 +48,7 @@ public sealed class FiveTuplePolicySettingsTests(FiveTuplePolicyFixture fixture)
     [InlineData("from: 198.18.1.1/24\n  action: pass", "from", "host bits are set (did you mean 198.18.1.0/24?)")]
     [InlineData("action: drop\n  interface: up1", "interface", "'interface' applies only to 'action: redirect'")]
     [InlineData("action: teleport", "action", "invalid action 'teleport'")]
+    [InlineData("action: \"drop, pass\"", "action", "invalid action 'drop, pass'")]
     [InlineData("action: redirect", "interface", "missing output interface")]
     [InlineData("name: \"a b\"\n  action: pass", "name", "invalid name 'a b'")]
     public void BadRulesAreRefusedAtTheirField(string rule, string field, string message)

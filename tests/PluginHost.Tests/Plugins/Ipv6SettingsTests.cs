@@ -57,9 +57,12 @@ public sealed class Ipv6SettingsTests(Ipv6Fixture fixture) : IClassFixture<Ipv6F
     [InlineData("2001:db8:1::1/48", "host bits are set (did you mean 2001:db8:1::/48?)")]
     [InlineData("2001:db8::/129", "expected an IPv6 CIDR")]
     [InlineData("198.18.1.0/24", "use SourcePolicy for IPv4")]
-    [InlineData("fe80::/64", "link-local and multicast sources are never routed")]
-    [InlineData("ff02::/16", "link-local and multicast sources are never routed")]
+    [InlineData("fe80::/64", "link-local, multicast and unspecified sources are never routed")]
+    [InlineData("ff02::/16", "link-local, multicast and unspecified sources are never routed")]
     [InlineData("2001:db8::/48%eth0", "expected an IPv6 CIDR")]
+    [InlineData("[2001:db8::1]", "expected an IPv6 CIDR")]
+    [InlineData("2001:db8::/048", "expected an IPv6 CIDR")]
+    [InlineData("::/128", "link-local, multicast and unspecified sources are never routed")]
     public void BadPrefixesAreRefusedWithTheirPathAndValue(string from, string message)
     {
         var setup = Configure(OneRoute(from));
@@ -115,7 +118,7 @@ public sealed class Ipv6SettingsTests(Ipv6Fixture fixture) : IClassFixture<Ipv6F
             var setup = Configure($"routesFile: {file}");
 
             Assert.Collection(_context.Errors,
-                e => Assert.Contains("routes6.txt:4: invalid prefix 'fe80::/64': link-local and multicast sources are never routed", e.Message),
+                e => Assert.Contains("routes6.txt:4: invalid prefix 'fe80::/64': link-local, multicast and unspecified sources are never routed", e.Message),
                 e => Assert.Contains("routes6.txt:5: duplicate prefix 2001:db8:1::/48 (first given at line 2)", e.Message));
             var table = Assert.Single(setup.Tables);
             var map = new PluginHost.Compose.StageMap(0, "T-0", Assert.Single(_plugin.Maps));

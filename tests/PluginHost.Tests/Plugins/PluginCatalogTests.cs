@@ -1,6 +1,5 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Loader;
-using PluginHost.Config;
 using PluginHost.Contract;
 using PluginHost.Plugins;
 using PluginHost.Tests.Support;
@@ -212,19 +211,12 @@ public sealed class PluginCatalogTests : IDisposable
         Assert.True(context.IsCollectible);
 
         // Use it the way the host does, then copy nothing of it out.
-        var settings = ConfigLoader.Parse("""
-            pipelines:
-              - name: t
-                interface: eth0
-                direction: ingress
-                stages:
-                  - plugin: SourcePolicy
-                    settings:
-                      routes:
-                        - from: 198.18.1.0/24
-                          interface: up1
-                          via: 198.18.2.2
-            """, "/etc/ph/config.yaml").Pipelines[0].Stages[0].Settings;
+        var settings = PluginFixture.Settings("SourcePolicy", """
+            routes:
+              - from: 198.18.1.0/24
+                interface: up1
+                via: 198.18.2.2
+            """);
         var fake = FakeStageContext.Default();
         Assert.Single(plugin.Configure(settings, fake).Entries);
         Assert.Empty(fake.Errors);

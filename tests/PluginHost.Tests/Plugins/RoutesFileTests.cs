@@ -1,5 +1,4 @@
 using PluginHost.Compose;
-using PluginHost.Config;
 using PluginHost.Contract;
 using PluginHost.Pipelines;
 using Xunit;
@@ -24,17 +23,7 @@ public sealed class RoutesFileTests(SourcePolicyFixture fixture) : IClassFixture
     // Configure again with the routes file as it is.
     private StageSetup ConfigureUnchanged(string routes = "[]")
     {
-        var settings = ConfigLoader.Parse($"""
-            pipelines:
-              - name: t
-                interface: eth0
-                direction: ingress
-                stages:
-                  - plugin: SourcePolicy
-                    settings:
-                      routesFile: {Path.Combine(_dir, "routes.txt")}
-                      routes: {routes}
-            """, "/etc/ph/config.yaml").Pipelines[0].Stages[0].Settings;
+        var settings = PluginFixture.Settings("SourcePolicy", $"routesFile: {Path.Combine(_dir, "routes.txt")}\nroutes: {routes}");
         return fixture.Plugin.Configure(settings, _context);
     }
 
@@ -114,17 +103,30 @@ public sealed class RoutesFileTests(SourcePolicyFixture fixture) : IClassFixture
             198.18.3.0/24 up1 banana
             198.18.1.0/24 up2
             just-one-word
+            198.18.4.0/24 up1 224.0.0.5
             """);
 
         var messages = _context.Errors.Select(e => e.Message).ToList();
         string file = Path.Combine(_dir, "routes.txt");
-        Assert.Equal(6, messages.Count);
+        Assert.Equal(7, messages.Count);
         Assert.Contains($"{file}:2: invalid prefix '198.18.1.5/24': host bits are set (did you mean 198.18.1.0/24?)", messages);
         Assert.Contains($"{file}:3: invalid prefix '010.0.0.0/8'", messages);
         Assert.Contains($"{file}:4: no interface named 'up9'", messages);
-        Assert.Contains($"{file}:5: invalid next hop 'banana'", messages);
+        Assert.Contains($"{file}:5: invalid next hop 'banana': expected a unicast IPv4 address", messages);
         Assert.Contains($"{file}:6: duplicate prefix 198.18.1.0/24 (first given at line 1)", messages);
         Assert.Contains($"{file}:7: expected 'PREFIX INTERFACE [VIA]', got 'just-one-word'", messages);
+        Assert.Contains($"{file}:8: invalid next hop '224.0.0.5': expected a unicast IPv4 address", messages);
+    }
+
+    // A canary goes where the datapath sends it: a longer prefix in the routes file wins over the route's own.
+    [Fact]
+    public void ACanaryExpectsTheRoutesFilesLongerPrefix()
+    {
+        var setup = Configure("198.18.0.0/24 up2\n", "[{ from: 198.18.0.0/16, interface: up1 }]");
+
+        Assert.Empty(_context.Errors);
+        var canary = Assert.Single(setup.Canaries);
+        Assert.Equal((CanaryVerdict.Redirect, 8), (canary.Expect, canary.RedirectIfindex));
     }
 
     [Fact]
@@ -140,15 +142,7 @@ public sealed class RoutesFileTests(SourcePolicyFixture fixture) : IClassFixture
     [Fact]
     public void MissingFileIsAnError()
     {
-        var settings = ConfigLoader.Parse("""
-            pipelines:
-              - name: t
-                interface: eth0
-                direction: ingress
-                stages:
-                  - plugin: SourcePolicy
-                    settings: { routesFile: no-such-routes.txt }
-            """, "/etc/ph/config.yaml").Pipelines[0].Stages[0].Settings;
+        var settings = PluginFixture.Settings("SourcePolicy", "routesFile: no-such-routes.txt");
         fixture.Plugin.Configure(settings, _context);
 
         Assert.Contains("routes file '/etc/ph/no-such-routes.txt' does not exist", Assert.Single(_context.Errors).Message);
