@@ -34,14 +34,26 @@ public sealed class HotReloadLabTests : IDisposable
 
     public void Dispose()
     {
-        foreach (var host in _hosts)
+        try
         {
-            if (!host.HasExited)
-                host.Kill(entireProcessTree: true);
-            host.Dispose();
+            foreach (var host in _hosts)
+            {
+                if (!host.HasExited)
+                    host.Kill(entireProcessTree: true);
+                host.Dispose();
+            }
         }
-        _rig.Dispose();
-        _lab.Dispose();
+        finally
+        {
+            try
+            {
+                _rig.Dispose();
+            }
+            finally
+            {
+                _lab.Dispose();
+            }
+        }
     }
 
     // Two configurations that send client source A out of different uplinks; both reach the server.
