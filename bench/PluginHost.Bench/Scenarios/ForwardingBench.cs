@@ -1,3 +1,5 @@
+using PluginHost.Compose;
+using PluginHost.Observe;
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.Extensions.Logging.Abstractions;

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using PluginHost.Net;
 using PluginHost.Bench.Setup;
 using PluginHost.Control;
 using PluginHost.Hosting;

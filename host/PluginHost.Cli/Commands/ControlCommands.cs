@@ -1,6 +1,8 @@
+using PluginHost.Compose;
 using System.CommandLine;
 using System.Text.Json;
 using Microsoft.Extensions.Logging.Abstractions;
+using PluginHost.Observe;
 using PluginHost.Config;
 using PluginHost.Contract;
 using PluginHost.Control;

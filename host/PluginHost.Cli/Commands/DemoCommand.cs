@@ -1,8 +1,10 @@
+using PluginHost.Compose;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Net;
 using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
+using PluginHost.Observe;
 using PluginHost.Config;
 using PluginHost.Datapath;
 using PluginHost.Hosting;
@@ -133,7 +135,7 @@ internal static class DemoCommand
                 {
                     ok,
                     paths = observed.Select(o => new { source = o.Source.ToString(), o.Sent, o.Received, atUplink1 = o.Uplink1Packets, atUplink2 = o.Uplink2Packets, uplink = o.Uplink }),
-                    stats = Control.StatusReport.Stats(runtime),
+                    stats = Observe.StatusReport.Stats(runtime),
                 }, Control.ControlServer.Json));
             if (keep)
                 say.WriteLine($"kept: namespaces {string.Join(" ", lab.Namespaces.Select(n => n.Name))}, pins under {bpfRoot}, config {configPath}");

@@ -1,5 +1,7 @@
+using PluginHost.Compose;
 using System.CommandLine;
 using System.Text.Json;
+using PluginHost.Observe;
 using PluginHost.Datapath;
 using PluginHost.Control;
 using PluginHost.Kernel;

@@ -1,3 +1,4 @@
+using PluginHost.Observe;
 using System.Reflection;
 using System.Text;
 using PluginHost.Contract;

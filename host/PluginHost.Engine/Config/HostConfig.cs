@@ -34,7 +34,11 @@ public sealed record PipelineConfig(
     Direction Direction,
     string? Namespace,
     IReadOnlyList<StageConfig> Stages,
-    SettingsNode Node);
+    SettingsNode Node)
+{
+    /// <summary>The tc hook this pipeline's link attaches to.</summary>
+    public Kernel.TcxHook Hook => Direction == Direction.Ingress ? Kernel.TcxHook.Ingress : Kernel.TcxHook.Egress;
+}
 
 /// <summary>One stage: which plugin, with which settings.</summary>
 public sealed record StageConfig(string Plugin, SettingsNode Settings, SettingsNode Node);

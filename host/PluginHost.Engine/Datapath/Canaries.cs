@@ -1,3 +1,4 @@
+using PluginHost.Observe;
 using System.Buffers.Binary;
 using PluginHost.Compose;
 using PluginHost.Contract;

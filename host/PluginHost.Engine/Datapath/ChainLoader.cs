@@ -1,3 +1,4 @@
+using PluginHost.Observe;
 using PluginHost.Compose;
 using PluginHost.Contract;
 using PluginHost.Kernel;

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Extensions.Logging;
+using PluginHost.Observe;
 using PluginHost.Compile;
 using PluginHost.Compose;
 using PluginHost.Contract;
@@ -434,8 +435,7 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
         {
             var existing = TcxLink.OpenPinned(linkPath);
             var info = existing.Info;
-            uint wantType = (uint)(config.Direction == Direction.Ingress ? Interop.Libbpf.BPF_TCX_INGRESS : Interop.Libbpf.BPF_TCX_EGRESS);
-            if (info.Ifindex == planned.Ifindex && info.AttachType == wantType)
+            if (info.IsOn(planned.Ifindex, config.Hook))
             {
                 // Compare-and-swap against the generation we believe is running.
                 using var expected = live is null ? null : BpfProgram.OpenPinned(Path.Combine(live.GenerationDirectory, ChainSpec.EntryProgram));
@@ -446,13 +446,13 @@ public sealed partial class PipelineDeployer(string bpfRoot, string runtimeDirec
             // attach the new link first, then let the old one go.
             LogReplacingLink(config.Name, info.Ifindex, info.AttachType);
             existing.Dispose();
-            var fresh = NamespaceScope.Run(config.Namespace, () => TcxLink.Attach(entry, planned.Ifindex, config.Direction));
+            var fresh = NamespaceScope.Run(config.Namespace, () => TcxLink.Attach(entry, planned.Ifindex, config.Hook));
             File.Delete(linkPath);
             fresh.Pin(linkPath);
             attached = true;
             return fresh;
         }
-        var link = NamespaceScope.Run(config.Namespace, () => TcxLink.Attach(entry, planned.Ifindex, config.Direction));
+        var link = NamespaceScope.Run(config.Namespace, () => TcxLink.Attach(entry, planned.Ifindex, config.Hook));
         link.Pin(linkPath);
         attached = true;
         return link;

@@ -1,5 +1,7 @@
+using PluginHost.Compose;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using PluginHost.Observe;
 using PluginHost.Contract;
 
 namespace PluginHost.Datapath;

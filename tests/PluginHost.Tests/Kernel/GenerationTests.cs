@@ -1,3 +1,4 @@
+using PluginHost.Observe;
 using System.Net;
 using PluginHost.Compose;
 using PluginHost.Contract;

@@ -1,3 +1,5 @@
+using PluginHost.Compose;
+using PluginHost.Observe;
 using System.Buffers.Binary;
 using PluginHost.Datapath;
 using PluginHost.Tests.Support;

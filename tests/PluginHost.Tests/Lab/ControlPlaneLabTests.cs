@@ -1,6 +1,9 @@
+using PluginHost.Compose;
+using PluginHost.Observe;
 using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
+using PluginHost.Net;
 using PluginHost.Control;
 using PluginHost.Datapath;
 using PluginHost.Hosting;

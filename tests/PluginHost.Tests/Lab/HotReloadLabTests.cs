@@ -1,5 +1,8 @@
+using PluginHost.Compose;
+using PluginHost.Observe;
 using System.Diagnostics;
 using System.Net;
+using PluginHost.Net;
 using PluginHost.Config;
 using PluginHost.Datapath;
 using PluginHost.Hosting;

@@ -1,3 +1,5 @@
+using PluginHost.Compose;
+using PluginHost.Observe;
 using PluginHost.Datapath;
 using PluginHost.Lab;
 using PluginHost.Tests.Support;

@@ -1,3 +1,5 @@
+using PluginHost.Compose;
+using PluginHost.Observe;
 using System.Net;
 using Microsoft.Extensions.Logging.Abstractions;
 using PluginHost.Config;

@@ -1,3 +1,5 @@
+using PluginHost.Compose;
+using PluginHost.Observe;
 using Microsoft.Extensions.Logging.Abstractions;
 using PluginHost.Config;
 using PluginHost.Datapath;

@@ -1,6 +1,7 @@
+using PluginHost.Observe;
 using System.Text;
 
-namespace PluginHost.Datapath;
+namespace PluginHost.Compose;
 
 /// <summary>
 /// Counters of the entry program (row 0 of the stats map). Pass* explain why a packet skipped the chain;

@@ -1,5 +1,7 @@
+using PluginHost.Compose;
 using System.Net;
 using Prometheus;
+using PluginHost.Observe;
 using PluginHost.Config;
 using PluginHost.Hosting;
 

@@ -31,12 +31,12 @@ internal static unsafe class ObjectInfo
     }
 
     /// <summary>(link id, attached program id, tcx ifindex, attach type).</summary>
-    public static (uint LinkId, uint ProgramId, uint Ifindex, uint AttachType) Link(SafeFd fd)
+    public static TcxLinkInfo Link(SafeFd fd)
     {
         // struct bpf_link_info { __u32 type; __u32 id; __u32 prog_id; union { ... struct { __u32 ifindex; __u32 attach_type; } tcx; } }
         // the union is 8-aligned and starts at offset 16.
         var b = Get(fd, "link").AsSpan();
-        return (U32(b, 4), U32(b, 8), U32(b, 16), U32(b, 20));
+        return new TcxLinkInfo(U32(b, 4), U32(b, 8), U32(b, 16), U32(b, 20));
     }
 
     private static uint U32(ReadOnlySpan<byte> b, int offset) => BinaryPrimitives.ReadUInt32LittleEndian(b[offset..]);

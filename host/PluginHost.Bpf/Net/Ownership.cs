@@ -1,10 +1,10 @@
 using System.Runtime.InteropServices;
 using PluginHost.Interop;
 
-namespace PluginHost.Control;
+namespace PluginHost.Net;
 
 /// <summary>Group ownership of the control socket.</summary>
-internal static class Ownership
+public static class Ownership
 {
     public static void SetGroup(string path, string group)
     {

@@ -1,3 +1,5 @@
+using PluginHost.Compose;
+using PluginHost.Net;
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Serialization;
@@ -6,6 +8,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using PluginHost.Observe;
 using PluginHost.Config;
 using PluginHost.Hosting;
 using PluginHost.Runtime;

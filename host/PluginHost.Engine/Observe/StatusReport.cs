@@ -1,7 +1,8 @@
+using PluginHost.Compose;
 using PluginHost.Datapath;
 using PluginHost.Kernel;
 
-namespace PluginHost.Control;
+namespace PluginHost.Observe;
 
 /// <summary>One pipeline as <c>status</c> shows it, read from the pins and the state file.</summary>
 public sealed record PipelineStatus(string Name, string Interface, string Direction, string? Namespace, uint Generation,

@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using PluginHost.Interop;
 
-namespace PluginHost.Hosting;
+namespace PluginHost.Net;
 
 /// <summary>Signals to a running host process.</summary>
 public static class HostSignals

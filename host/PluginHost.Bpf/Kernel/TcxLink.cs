@@ -1,4 +1,3 @@
-using PluginHost.Contract;
 using PluginHost.Interop;
 
 namespace PluginHost.Kernel;
@@ -7,6 +6,20 @@ namespace PluginHost.Kernel;
 /// A tcx link: attaches one program to an interface's ingress or egress hook. Created once, then
 /// swapped atomically with <see cref="Update"/>; it stays attached while pinned.
 /// </summary>
+/// <summary>The tc hook a link attaches to.</summary>
+public enum TcxHook
+{
+    Ingress,
+    Egress,
+}
+
+/// <summary>A tcx link as the kernel sees it.</summary>
+public sealed record TcxLinkInfo(uint LinkId, uint ProgramId, uint Ifindex, uint AttachType)
+{
+    /// <summary>True when the link sits on this interface's hook.</summary>
+    public bool IsOn(int ifindex, TcxHook hook) => Ifindex == (uint)ifindex && AttachType == (uint)TcxLink.AttachTypeOf(hook);
+}
+
 public sealed unsafe class TcxLink : IDisposable
 {
     private TcxLink(SafeFd handle) => Handle = handle;
@@ -17,12 +30,12 @@ public sealed unsafe class TcxLink : IDisposable
     /// Attach <paramref name="program"/> to <paramref name="ifindex"/>. The ifindex is read in the calling
     /// thread's network namespace.
     /// </summary>
-    public static TcxLink Attach(BpfProgram program, int ifindex, Direction direction)
+    public static TcxLink Attach(BpfProgram program, int ifindex, TcxHook hook)
     {
-        int type = direction == Direction.Ingress ? Libbpf.BPF_TCX_INGRESS : Libbpf.BPF_TCX_EGRESS;
+        int type = AttachTypeOf(hook);
         int fd = Libbpf.bpf_link_create(program.Handle.Fd, ifindex, type, null);
         if (fd < 0)
-            throw new BpfException($"attach program {program.Name} to ifindex {ifindex} {direction.ToString().ToLowerInvariant()} (tcx)", fd,
+            throw new BpfException($"attach program {program.Name} to ifindex {ifindex} {hook.ToString().ToLowerInvariant()} (tcx)", fd,
                 fd == -22 ? "tcx needs Linux 6.6 or newer" : null);
         return new TcxLink(new SafeFd(fd));
     }
@@ -50,7 +63,9 @@ public sealed unsafe class TcxLink : IDisposable
     }
 
     /// <summary>Link id, attached program id, interface index and attach type as the kernel sees them.</summary>
-    public (uint LinkId, uint ProgramId, uint Ifindex, uint AttachType) Info => ObjectInfo.Link(Handle);
+    public TcxLinkInfo Info => ObjectInfo.Link(Handle);
+
+    internal static int AttachTypeOf(TcxHook hook) => hook == TcxHook.Ingress ? Libbpf.BPF_TCX_INGRESS : Libbpf.BPF_TCX_EGRESS;
 
     public void Dispose() => Handle.Dispose();
 }

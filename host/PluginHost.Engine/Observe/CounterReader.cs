@@ -1,7 +1,8 @@
+using PluginHost.Datapath;
 using PluginHost.Compose;
 using PluginHost.Kernel;
 
-namespace PluginHost.Datapath;
+namespace PluginHost.Observe;
 
 /// <summary>Counters of one pipeline, summed over CPUs.</summary>
 public sealed record PipelineCounters(
