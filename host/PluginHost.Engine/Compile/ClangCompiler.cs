@@ -9,7 +9,7 @@ namespace PluginHost.Compile;
 /// Compiles a composed chain with clang into a BPF object, with BTF (-g) so bpftool shows fields
 /// and the verifier shows template lines. Objects are cached by the hash of source and flags.
 /// </summary>
-public sealed class ClangCompiler(string cacheDirectory, string clang = "clang-19")
+public sealed class ClangCompiler(string cacheDirectory, string clang = "clang-19") : Datapath.IChainCompiler
 {
     public string CacheDirectory { get; } = cacheDirectory;
 

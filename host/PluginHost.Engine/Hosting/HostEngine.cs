@@ -25,13 +25,15 @@ public sealed partial class HostEngine
     private readonly ILoggerFactory _loggers;
     private readonly ILogger _log;
     private readonly TimeSpan _retireAfter;
+    private readonly TimeProvider _time;
     private readonly List<(WeakReference Context, string Plugins, DateTimeOffset Since)> _unloading = [];
     private readonly PluginCatalogCache _plugins = new();
     private readonly MapContentsMemory _mapContents = new();
     private PipelineDeployer _deployer;
 
-    public HostEngine(HostConfig config, ILoggerFactory loggers, TimeSpan? retireAfter = null)
+    public HostEngine(HostConfig config, ILoggerFactory loggers, TimeSpan? retireAfter = null, TimeProvider? time = null)
     {
+        _time = time ?? TimeProvider.System;
         _loggers = loggers;
         _log = loggers.CreateLogger<HostEngine>();
         _retireAfter = retireAfter ?? DefaultRetireAfter;
@@ -42,7 +44,7 @@ public sealed partial class HostEngine
     public HostConfig Config { get; private set; }
 
     private PipelineDeployer NewDeployer(HostConfig config) => new(config.BpfRoot, config.RuntimeDirectory,
-        new ClangCompiler(config.CacheDirectory), _retireAfter, _loggers.CreateLogger<PipelineDeployer>(), progress: Progress, memory: _mapContents);
+        new ClangCompiler(config.CacheDirectory), _retireAfter, _loggers.CreateLogger<PipelineDeployer>(), progress: Progress, memory: _mapContents, time: _time);
 
     /// <summary>
     /// Forget what the configuration maps were last written with, so the next apply reads them back from the
@@ -102,7 +104,7 @@ public sealed partial class HostEngine
         Progress.Phase("validating");
         try
         {
-            var results = WithPlugins(catalog => PipelinePlanner.Plan(effective, catalog).Select(_deployer.Apply).ToList());
+            var results = WithPlugins(catalog => _deployer.ApplyAll(PipelinePlanner.Plan(effective, catalog)));
             history.Succeeded(results).Save(Config.RuntimeDirectory);
             // Dropping traffic is never implicit: say what still runs without a configuration.
             foreach (var name in Unconfigured())

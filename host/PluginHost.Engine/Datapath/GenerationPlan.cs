@@ -1,0 +1,136 @@
+using System.Security.Cryptography;
+using System.Text;
+using PluginHost.Compose;
+using PluginHost.Contract;
+using PluginHost.Pipelines;
+
+namespace PluginHost.Datapath;
+
+/// <summary>What a stage map becomes in a new generation.</summary>
+internal enum MapFate
+{
+    /// <summary>The pinned map is taken over as it is (same layout); config maps are then changed by difference.</summary>
+    Reused,
+    /// <summary>A state map whose layout changed: a fresh map, filled by the plugin's migration from the old one.</summary>
+    Migrated,
+    /// <summary>A fresh map: config maps are written whole, state maps start empty.</summary>
+    Fresh,
+}
+
+/// <param name="Pin">Where the map is pinned once the generation is live: the old pin when reused, a new one otherwise.</param>
+/// <param name="Old">The running generation's map it replaces or reuses, if any.</param>
+/// <param name="Desired">For configuration maps: the entries it must hold (null for state maps).</param>
+internal sealed record MapDecision(StageSpec Stage, StageMap Map, MapFate Fate, string Pin, MapState? Old, PackedEntries? Desired)
+{
+    /// <summary>Configuration maps are made to hold <see cref="Desired"/>; per-CPU values are not compared, such maps are written whole when fresh.</summary>
+    public bool IsDiffed => Map.Schema.Contents == MapContents.Config && Map.Schema.Kind != MapKind.PerCpuArray;
+}
+
+/// <summary>
+/// What an apply of one pipeline will do, decided before any fd is opened: change the running generation's maps in
+/// place (same code), or build generation <see cref="Generation"/> with each map reused, migrated or fresh, and the
+/// pin layout: <c>&lt;pipeline&gt;/link</c> (the tcx link, created once, then swapped with one update),
+/// <c>&lt;pipeline&gt;/g&lt;N&gt;/</c> (entry program, prog array, stats) and <c>&lt;pipeline&gt;/maps/</c>
+/// (stage maps, kept across generations while their layout is unchanged).
+/// </summary>
+internal sealed record GenerationPlan(
+    PlannedPipeline Planned,
+    ChainSpec Spec,
+    string CodeKey,
+    bool InPlace,
+    uint Generation,
+    string PipelineDirectory,
+    PipelineState? Live,
+    IReadOnlyList<MapDecision> Maps)
+{
+    /// <summary>What the state file said, even when its pins were gone (its counter totals and retiring generations carry over).</summary>
+    public PipelineState? Recorded { get; init; } = Live;
+
+    public const string LinkPin = "link";
+    public const string MapsDirectory = "maps";
+
+    public string Name => Planned.Config.Name;
+
+    public string LinkPath => Path.Combine(PipelineDirectory, LinkPin);
+
+    public string GenerationDirectory => Path.Combine(PipelineDirectory, $"g{Generation}");
+
+    public string EntryPin => Path.Combine(GenerationDirectory, ChainSpec.EntryProgram);
+
+    /// <summary>The running generation's entry program, the expected value of the link's compare-and-swap.</summary>
+    public string? LiveEntryPin => Live is null ? null : Path.Combine(Live.GenerationDirectory, ChainSpec.EntryProgram);
+
+    /// <summary>Maps taken over from the running generation, by C name → pin.</summary>
+    public IReadOnlyDictionary<string, string> ReusedPins => Maps.Where(m => m.Fate == MapFate.Reused).ToDictionary(m => m.Map.CName, m => m.Pin);
+
+    /// <summary>
+    /// Decide. <paramref name="recorded"/> is the pipeline's state file (null when none); it describes the running
+    /// generation while its link and generation pins exist. <paramref name="pinExists"/> and
+    /// <paramref name="pinnedGenerations"/> describe the BPF filesystem.
+    /// Refuses (<see cref="ReloadRefusedException"/>) a state map whose layout changed when its plugin has no migration.
+    /// </summary>
+    public static GenerationPlan Decide(PlannedPipeline planned, ChainSpec spec, string bpfRoot, PipelineState? recorded,
+        Func<string, bool> pinExists, IReadOnlyList<uint> pinnedGenerations)
+    {
+        string name = planned.Config.Name;
+        string pipelineDir = Path.Combine(bpfRoot, name);
+        var live = recorded is not null && pinExists(Path.Combine(pipelineDir, LinkPin)) && pinExists(recorded.GenerationDirectory) ? recorded : null;
+        string codeKey = CodeKeyOf(spec, planned);
+        if (live is not null && live.CodeKey == codeKey)
+        {
+            // Same code: only map entries can differ, changed in place in the running generation's maps.
+            var maps = new List<MapDecision>();
+            foreach (var stage in spec.Stages)
+                foreach (var map in stage.Maps)
+                    if (live.Maps.FirstOrDefault(m => m.CName == map.CName) is { } old)
+                        maps.Add(new MapDecision(stage, map, MapFate.Reused, old.Pin, old, DesiredOf(planned, stage, map)));
+            return new GenerationPlan(planned, spec, codeKey, true, live.Generation, live.PinDirectory, live, maps);
+        }
+
+        uint generation = Math.Max(recorded?.Generation ?? 0, pinnedGenerations.Count == 0 ? 0 : pinnedGenerations.Max()) + 1;
+        var decisions = new List<MapDecision>();
+        foreach (var stage in spec.Stages)
+            foreach (var map in stage.Maps)
+            {
+                var desired = DesiredOf(planned, stage, map);
+                string freshPin = Path.Combine(pipelineDir, MapsDirectory, $"{map.PinName}-g{generation}");
+                var old = live?.Maps.FirstOrDefault(m => m.PinName == map.PinName);
+                if (old is null || !pinExists(old.Pin))
+                    decisions.Add(new MapDecision(stage, map, MapFate.Fresh, freshPin, null, desired));
+                else if (old.Fingerprint == map.Fingerprint)
+                    decisions.Add(new MapDecision(stage, map, MapFate.Reused, old.Pin, old, desired));
+                else if (map.Schema.Contents == MapContents.Config && old.Schema.Contents == MapContents.Config)
+                    decisions.Add(new MapDecision(stage, map, MapFate.Fresh, freshPin, old, desired)); // refilled from configuration
+                else if (planned.Plan.Stages[stage.Index].Migrate is null)
+                    throw new ReloadRefusedException($"reload pipeline {name}: map {map.PinName} changed layout " +
+                        $"({StageMap.Difference(old.Schema, map.Schema)}) and plugin {stage.PluginName} provides no migration " +
+                        "(implement IMapMigration, or remove the stage to drop its state); the running generation is unchanged");
+                else
+                    decisions.Add(new MapDecision(stage, map, MapFate.Migrated, freshPin, old, desired));
+            }
+        return new GenerationPlan(planned, spec, codeKey, false, generation, pipelineDir, live, decisions) { Recorded = recorded };
+    }
+
+    // The code and the hook it runs on: equal means no new generation is needed.
+    private static string CodeKeyOf(ChainSpec spec, PlannedPipeline planned) =>
+        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(
+            $"{spec.Source}\0{planned.Ifindex}\0{planned.Config.Direction}\0{planned.Config.Namespace}")))[..24];
+
+    private static PackedEntries? DesiredOf(PlannedPipeline planned, StageSpec stage, StageMap map) =>
+        map.Schema.Contents != MapContents.Config ? null
+        : planned.StageEntries[stage.Index].GetValueOrDefault(map.Schema.Name) ?? new PackedEntries(map.Key.Size, map.Value.Size);
+
+    /// <summary>The state file of the pipeline once this generation is live.</summary>
+    public PipelineState NextState(DateTimeOffset now, TimeSpan retireAfter)
+    {
+        var config = Planned.Config;
+        var retiring = (Recorded?.Retiring ?? []).ToList();
+        if (Live is not null)
+            retiring.Add(new RetiringGeneration(Live.Generation, Live.Stages.Select(s => s.Instance).ToList(), now + retireAfter));
+        return new PipelineState(config.Name, config.Interface, config.Namespace, config.Direction.ToString().ToLowerInvariant(),
+            Planned.Ifindex, Generation, PipelineDirectory, GenerationDirectory, now,
+            Spec.Stages.Select(s => new StageState(s.Index, s.PluginName, s.InstanceName, s.ProgramName, s.Maps.Select(m => m.CName).ToList())).ToList(),
+            CodeKey, Maps.Select(m => new MapState(m.Pin, m.Map.PinName, m.Map.CName, m.Stage.Index, m.Map.Fingerprint, m.Map.Schema)).ToList(),
+            Recorded?.Retired ?? CounterTotals.Empty(), retiring);
+    }
+}

@@ -1,0 +1,104 @@
+using PluginHost.Contract;
+using PluginHost.Hosting;
+using PluginHost.Pipelines;
+
+namespace PluginHost.Datapath;
+
+/// <summary>
+/// Makes a configuration map hold exactly its desired entries, by difference: changed and new keys are written, then
+/// keys no longer desired are deleted (zeroed in an array, whose elements always exist), equal ones untouched.
+/// Writes come before deletes (make-before-break): replacing a /24 by two /25s never leaves a moment where neither
+/// covers an address. What the map holds is taken from <see cref="MapContentsMemory"/> or read back from the kernel once.
+/// </summary>
+internal sealed class MapReconciler(MapContentsMemory memory, ApplyProgress? progress)
+{
+    /// <summary>One map changed: how many entries, how to put it back, and what it holds now.</summary>
+    public sealed record Change(string Pin, int Entries, Action Undo, PackedIndex? Unchanged, PackedEntries Now);
+
+    public Change Reconcile(MapDecision decision, IMapAccess kernel)
+    {
+        var map = decision.Map;
+        var desired = decision.Desired!;
+        bool isArray = map.Schema.Kind == MapKind.Array;
+        var zero = new byte[map.Value.Size];
+        void Remove(ReadOnlySpan<byte> key)
+        {
+            if (isArray)
+                kernel.Update(key, zero);
+            else
+                kernel.Delete(key);
+        }
+
+        // Compared in memory by span (no allocation per entry, which matters for a million), then only the difference is written, in batches.
+        var current = memory.Get(decision.Pin);
+        if (current is null)
+        {
+            progress?.Phase($"reading {map.CName}");
+            current = new PackedIndex(kernel.ReadAll(map.Key.Size, map.Value.Size, skipZero: isArray));
+        }
+        var held = current.Entries;
+        var seen = new bool[held.Count];
+        var writes = new PackedEntries(map.Key.Size, map.Value.Size);
+        // What undo needs: changed entries' old values and the keys that are new.
+        var restore = new List<(byte[] Key, byte[] Value)>();
+        var added = new PackedEntries(map.Key.Size, map.Value.Size);
+        for (int i = 0; i < desired.Count; i++)
+        {
+            var key = desired.Key(i);
+            var value = desired.Value(i);
+            int at = current.Find(key);
+            if (at >= 0)
+            {
+                seen[at] = true;
+                if (held.Value(at).SequenceEqual(value))
+                    continue;
+                restore.Add((key.ToArray(), held.Value(at).ToArray()));
+            }
+            else
+            {
+                added.Add(key, value);
+            }
+            writes.Add(key, value);
+        }
+        // Held but not desired. A key held twice (a remembered plan with a duplicate) counts at its last occurrence.
+        var deleted = new List<(byte[] Key, byte[] Value)>();
+        for (int j = 0; j < held.Count; j++)
+            if (!seen[j] && current.Find(held.Key(j)) == j)
+                deleted.Add((held.Key(j).ToArray(), held.Value(j).ToArray()));
+
+        void Undo()
+        {
+            // Also make-before-break: old values back first, then the keys this change added go.
+            foreach (var (key, value) in restore.Concat(deleted))
+                kernel.Update(key, value);
+            for (int i = 0; i < added.Count; i++)
+                Remove(added.Key(i));
+        }
+        try
+        {
+            if (writes.Count > 0)
+            {
+                progress?.Phase($"writing {map.CName}", writes.Count);
+                kernel.UpdateMany(writes, done => progress?.Advance(done));
+            }
+            foreach (var (key, _) in deleted)
+                Remove(key);
+        }
+        catch
+        {
+            // Part of the batch may have landed: put the map back before the caller gives up on it. If that fails too, the
+            // caller forgets what the map holds and the next apply reads it back.
+            try
+            {
+                Undo();
+            }
+            catch (Exception)
+            {
+                // The original failure is what the operator needs to read.
+            }
+            throw;
+        }
+        int changed = deleted.Count + writes.Count;
+        return new Change(decision.Pin, changed, Undo, changed == 0 ? current : null, desired);
+    }
+}
