@@ -1,4 +1,5 @@
 using PluginHost.Contract;
+using PluginHost.Plugins.Shared;
 
 namespace PluginHost.Plugins.FiveTuplePolicy;
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using PluginHost.Contract;
+using PluginHost.Plugins.Shared;
 
 namespace PluginHost.Plugins.FiveTuplePolicy;
 
@@ -93,7 +94,7 @@ internal static class RuleParser
         if (actionOk && action == RuleAction.Redirect)
         {
             ok &= node["interface"].TryResolveInterface(context, out ifindex);
-            ok &= TryVia(node["via"], context, out via);
+            ok &= NextHops.TryParseIpv4(node["via"], context, out via);
         }
         else if (actionOk)
         {
@@ -128,18 +129,8 @@ internal static class RuleParser
         network = mask = 0;
         if (node.IsMissing)
             return true;
-        string text = node.Scalar ?? "";
-        if (!Ipv4Text.TryParsePrefix(text, out uint address, out int length))
-        {
-            context.Error(node, $"invalid prefix '{text}': expected an IPv4 address or CIDR such as 198.18.1.0/24");
+        if (!Prefixes.TryParseIpv4(node, context, "expected an IPv4 address or CIDR such as 198.18.1.0/24", out network, out int length))
             return false;
-        }
-        network = Ipv4Text.Mask(address, length);
-        if (network != address)
-        {
-            context.Error(node, $"invalid prefix '{text}': host bits are set (did you mean {Ipv4Text.ToAddress(network)}/{length}?)");
-            return false;
-        }
         mask = length == 0 ? 0 : uint.MaxValue << (32 - length);
         return true;
     }
@@ -194,18 +185,5 @@ internal static class RuleParser
         }
         context.Error(node, $"invalid action '{node.Scalar}': expected redirect, drop or pass");
         return false;
-    }
-
-    private static bool TryVia(SettingsNode node, IStageContext context, out uint via)
-    {
-        via = 0;
-        if (node.IsMissing)
-            return true;
-        if (!Ipv4Text.TryParse(node.Scalar, out via) || !Ipv4Text.IsUnicast(via))
-        {
-            context.Error(node, $"invalid next hop '{node.Scalar}': expected a unicast IPv4 address such as 198.18.3.2");
-            return false;
-        }
-        return true;
     }
 }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using PluginHost.Contract;
+using PluginHost.Plugins.Shared;
 
 namespace PluginHost.Plugins.LoadBalancer;
 
@@ -143,19 +144,13 @@ public sealed class LoadBalancerPlugin : IRoutingPlugin
         bool ok = true;
         uint network = 0;
         int length = 0;
-        string to = node["to"].Scalar ?? "";
-        if (!Ipv4Text.TryParsePrefix(to, out uint address, out length))
+        if (node["to"].IsMissing)
         {
-            context.Error(node["to"], node["to"].IsMissing ? "missing destination prefix (e.g. 198.18.9.0/24)" : $"invalid prefix '{to}': expected an IPv4 CIDR such as 198.18.9.0/24");
+            context.Error(node["to"], "missing destination prefix (e.g. 198.18.9.0/24)");
             ok = false;
         }
         else
-            network = Ipv4Text.Mask(address, length);
-        if (ok && network != address)
-        {
-            context.Error(node["to"], $"invalid prefix '{to}': host bits are set (did you mean {Ipv4Text.ToAddress(network)}/{length}?)");
-            ok = false;
-        }
+            ok = Prefixes.TryParseIpv4(node["to"], context, "expected an IPv4 CIDR such as 198.18.9.0/24", out network, out length);
         bool bySource = false;
         var hash = node["hash"];
         if (!hash.IsMissing && hash.Scalar is not ("flow" or "source"))
@@ -207,12 +202,7 @@ public sealed class LoadBalancerPlugin : IRoutingPlugin
         }
         hop.RejectUnknownKeys(context, "interface", "via", "weight");
         bool ok = hop["interface"].TryResolveInterface(context, out int ifindex);
-        uint via = 0;
-        if (!hop["via"].IsMissing && (!Ipv4Text.TryParse(hop["via"].Scalar, out via) || !Ipv4Text.IsUnicast(via)))
-        {
-            context.Error(hop["via"], $"invalid next hop '{hop["via"].Scalar}': expected a unicast IPv4 address such as 198.18.3.2");
-            ok = false;
-        }
+        ok &= NextHops.TryParseIpv4(hop["via"], context, out uint via);
         int weight = 1;
         if (!hop["weight"].IsMissing && (!int.TryParse(hop["weight"].Scalar, NumberStyles.None, CultureInfo.InvariantCulture, out weight) || weight is < 1 or > MaxWeight))
         {

@@ -1,5 +1,5 @@
 using System.Net;
-using PluginHost.Contract;
+using PluginHost.Plugins.Shared;
 
 namespace PluginHost.Bench.Scenarios;
 

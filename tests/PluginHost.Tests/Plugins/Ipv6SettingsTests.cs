@@ -136,4 +136,58 @@ public sealed class Ipv6SettingsTests(Ipv6Fixture fixture) : IClassFixture<Ipv6F
             Directory.Delete(dir, recursive: true);
         }
     }
+
+    // A routes file rewritten behind the plugin's back with the same size and time of writing is not read again: after a
+    // route6 add the plugin hands back the table it parsed first (reading the file again would give 2001:db8:2::/48).
+    [Fact]
+    public void Route6AddIsServedFromTheCachedRoutesFile()
+    {
+        WithRoutesFile(file =>
+        {
+            File.WriteAllText(file, "2001:db8:1::/48 up1\n");
+            var written = File.GetLastWriteTimeUtc(file);
+            var first = Assert.Single(Configure($"routesFile: {file}").Tables);
+            File.WriteAllText(file, "2001:db8:2::/48 up1\n");
+            File.SetLastWriteTimeUtc(file, written);
+
+            // What the host does for 'route6 add': the stage's settings with the new route, validated again.
+            var added = Configure($"routesFile: {file}\nroutes: [{{ from: \"2001:db8:9::/48\", interface: up2 }}]");
+
+            Assert.Empty(_context.Errors);
+            Assert.Same(first, Assert.Single(added.Tables));
+            Assert.Equal(0x20010DB800010000UL, added.Tables[0].Row(0)[1]); // addr.hi: still 2001:db8:1::
+            Assert.Single(added.Entries);
+        });
+    }
+
+    [Fact]
+    public void AChangedRoutesFileIsReadAgain()
+    {
+        WithRoutesFile(file =>
+        {
+            File.WriteAllText(file, "2001:db8:1::/48 up1\n");
+            var first = Assert.Single(Configure($"routesFile: {file}").Tables);
+            File.WriteAllText(file, "2001:db8:1::/48 up2\n2001:db8:2::/48 up1\n");
+            File.SetLastWriteTimeUtc(file, DateTime.UtcNow.AddSeconds(1));
+
+            var changed = Assert.Single(Configure($"routesFile: {file}").Tables);
+
+            Assert.Empty(_context.Errors);
+            Assert.NotSame(first, changed);
+            Assert.Equal(2, changed.Count);
+        });
+    }
+
+    private static void WithRoutesFile(Action<string> test)
+    {
+        string dir = Directory.CreateTempSubdirectory("pluginhost-routes6-").FullName;
+        try
+        {
+            test(Path.Combine(dir, "routes6.txt"));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
 }

@@ -92,6 +92,7 @@ public sealed class PluginCatalogTests : IDisposable
 
     [Theory]
     [InlineData(2, 1)]
+    [InlineData(1, 2)]
     [InlineData(0, 1)]
     public void OtherMajorIsRefusedNamingBothVersions(int plugin, int host)
     {
@@ -104,12 +105,12 @@ public sealed class PluginCatalogTests : IDisposable
     }
 
     [Fact]
-    public void SourcePolicyReferencesContractMajorOne()
+    public void SourcePolicyReferencesContractMajorTwo()
     {
         var version = PluginCatalog.ReferencedContractVersion(SourcePolicyDll);
 
         Assert.NotNull(version);
-        Assert.Equal(1, version.Major);
+        Assert.Equal(2, version.Major);
         Assert.Equal(ContractInfo.Major, version.Major);
     }
 

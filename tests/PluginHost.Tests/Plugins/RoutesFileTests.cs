@@ -1,11 +1,15 @@
 using PluginHost.Compose;
 using PluginHost.Contract;
 using PluginHost.Pipelines;
+using PluginHost.Plugins.Shared;
 using Xunit;
 
 namespace PluginHost.Tests.Plugins;
 
-/// <summary>SourcePolicy's routes file (large tables) and the compact EntryTable path it uses.</summary>
+/// <summary>
+/// SourcePolicy's routes file (large tables), the compact EntryTable path it uses, and the routes-file cache the
+/// source-route plugins share (plugins/Shared, linked here as source).
+/// </summary>
 [Trait("Category", "Unit")]
 public sealed class RoutesFileTests(SourcePolicyFixture fixture) : IClassFixture<SourcePolicyFixture>, IDisposable
 {
@@ -137,6 +141,43 @@ public sealed class RoutesFileTests(SourcePolicyFixture fixture) : IClassFixture
         var (node, message) = Assert.Single(_context.Errors);
         Assert.Equal("pipelines[0].stages[0].settings.routes[0].from", node.Path);
         Assert.Contains("also in the routes file, line 1", message);
+    }
+
+    // An unchanged file is parsed once, so a runtime route change (route add, route6 add) does not read it again.
+    [Fact]
+    public void TheCacheReadsAFileOnceWhileItAndItsInterfacesAreUnchanged()
+    {
+        string file = Path.Combine(_dir, "routes6.txt");
+        File.WriteAllText(file, "2001:db8:1::/48 up1\n2001:db8:2::/48 up2 fe80::2\n");
+        var cache = new RoutesFileCache(RouteFamily.Ipv6, "routes");
+        var node = new SettingsNode("x.routesFile", 1, SettingsKind.Scalar, file);
+        var key = (Ipv6Text.Number(System.Net.IPAddress.Parse("2001:db8:1::")), 48);
+
+        var (first, lines) = cache.Read(node, _context);
+        var (again, _) = cache.Read(node, _context);
+        // up1 now has another ifindex (an interface deleted and created again): the file is read again.
+        var (renumbered, relines) = cache.Read(node, new FakeStageContext(new Dictionary<string, int> { ["up1"] = 9, ["up2"] = 8 }));
+
+        Assert.Empty(_context.Errors);
+        Assert.Equal(2, cache.Reads);
+        Assert.Same(first, again);
+        Assert.NotSame(first, renumbered);
+        Assert.Equal((1, 7), lines[key]);
+        Assert.Equal((1, 9), relines[key]);
+    }
+
+    [Fact]
+    public void TheCacheReadsAFileWithErrorsEveryTime()
+    {
+        File.WriteAllText(Path.Combine(_dir, "routes.txt"), "198.18.1.1/24 up1\n");
+        var cache = new RoutesFileCache(RouteFamily.Ipv4, "routes");
+        var node = new SettingsNode("x.routesFile", 1, SettingsKind.Scalar, Path.Combine(_dir, "routes.txt"));
+
+        cache.Read(node, _context);
+        cache.Read(node, _context);
+
+        Assert.Equal(2, cache.Reads);
+        Assert.Equal(2, _context.Errors.Count);
     }
 
     [Fact]

@@ -1,49 +1,20 @@
 using System.Net;
 
-namespace PluginHost.Contract;
+namespace PluginHost.Plugins.Shared;
 
 /// <summary>
 /// Strict IPv4 text: four decimal octets, no leading zeros, nothing else. <see cref="IPAddress.TryParse(string, out IPAddress)"/>
 /// also accepts octal ("010.0.0.1" is 8.0.0.1), hex and shorthand ("10.1" is 10.0.0.1), which
 /// would route something other than what the operator wrote.
+/// Linked as source into each plugin (plugins/Shared), so internal: it is no part of the contract.
 /// </summary>
-public static class Ipv4Text
+internal static class Ipv4Text
 {
-    /// <summary>Parse a dotted-quad address.</summary>
-    public static bool TryParseAddress(string? text, out IPAddress address)
-    {
-        address = IPAddress.None;
-        if (text is null || !TryParse(text, out uint value))
-            return false;
-        address = ToAddress(value);
-        return true;
-    }
-
-    /// <summary>Parse "a.b.c.d/len" (or a bare address, meaning /32). Host bits are not checked here.</summary>
-    public static bool TryParsePrefix(string? text, out IPAddress address, out int length)
-    {
-        address = IPAddress.None;
-        length = 0;
-        if (text is null || !TryParsePrefix(text.AsSpan(), out uint value, out length))
-            return false;
-        address = ToAddress(value);
-        return true;
-    }
-
-    /// <summary>Parse "a.b.c.d/len" into the address as a number (a is the most significant byte) and the length.</summary>
+    /// <summary>Parse "a.b.c.d/len" (a bare address is a /32) into the address as a number (a is the most significant byte) and the length.</summary>
     public static bool TryParsePrefix(ReadOnlySpan<char> text, out uint address, out int length)
     {
-        length = 32;
         address = 0;
-        int slash = text.IndexOf('/');
-        if (slash >= 0)
-        {
-            var len = text[(slash + 1)..];
-            if (len.Length is 0 or > 2 || (len.Length > 1 && len[0] == '0') || !int.TryParse(len, System.Globalization.NumberStyles.None, null, out length) || length > 32)
-                return false;
-            text = text[..slash];
-        }
-        return TryParse(text, out address);
+        return Prefixes.TrySplitLength(text, 32, out var dotted, out length) && TryParse(dotted, out address);
     }
 
     /// <summary>Parse a dotted quad into a number (a is the most significant byte).</summary>
@@ -82,7 +53,7 @@ public static class Ipv4Text
 
     /// <summary>
     /// A next hop a packet can be sent to: not 0.0.0.0, not the limited broadcast, not multicast (224.0.0.0/4).
-    /// One rule for every plugin (contract 1.1).
+    /// One rule for every plugin.
     /// </summary>
     public static bool IsUnicast(uint address) => address != 0 && address != uint.MaxValue && address >> 28 != 0xE;
 }
