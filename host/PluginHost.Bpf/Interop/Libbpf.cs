@@ -12,6 +12,7 @@ internal static unsafe partial class Libbpf
     private const string Lib = "libbpf.so.1";
 
     // enum bpf_attach_type values the 6.1 uapi headers lack.
+    public const int BPF_PROG_TYPE_SCHED_CLS = 3;
     public const int BPF_TCX_INGRESS = 46;
     public const int BPF_TCX_EGRESS = 47;
     public const uint BPF_F_REPLACE = 1u << 2;
@@ -119,6 +120,10 @@ internal static unsafe partial class Libbpf
 
     [LibraryImport(Lib)]
     public static partial int bpf_obj_get_info_by_fd(int fd, void* info, uint* infoLen);
+
+    /// <summary>Load a program from raw instructions (<c>struct bpf_insn</c>, 8 bytes each); the feature probes use it.</summary>
+    [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int bpf_prog_load(int progType, string progName, string license, ulong* insns, nuint insnCount, void* opts);
 
     [LibraryImport(Lib)]
     public static partial int bpf_link_create(int progFd, int targetFd, int attachType, void* opts);

@@ -15,6 +15,9 @@ internal static unsafe partial class Libc
     public const int SOCK_DGRAM = 2;
     public const ulong SIOCGIFFLAGS = 0x8913;
     public const short IFF_UP = 0x1;
+    public const int ENXIO = 6;
+    public const int EINVAL = 22;
+    public const int ENODEV = 19;
 
     [LibraryImport(Lib, EntryPoint = "close", SetLastError = true)]
     public static partial int Close(int fd);

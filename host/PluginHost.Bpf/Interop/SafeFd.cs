@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 namespace PluginHost.Interop;
 
 /// <summary>Owns one kernel file descriptor (a BPF program, map, link, a namespace or a socket).</summary>
-public sealed class SafeFd : SafeHandle
+internal sealed class SafeFd : SafeHandle
 {
     public SafeFd() : base(-1, ownsHandle: true) { }
 

@@ -2,10 +2,6 @@ using PluginHost.Interop;
 
 namespace PluginHost.Kernel;
 
-/// <summary>
-/// A tcx link: attaches one program to an interface's ingress or egress hook. Created once, then
-/// swapped atomically with <see cref="Update"/>; it stays attached while pinned.
-/// </summary>
 /// <summary>The tc hook a link attaches to.</summary>
 public enum TcxHook
 {
@@ -20,6 +16,10 @@ public sealed record TcxLinkInfo(uint LinkId, uint ProgramId, uint Ifindex, uint
     public bool IsOn(int ifindex, TcxHook hook) => Ifindex == (uint)ifindex && AttachType == (uint)TcxLink.AttachTypeOf(hook);
 }
 
+/// <summary>
+/// A tcx link: attaches one program to an interface's ingress or egress hook. Created once, then
+/// swapped atomically with <see cref="Update"/>; it stays attached while pinned.
+/// </summary>
 public sealed unsafe class TcxLink : IDisposable
 {
     private TcxLink(SafeFd handle) => Handle = handle;
@@ -35,8 +35,9 @@ public sealed unsafe class TcxLink : IDisposable
         int type = AttachTypeOf(hook);
         int fd = Libbpf.bpf_link_create(program.Handle.Fd, ifindex, type, null);
         if (fd < 0)
+            // An errno (EINVAL above all) has many causes: only the probe says whether this kernel lacks tcx.
             throw new BpfException($"attach program {program.Name} to ifindex {ifindex} {hook.ToString().ToLowerInvariant()} (tcx)", fd,
-                fd == -22 ? "tcx needs Linux 6.6 or newer" : null);
+                Features.TcxMissingRemedy);
         return new TcxLink(new SafeFd(fd));
     }
 

@@ -1,11 +1,10 @@
 using System.Text.Json;
 using System.CommandLine;
-using System.Runtime.InteropServices;
-using Microsoft.Extensions.Logging;
+using PluginHost.Cli.Daemon;
 using PluginHost.Config;
 using PluginHost.Control;
 using PluginHost.Hosting;
-using PluginHost.Interop;
+using PluginHost.Kernel;
 
 namespace PluginHost.Cli.Commands;
 
@@ -27,67 +26,10 @@ internal static class RunCommand
         command.SetAction(parse => CommonOptions.Guard(() =>
         {
             using var loggers = CommonOptions.Loggers(parse.GetValue(logFormat)!);
-            var log = loggers.CreateLogger("pluginhost");
-            string path = parse.GetValue(config)!.FullName;
-            var hostConfig = ConfigLoader.Load(path);
-            var engine = new HostEngine(hostConfig, loggers);
-            // A failed first apply stops the host (the pinned datapath, if any, is left as it was).
-            engine.Apply();
-
-            using var stop = new CancellationTokenSource();
-            var reconciler = new Reconciler(path, engine, loggers.CreateLogger<Reconciler>());
-            using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
-            using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
-            using var onHup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; reconciler.Post(new Trigger(Reconciler.ReloadSource, "SIGHUP")); });
-            var watcher = new ChangeWatcher(path, hostConfig.PluginsDirectory, reconciler.Post);
-            engine.PluginsDirectoryChanged += directory =>
-            {
-                var old = Interlocked.Exchange(ref watcher, new ChangeWatcher(path, directory, reconciler.Post));
-                old.Dispose(); // the apply under way already reads the new directory
-            };
-            using var unloadCheck = new Timer(_ => engine.CheckUnloaded(TimeSpan.FromSeconds(30)), null, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(10));
-            var api = ControlServer.StartAsync(hostConfig, reconciler, engine, loggers).GetAwaiter().GetResult();
-            using var metrics = hostConfig.MetricsListen is null ? null : MetricsExporter.Start(hostConfig, engine);
-            // Written last: its presence means the host is fully up (API, metrics, watchers).
-            using var pidFile = PidFile.Create(hostConfig.RuntimeDirectory);
-            new Microsoft.Extensions.Hosting.Systemd.SystemdNotifier().Notify(
-                new Microsoft.Extensions.Hosting.Systemd.ServiceState("READY=1\nSTATUS=forwarding; API ready")); // Type=notify; a no-op outside systemd
-            log.LogInformation("running (pid {Pid}); API on {Socket}{Metrics}; watching {Config} and {Plugins}; Ctrl-C stops the host{Detail}",
-                Environment.ProcessId, hostConfig.ControlSocket, hostConfig.MetricsListen is null ? "" : $", metrics on http://{hostConfig.MetricsListen}/metrics",
-                path, hostConfig.PluginsDirectory, parse.GetValue(detach) ? " and detaches the datapath" : " (the datapath stays)");
-            reconciler.RunAsync(stop.Token).GetAwaiter().GetResult();
-            api.DisposeAsync().AsTask().GetAwaiter().GetResult();
-            watcher.Dispose();
-            if (parse.GetValue(detach))
-                engine.Uninstall();
-            log.LogInformation("stopped");
-            return 0;
+            var host = new RunningHost(parse.GetValue(config)!.FullName, parse.GetValue(detach), loggers);
+            return host.RunAsync(CancellationToken.None).GetAwaiter().GetResult();
         }));
         return command;
-    }
-}
-
-/// <summary>The running host's pid, so that <c>pluginhost reload</c> can find it.</summary>
-internal sealed class PidFile : IDisposable
-{
-    private readonly string _path;
-
-    private PidFile(string path) => _path = path;
-
-    public static string PathIn(string runtimeDirectory) => System.IO.Path.Combine(runtimeDirectory, "pluginhost.pid");
-
-    public static PidFile Create(string runtimeDirectory)
-    {
-        Directory.CreateDirectory(runtimeDirectory);
-        string path = PathIn(runtimeDirectory);
-        File.WriteAllText(path, Environment.ProcessId.ToString());
-        return new PidFile(path);
-    }
-
-    public void Dispose()
-    {
-        if (File.Exists(_path) && File.ReadAllText(_path).Trim() == Environment.ProcessId.ToString())
-            File.Delete(_path);
     }
 }
 
@@ -140,6 +82,7 @@ internal static class ValidateCommand
                 return CommonOptions.Guard(() =>
             {
                 // Machines get the problems as data, with the same exit codes; other failures read like the text path's.
+                RequireKernel();
                 try
                 {
                     var ok = new HostEngine(ConfigLoader.Load(parse.GetValue(config)!.FullName), loggers).Validate();
@@ -158,6 +101,7 @@ internal static class ValidateCommand
             });
             return CommonOptions.Guard(() =>
             {
+                RequireKernel();
                 var engine = new HostEngine(ConfigLoader.Load(parse.GetValue(config)!.FullName), loggers);
                 foreach (var p in engine.Validate())
                     Console.WriteLine($"ok: pipeline {p.Config.Name} on {p.Config.Interface} {p.Config.Direction.ToString().ToLowerInvariant()}" +
@@ -167,6 +111,9 @@ internal static class ValidateCommand
         });
         return command;
     }
+
+    // A kernel without tcx fails validation; without privileges the probe cannot tell, and `run` probes again.
+    private static void RequireKernel() => Features.RequireTcx(allowUnknown: true);
 }
 
 /// <summary><c>pluginhost uninstall</c>: detach and unpin.</summary>

@@ -1,0 +1,115 @@
+using System.Runtime.InteropServices;
+using Microsoft.Extensions.Hosting.Systemd;
+using Microsoft.Extensions.Logging;
+using PluginHost.Config;
+using PluginHost.Control;
+using PluginHost.Hosting;
+using PluginHost.Kernel;
+
+namespace PluginHost.Cli.Daemon;
+
+/// <summary>
+/// A running host: the first apply, then the reconciler loop with everything that feeds it or watches it —
+/// the change watcher (re-created when the plugins directory changes), SIGINT/SIGTERM (stop) and SIGHUP
+/// (reload), the control API, metrics, the unload check, the pid file and systemd's READY notification.
+/// What started is stopped in reverse order, whether the host stops or fails to start.
+/// </summary>
+internal sealed class RunningHost(string configPath, bool detachOnExit, ILoggerFactory loggers)
+{
+    /// <summary>First check for plugins that a reload released but something keeps alive, then every interval.</summary>
+    private static readonly TimeSpan UnloadCheckInterval = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long a released plugin set may take to be collected before it is reported.</summary>
+    private static readonly TimeSpan UnloadPatience = TimeSpan.FromSeconds(30);
+
+    private readonly ILogger _log = loggers.CreateLogger("pluginhost");
+
+    /// <summary>
+    /// Apply the configuration, then follow changes until <paramref name="stop"/>, SIGINT or SIGTERM. A failed first
+    /// apply, or anything that fails to start, stops the host with the exception (the pinned datapath, if any,
+    /// is left as it was). Returns the exit code.
+    /// </summary>
+    public async Task<int> RunAsync(CancellationToken stop)
+    {
+        var hostConfig = ConfigLoader.Load(configPath);
+        Features.RequireTcx(); // before anything is loaded: a clear message instead of an attach error
+        var engine = new HostEngine(hostConfig, loggers);
+        engine.Apply();
+
+        using var stopping = CancellationTokenSource.CreateLinkedTokenSource(stop);
+        var reconciler = new Reconciler(configPath, engine, loggers.CreateLogger<Reconciler>());
+        // Registered for the whole run, detaching included: a second Ctrl-C must not kill the host half-way.
+        using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stopping.Cancel(); });
+        using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stopping.Cancel(); });
+        using var onHup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; reconciler.Post(new Trigger(Reconciler.ReloadSource, "SIGHUP")); });
+
+        var started = new Stack<(string What, Func<ValueTask> Stop)>();
+        try
+        {
+            StartWatcher(engine, reconciler, hostConfig.PluginsDirectory, started);
+            var unloadCheck = new Timer(_ => engine.CheckUnloaded(UnloadPatience), null, UnloadCheckInterval, UnloadCheckInterval);
+            started.Push(("unload check", () => unloadCheck.DisposeAsync()));
+            var api = await ControlServer.StartAsync(hostConfig, reconciler, engine, loggers);
+            started.Push(("control API", api.DisposeAsync));
+            if (hostConfig.MetricsListen is not null)
+            {
+                var metrics = MetricsExporter.Start(hostConfig, engine);
+                started.Push(("metrics", () => { metrics.Dispose(); return ValueTask.CompletedTask; }));
+            }
+            // Written last: its presence means the host is fully up (API, metrics, watchers).
+            var pidFile = PidFile.Create(hostConfig.RuntimeDirectory);
+            started.Push(("pid file", () => { pidFile.Dispose(); return ValueTask.CompletedTask; }));
+            new SystemdNotifier().Notify(new ServiceState("READY=1\nSTATUS=forwarding; API ready")); // Type=notify; a no-op outside systemd
+            _log.LogInformation("running (pid {Pid}); API on {Socket}{Metrics}; watching {Config} and {Plugins}; Ctrl-C stops the host{Detail}",
+                Environment.ProcessId, hostConfig.ControlSocket, hostConfig.MetricsListen is null ? "" : $", metrics on http://{hostConfig.MetricsListen}/metrics",
+                configPath, hostConfig.PluginsDirectory, detachOnExit ? " and detaches the datapath" : " (the datapath stays)");
+
+            await reconciler.RunAsync(stopping.Token);
+        }
+        finally
+        {
+            await StopAllAsync(started);
+        }
+        // Nothing can re-apply any more: the reconciler, the API and the watcher have stopped.
+        if (detachOnExit)
+            engine.Uninstall();
+        _log.LogInformation("stopped");
+        return 0;
+    }
+
+    // The watcher follows the plugins directory: a configuration naming another one replaces it (the apply under
+    // way already reads the new directory). Stopping it unsubscribes first, so no new watcher appears afterwards.
+    private static void StartWatcher(HostEngine engine, Reconciler reconciler, string pluginsDirectory, Stack<(string, Func<ValueTask>)> started)
+    {
+        var watcher = new ChangeWatcher(reconciler.ConfigPath, pluginsDirectory, reconciler.Post);
+        Action<string> follow = directory =>
+        {
+            var old = Interlocked.Exchange(ref watcher, new ChangeWatcher(reconciler.ConfigPath, directory, reconciler.Post));
+            old.Dispose();
+        };
+        engine.PluginsDirectoryChanged += follow;
+        started.Push(("change watcher", () =>
+        {
+            engine.PluginsDirectoryChanged -= follow;
+            Volatile.Read(ref watcher).Dispose();
+            return ValueTask.CompletedTask;
+        }));
+    }
+
+    // Reverse order of starting. A failure to stop one part is logged and the rest still stop; on a failed start
+    // the exception that caused it is the one the caller sees.
+    private async Task StopAllAsync(Stack<(string What, Func<ValueTask> Stop)> started)
+    {
+        while (started.TryPop(out var part))
+        {
+            try
+            {
+                await part.Stop();
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                _log.LogWarning("stop {Part}: {Error}", part.What, e.Message);
+            }
+        }
+    }
+}
