@@ -6,7 +6,7 @@ namespace PluginHost.Tests.Fixtures;
 /// A test plugin built in four versions from this one file (v1..v4 folders): it records, in a
 /// datapath-owned map, how many packets each IPv4 source sent, and hands every packet on.
 /// v1 and v2 differ in code only; v3 changes the state map's layout without a migration; v4 makes
-/// the same change with one. Settings can inject a verifier bug or a template bug.
+/// the same change with one. Settings can inject a verifier bug, a template bug or a canary that cannot pass.
 /// </summary>
 public sealed class MarkPolicy : IRoutingPlugin
 #if MARK_V4
@@ -44,14 +44,18 @@ public sealed class MarkPolicy : IRoutingPlugin
     public StageSetup Configure(SettingsNode settings, IStageContext context)
     {
         if (!settings.IsMissing)
-            settings.RejectUnknownKeys(context, "verifierBug", "templateBug");
+            settings.RejectUnknownKeys(context, "verifierBug", "templateBug", "canaryBug");
+        // canaryBug: a canary expecting a drop from a stage that hands every packet on.
+        var canaries = settings["canaryBug"].Scalar == "true"
+            ? [new CanaryPacket("expects a drop", CanaryFrames.Ipv4Udp(System.Net.IPAddress.Parse("198.18.1.1"), System.Net.IPAddress.Parse("198.18.9.1")), CanaryVerdict.Drop)]
+            : Array.Empty<CanaryPacket>();
         return new StageSetup([], new Dictionary<string, long>
         {
             ["version"] = Version,
             ["has_bytes"] = Version >= 3 ? 1 : 0,
             ["verifier_bug"] = settings["verifierBug"].Scalar == "true" ? 1 : 0,
             ["template_bug"] = settings["templateBug"].Scalar == "true" ? 1 : 0,
-        });
+        }) { Canaries = canaries };
     }
 
 #if MARK_V4

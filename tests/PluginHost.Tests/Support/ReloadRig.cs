@@ -67,6 +67,32 @@ public sealed class ReloadRig : IDisposable
         File.Move(ConfigPath + ".tmp", ConfigPath, overwrite: true);
     }
 
+    /// <summary>Write a config with several pipelines: <paramref name="pipelines"/> is the YAML list under 'pipelines:' (indented 2 spaces).</summary>
+    public void WritePipelines(string pipelines)
+    {
+        string text = $"""
+            pluginsDirectory: {Plugins}
+            bpfRoot: {BpfRoot}
+            runtimeDirectory: {RuntimeDirectory}
+            cacheDirectory: {Path.Combine(Repo.Root, "artifacts", "test-cache")}
+            pipelines:
+            {pipelines}
+            """;
+        File.WriteAllText(ConfigPath + ".tmp", text);
+        File.Move(ConfigPath + ".tmp", ConfigPath, overwrite: true);
+    }
+
+    /// <summary>The program id the link of <paramref name="pipeline"/> runs.</summary>
+    public uint AttachedProgramId(string pipeline)
+    {
+        using var link = TcxLink.OpenPinned(Path.Combine(BpfRoot, pipeline, "link"));
+        return link.Info.ProgramId;
+    }
+
+    /// <summary>Everything pinned under the BPF root, sorted.</summary>
+    public IReadOnlyList<string> Pins() =>
+        Directory.GetFileSystemEntries(BpfRoot, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToList();
+
     public HostEngine Engine(TimeSpan? retireAfter = null) =>
         new(ConfigLoader.Load(ConfigPath), NullLoggerFactory.Instance, retireAfter ?? TimeSpan.Zero);
 
