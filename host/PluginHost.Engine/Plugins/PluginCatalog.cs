@@ -134,7 +134,7 @@ public sealed class PluginCatalog : IDisposable
                 .Where(t => typeof(IRoutingPlugin).IsAssignableFrom(t) && !t.IsAbstract && t.GetConstructor(Type.EmptyTypes) is not null)
                 .ToList();
             if (types.Count == 0)
-                folder.Errors.Add($"load plugin {dll}: no public class implements IRoutingPlugin with a parameterless constructor");
+                folder.Errors.Add($"load plugin {dll}: no class implements IRoutingPlugin with a public parameterless constructor");
             foreach (var type in types)
             {
                 var instance = (IRoutingPlugin)Activator.CreateInstance(type)!;
