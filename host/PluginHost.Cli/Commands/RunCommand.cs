@@ -6,6 +6,8 @@ using PluginHost.Config;
 using PluginHost.Control;
 using PluginHost.Hosting;
 using PluginHost.Interop;
+using PluginHost.Observe;
+using PluginHost.Runtime;
 
 namespace PluginHost.Cli.Commands;
 
@@ -147,12 +149,12 @@ internal static class ValidateCommand
                     {
                         valid = true,
                         pipelines = ok.Select(p => new { name = p.Config.Name, stages = p.Plan.Stages.Select(s => s.PluginName), entries = p.EntryCount }),
-                    }, ControlServer.Json));
+                    }, HostJson.Options));
                     return 0;
                 }
                 catch (ConfigException e)
                 {
-                    Console.WriteLine(JsonSerializer.Serialize(new { valid = false, errors = e.Errors }, ControlServer.Json));
+                    Console.WriteLine(JsonSerializer.Serialize(new { valid = false, errors = e.Errors }, HostJson.Options));
                     return 1;
                 }
             });
@@ -187,9 +189,18 @@ internal static class UninstallCommand
             using var loggers = CommonOptions.Loggers("console");
             var hostConfig = ConfigLoader.Load(parse.GetValue(config)!.FullName);
             var named = parse.GetValue(pipeline);
-            var removed = new HostEngine(hostConfig, loggers).Uninstall(named is { Length: > 0 } ? named : null);
+            IReadOnlyList<string> removed;
+            try
+            {
+                removed = new HostEngine(hostConfig, loggers).Uninstall(named is { Length: > 0 } ? named : null);
+            }
+            catch (InvalidOperationException e) when (named is { Length: > 0 })
+            {
+                // HostEngine refuses an unknown pipeline name with InvalidOperationException; say it as a host error.
+                throw new CommandException(e.Message);
+            }
             if (parse.GetValue(json))
-                Console.WriteLine(JsonSerializer.Serialize(new { removed }, ControlServer.Json));
+                Console.WriteLine(JsonSerializer.Serialize(new { removed }, HostJson.Options));
             else
                 Console.WriteLine(removed.Count == 0 ? "nothing to remove" : $"removed: {string.Join(", ", removed)}");
             return 0;

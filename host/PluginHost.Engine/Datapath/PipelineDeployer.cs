@@ -37,7 +37,7 @@ public sealed record ApplyResult(string Pipeline, ApplyKind Kind, uint Generatio
 }
 
 /// <summary>The reload was refused before anything changed (a map layout changed without a migration).</summary>
-public sealed class ReloadRefusedException(string message) : Exception(message);
+public sealed class ReloadRefusedException(string message) : HostException(message);
 
 /// <summary>
 /// Applies a planned pipeline to the kernel by the generation-swap protocol. Pins:
