@@ -94,4 +94,4 @@ public sealed class ControlClient : IDisposable
 }
 
 /// <summary>The control API refused a call or could not be reached.</summary>
-public sealed class ControlException(string message) : Exception(message);
+public sealed class ControlException(string message) : HostException(message);

@@ -2,7 +2,6 @@ using PluginHost.Compose;
 using PluginHost.Net;
 using System.Diagnostics;
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -22,12 +21,8 @@ namespace PluginHost.Control;
 /// </summary>
 public sealed class ControlServer : IAsyncDisposable
 {
-    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
-    {
-        Converters = { new JsonStringEnumConverter() },
-        WriteIndented = true,
-        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping, // quotes in messages stay readable
-    };
+    /// <summary>The API's JSON, both ways: the host's one convention (<see cref="HostJson"/>).</summary>
+    public static JsonSerializerOptions Json => HostJson.Options;
 
     private readonly WebApplication _app;
 
@@ -50,7 +45,7 @@ public sealed class ControlServer : IAsyncDisposable
         builder.WebHost.ConfigureKestrel(k => k.ListenUnixSocket(socket));
         builder.Services.ConfigureHttpJsonOptions(o =>
         {
-            o.SerializerOptions.Converters.Add(new JsonStringEnumConverter());
+            HostJson.Apply(o.SerializerOptions);
             o.SerializerOptions.WriteIndented = true;
         });
         var app = builder.Build();
@@ -79,7 +74,7 @@ public sealed class ControlServer : IAsyncDisposable
             var state = Datapath.PipelineState.Load(runtime, name);
             return state is null
                 ? Results.Json(new { error = $"show pipeline {name}: no such pipeline" }, Json, statusCode: 404)
-                : Results.Json(new { state, stats = StatusReport.Stats(state) }, Json);
+                : Results.Json(new { state, stats = CounterReader.ReadPinned(state) }, Json);
         });
         app.MapGet("/v1/plugins", async () => Results.Json(await reconciler.InvokeAsync(e => e.ListPlugins()), Json));
         app.MapPost("/v1/reload", async () =>

@@ -10,7 +10,8 @@ namespace PluginHost.Control;
 /// <summary>
 /// <c>/metrics</c> for Prometheus (off by default; <c>metrics: { listen: 127.0.0.1:9464 }</c> turns it on).
 /// The datapath counters are read from the pinned maps at scrape time, through the same
-/// <see cref="StatusReport"/> as <c>pluginhost stats --json</c>, so the two always agree.
+/// <see cref="StatusReport"/> as <c>pluginhost stats --json</c>, so the two always agree; the <c>counter</c>
+/// label is the counter's snake_case name (<see cref="CounterLayout.MetricName{TCounter}"/>), as Prometheus names go.
 /// </summary>
 public sealed class MetricsExporter : IDisposable
 {
@@ -45,11 +46,11 @@ public sealed class MetricsExporter : IDisposable
             foreach (var p in StatusReport.Stats(config.RuntimeDirectory))
             {
                 generation.WithLabels(p.Pipeline).Set(p.Generation);
-                foreach (var (name, value) in p.Entry)
-                    entry.WithLabels(p.Pipeline, name).IncTo(value);
+                foreach (var (counter, value) in p.Entry.Values)
+                    entry.WithLabels(p.Pipeline, CounterLayout.MetricName(counter)).IncTo(value);
                 foreach (var s in p.Stages)
-                    foreach (var (name, value) in s.Counters)
-                        stage.WithLabels(p.Pipeline, s.Index.ToString(), s.Plugin, name).IncTo(value);
+                    foreach (var (counter, value) in s.Counters.Values)
+                        stage.WithLabels(p.Pipeline, s.Index.ToString(), s.Plugin, CounterLayout.MetricName(counter)).IncTo(value);
             }
         });
 

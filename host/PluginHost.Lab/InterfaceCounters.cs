@@ -23,7 +23,7 @@ public static class InterfaceCounters
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException
                                       or IndexOutOfRangeException or FormatException)
         {
-            throw new InvalidOperationException($"read counters of {ifname} in netns {ns.Name}: {e.Message}", e);
+            throw new LabException($"read counters of {ifname} in netns {ns.Name}: {e.Message}", e);
         }
     }
 }

@@ -9,7 +9,7 @@ public static class Ip
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
     /// <summary>Runs <c>ip args...</c> and returns its standard output.</summary>
-    /// <exception cref="InvalidOperationException">"run 'ip &lt;args&gt;': &lt;stderr&gt;" when it exits non-zero.</exception>
+    /// <exception cref="LabException">"run 'ip &lt;args&gt;': &lt;stderr&gt;" when it exits non-zero.</exception>
     public static string Run(params string[] args)
     {
         ArgumentNullException.ThrowIfNull(args);
@@ -33,7 +33,7 @@ public static class Ip
         }
         catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException)
         {
-            throw new InvalidOperationException($"run '{what}': {e.Message}", e);
+            throw new LabException($"run '{what}': {e.Message}", e);
         }
 
         // Read both pipes concurrently so a chatty child never blocks on a full pipe.
@@ -43,14 +43,14 @@ public static class Ip
         {
             try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
             process.WaitForExit();
-            throw new InvalidOperationException($"run '{what}': timed out after {Timeout.TotalSeconds:0} s");
+            throw new LabException($"run '{what}': timed out after {Timeout.TotalSeconds:0} s");
         }
         process.WaitForExit(); // flushes the redirected streams
         string output = stdout.GetAwaiter().GetResult();
         string error = stderr.GetAwaiter().GetResult().Trim();
 
         if (process.ExitCode != 0)
-            throw new InvalidOperationException(
+            throw new LabException(
                 $"run '{what}': {(error.Length > 0 ? error : $"exit code {process.ExitCode}")}");
         return output;
     }

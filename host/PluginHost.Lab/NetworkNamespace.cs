@@ -46,7 +46,7 @@ public sealed class NetworkNamespace : IDisposable
     {
         Validate(name);
         if (!Exists(name))
-            throw new InvalidOperationException($"attach netns {name}: no such namespace");
+            throw new LabException($"attach netns {name}: no such namespace");
         return new NetworkNamespace(name, owned: false);
     }
 
@@ -104,7 +104,7 @@ public sealed class NetworkNamespace : IDisposable
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                throw new InvalidOperationException($"set sysctl {key}={value} in netns {Name}: {e.Message}", e);
+                throw new LabException($"set sysctl {key}={value} in netns {Name}: {e.Message}", e);
             }
         });
     }

@@ -224,7 +224,7 @@ public sealed class RouterLab : IDisposable
             if (state == "UP")
                 return;
             if (DateTime.UtcNow >= deadline)
-                throw new InvalidOperationException(
+                throw new LabException(
                     $"wait for {ifname} in netns {ns.Name} to come up: operstate still {state}");
             Thread.Sleep(20);
         }

@@ -154,7 +154,7 @@ public sealed class Sandbox : IDisposable
             {
                 log($"removing stale network namespace {ns}");
                 try { Ip.Run("netns", "del", ns!); }
-                catch (InvalidOperationException e) { Console.Error.WriteLine($"bench: remove netns {ns}: {e.Message}"); }
+                catch (LabException e) { Console.Error.WriteLine($"bench: remove netns {ns}: {e.Message}"); }
             }
         foreach (var dir in Directory.GetDirectories(Path.GetTempPath()).Where(d => Dead(Path.GetFileName(d), NamePrefix)))
         {

@@ -1,7 +1,7 @@
 namespace PluginHost.Interop;
 
 /// <summary>A failed kernel or libbpf call. Message reads "verb object: cause".</summary>
-public class BpfException : Exception
+public class BpfException : HostException
 {
     public BpfException(string action, int errno, string? remedy = null)
         : base(Format(action, errno, remedy)) => Errno = errno;

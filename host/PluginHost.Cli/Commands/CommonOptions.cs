@@ -50,18 +50,18 @@ internal static class CommonOptions
         return HostConfig.DefaultRuntimeDirectory;
     }
 
-    /// <summary>Run a command body, turning expected failures into one clear line on stderr and exit code 1.</summary>
+    /// <summary>
+    /// Run a command body, turning expected failures into one clear line on stderr and exit code 1: the host's own
+    /// (<see cref="HostException"/>, "verb object: cause") and the operating system's refusals that reach us from .NET
+    /// file calls unwrapped (a missing file, no permission as a normal user). Anything else is a bug: stack trace.
+    /// </summary>
     public static int Guard(Func<int> body)
     {
         try
         {
             return body();
         }
-        catch (Exception e) when (e is ConfigException or Interop.BpfException or Compile.CompileException
-                                       or Compose.TemplateException or Datapath.ChainLoadException
-                                       or Datapath.ReloadRefusedException or Datapath.CanaryException
-                                       or Control.ControlException or Runtime.CommandException
-                                       or IOException or UnauthorizedAccessException or InvalidOperationException)
+        catch (Exception e) when (e is HostException or IOException or UnauthorizedAccessException)
         {
             Console.Error.WriteLine($"pluginhost: {e.Message}");
             return 1;

@@ -25,7 +25,7 @@ internal static class ControlCommands
             var listing = Listing(parse.GetValue(config), parse.GetValue(runtime));
             if (parse.GetValue(json))
             {
-                Console.WriteLine(JsonSerializer.Serialize(listing, ControlServer.Json));
+                Console.WriteLine(JsonSerializer.Serialize(listing, HostJson.Options));
                 return 0;
             }
             foreach (var p in listing.Plugins)
@@ -54,18 +54,19 @@ internal static class ControlCommands
             string dir = CommonOptions.ResolveRuntimeDirectory(parse.GetValue(config), parse.GetValue(runtime));
             string pipeline = parse.GetValue(name)!;
             var state = Datapath.PipelineState.Load(dir, pipeline) ?? throw new ControlException($"show pipeline {pipeline}: not deployed (see pluginhost status)");
-            var stats = StatusReport.Stats(state);
+            var stats = CounterReader.ReadPinned(state);
             if (parse.GetValue(json))
             {
-                Console.WriteLine(JsonSerializer.Serialize(new { state, stats }, ControlServer.Json));
+                Console.WriteLine(JsonSerializer.Serialize(new { state, stats }, HostJson.Options));
                 return 0;
             }
             Console.WriteLine($"pipeline {state.Name}: {state.Interface} {state.Direction}{(state.Namespace is null ? "" : $" in netns {state.Namespace}")}, generation {state.Generation} (deployed {state.DeployedAt:u})");
             Console.WriteLine($"  pins: {state.PinDirectory}");
             foreach (var s in state.Stages)
             {
-                var c = stats.Stages[s.Index].Counters;
-                Console.WriteLine($"  stage {s.Index} {s.Plugin} ({s.Program}): packets {c["packets"]}, matched {c["matched"]}, redirected {c["redirected"]}, passed {c["passed"]}, dropped {c["dropped"]}");
+                var c = stats.Stages[s.Index];
+                Console.WriteLine($"  stage {s.Index} {s.Plugin} ({s.Program}): packets {c[StageCounter.Packets]}, matched {c[StageCounter.Matched]}, " +
+                                  $"redirected {c[StageCounter.Redirected]}, passed {c[StageCounter.Passed]}, dropped {c[StageCounter.Dropped]}");
                 foreach (var m in state.Maps.Where(m => m.Stage == s.Index))
                     Console.WriteLine($"    map {m.CName}: {m.Schema.Kind}, {m.Schema.Contents}, max {m.Schema.MaxEntries}, pinned {m.Pin}");
             }
@@ -85,7 +86,7 @@ internal static class ControlCommands
         {
             listing = Listing(ConfigFrom(args), RuntimeFrom(args));
         }
-        catch (Exception e) when (e is ControlException or ConfigException or IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is HostException or IOException or UnauthorizedAccessException)
         {
             // No host and no usable --config: only the built-in commands, and a word on why.
             Console.Error.WriteLine($"pluginhost: plugin commands unavailable: {e.Message}");
@@ -120,7 +121,7 @@ internal static class ControlCommands
             var result = Execute(request, parse.GetValue(config), parse.GetValue(runtime));
             if (parse.GetValue(json))
             {
-                Console.WriteLine(JsonSerializer.Serialize(result, ControlServer.Json));
+                Console.WriteLine(JsonSerializer.Serialize(result, HostJson.Options));
                 return 0;
             }
             if (command.Action == RuntimeAction.List)
@@ -141,8 +142,8 @@ internal static class ControlCommands
         {
             var call = Task.Run(() => client.Post("/v1/commands", request));
             if (!Console.IsErrorRedirected)
-                ShowProgress(call, () => client.Get("/v1/progress").Deserialize<ApplyProgress.Snapshot>(ControlServer.Json)!);
-            return call.GetAwaiter().GetResult().Deserialize<CommandResult>(ControlServer.Json)!;
+                ShowProgress(call, () => client.Get("/v1/progress").Deserialize<ApplyProgress.Snapshot>(HostJson.Options)!);
+            return call.GetAwaiter().GetResult().Deserialize<CommandResult>(HostJson.Options)!;
         }
         if (config is null)
             throw new ControlException($"run '{request.Noun} {request.Verb}': no running host (no control socket under {dir}); give --config to apply without one");
@@ -184,7 +185,7 @@ internal static class ControlCommands
         string dir = CommonOptions.ResolveRuntimeDirectory(config, runtime);
         using var client = ControlClient.TryCreate(dir);
         if (client is not null)
-            return client.Get("/v1/plugins").Deserialize<PluginListing>(ControlServer.Json)!;
+            return client.Get("/v1/plugins").Deserialize<PluginListing>(HostJson.Options)!;
         if (config is null)
             throw new ControlException($"list plugins: no running host (no control socket under {dir}); give --config to read the plugins directory");
         return new HostEngine(ConfigLoader.Load(config.FullName), NullLoggerFactory.Instance).ListPlugins();

@@ -136,7 +136,7 @@ internal static class DemoCommand
                     ok,
                     paths = observed.Select(o => new { source = o.Source.ToString(), o.Sent, o.Received, atUplink1 = o.Uplink1Packets, atUplink2 = o.Uplink2Packets, uplink = o.Uplink }),
                     stats = Observe.StatusReport.Stats(runtime),
-                }, Control.ControlServer.Json));
+                }, Observe.HostJson.Options));
             if (keep)
                 say.WriteLine($"kept: namespaces {string.Join(" ", lab.Namespaces.Select(n => n.Name))}, pins under {bpfRoot}, config {configPath}");
             return ok ? 0 : 1;

@@ -5,6 +5,9 @@ using PluginHost.Config;
 using PluginHost.Control;
 using PluginHost.Hosting;
 using PluginHost.Kernel;
+using PluginHost.Interop;
+using PluginHost.Observe;
+using PluginHost.Runtime;
 
 namespace PluginHost.Cli.Commands;
 
@@ -90,12 +93,12 @@ internal static class ValidateCommand
                     {
                         valid = true,
                         pipelines = ok.Select(p => new { name = p.Config.Name, stages = p.Plan.Stages.Select(s => s.PluginName), entries = p.EntryCount }),
-                    }, ControlServer.Json));
+                    }, HostJson.Options));
                     return 0;
                 }
                 catch (ConfigException e)
                 {
-                    Console.WriteLine(JsonSerializer.Serialize(new { valid = false, errors = e.Errors }, ControlServer.Json));
+                    Console.WriteLine(JsonSerializer.Serialize(new { valid = false, errors = e.Errors }, HostJson.Options));
                     return 1;
                 }
             });
@@ -136,7 +139,7 @@ internal static class UninstallCommand
             var named = parse.GetValue(pipeline);
             var removed = new HostEngine(hostConfig, loggers).Uninstall(named is { Length: > 0 } ? named : null);
             if (parse.GetValue(json))
-                Console.WriteLine(JsonSerializer.Serialize(new { removed }, ControlServer.Json));
+                Console.WriteLine(JsonSerializer.Serialize(new { removed }, HostJson.Options));
             else
                 Console.WriteLine(removed.Count == 0 ? "nothing to remove" : $"removed: {string.Join(", ", removed)}");
             return 0;

@@ -11,8 +11,6 @@ namespace PluginHost.Cli.Commands;
 /// <summary><c>pluginhost status</c> and <c>pluginhost stats</c>: read the pinned datapath, no daemon needed.</summary>
 internal static class StatusCommand
 {
-    private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
-
     public static Command Create()
     {
         var config = CommonOptions.Config(required: false);
@@ -26,7 +24,7 @@ internal static class StatusCommand
             var history = Hosting.ReloadHistory.Load(dir);
             if (parse.GetValue(json))
             {
-                Console.WriteLine(JsonSerializer.Serialize(new { pipelines = rows, reloads = history }, JsonOptions));
+                Console.WriteLine(JsonSerializer.Serialize(new { pipelines = rows, reloads = history }, HostJson.Options));
                 return 0;
             }
             PrintHistory(history);
@@ -79,7 +77,7 @@ internal static class StatsCommand
                 return Watch(dir, TimeSpan.FromSeconds(Math.Max(0.1, parse.GetValue(interval))), parse.GetValue(count), parse.GetValue(json));
             if (parse.GetValue(json))
             {
-                Console.WriteLine(JsonSerializer.Serialize(StatusReport.Stats(dir), Control.ControlServer.Json));
+                Console.WriteLine(JsonSerializer.Serialize(StatusReport.Stats(dir), HostJson.Options));
                 return 0;
             }
             var states = PipelineState.LoadAll(dir);
@@ -92,7 +90,7 @@ internal static class StatsCommand
         return command;
     }
 
-    // Rates from the difference of two readings; one line per pipeline and stage.
+    // What was counted between two readings: one JSON line per refresh, or rates per second in a table.
     private static int Watch(string dir, TimeSpan interval, int? count, bool json)
     {
         using var stop = new CancellationTokenSource();
@@ -106,31 +104,23 @@ internal static class StatsCommand
             var now = StatusReport.Stats(dir);
             double seconds = clock.Elapsed.TotalSeconds;
             clock.Restart();
-            var rows = now.SelectMany(p => p.Stages.Select(s => (p.Pipeline, Stage: s,
-                Before: previous.FirstOrDefault(q => q.Pipeline == p.Pipeline)?.Stages.FirstOrDefault(t => t.Instance == s.Instance)))).ToList();
-            double Rate(IReadOnlyDictionary<string, ulong> a, IReadOnlyDictionary<string, ulong>? b, string c) =>
-                b is null ? 0 : Math.Max(0, (double)(a[c] - Math.Min(a[c], b[c]))) / seconds;
-            if (json)
-                Console.WriteLine(JsonSerializer.Serialize(rows.Select(r => new
-                {
-                    pipeline = r.Pipeline, stage = r.Stage.Index, plugin = r.Stage.Plugin,
-                    packetsPerSecond = Rate(r.Stage.Counters, r.Before?.Counters, "packets"),
-                    redirectedPerSecond = Rate(r.Stage.Counters, r.Before?.Counters, "redirected"),
-                    passedPerSecond = Rate(r.Stage.Counters, r.Before?.Counters, "passed"),
-                    droppedPerSecond = Rate(r.Stage.Counters, r.Before?.Counters, "dropped"),
-                })));
-            else
-            {
-                if (!Console.IsOutputRedirected)
-                    Console.Clear();
-                Console.WriteLine($"{DateTime.Now:HH:mm:ss}  rates per second (Ctrl-C stops)");
-                Console.WriteLine($"{"PIPELINE",-14} {"STAGE",-20} {"PACKETS/S",11} {"BITS/S",12} {"REDIRECTED/S",13} {"PASSED/S",10} {"DROPPED/S",10}");
-                foreach (var r in rows)
-                    Console.WriteLine($"{r.Pipeline,-14} {$"{r.Stage.Index} {r.Stage.Plugin}",-20} {Rate(r.Stage.Counters, r.Before?.Counters, "packets"),11:F0} " +
-                        $"{8 * Rate(r.Stage.Counters, r.Before?.Counters, "bytes"),12:F0} {Rate(r.Stage.Counters, r.Before?.Counters, "redirected"),13:F0} " +
-                        $"{Rate(r.Stage.Counters, r.Before?.Counters, "passed"),10:F0} {Rate(r.Stage.Counters, r.Before?.Counters, "dropped"),10:F0}");
-            }
+            // A pipeline deployed since the last reading has nothing to count from yet: zeros.
+            var counted = now.Select(p => p.Since(previous.FirstOrDefault(q => q.Pipeline == p.Pipeline) ?? p)).ToList();
             previous = now;
+            if (json)
+            {
+                Console.WriteLine(JsonSerializer.Serialize(new { seconds, pipelines = counted }, HostJson.Lines));
+                continue;
+            }
+            if (!Console.IsOutputRedirected)
+                Console.Clear();
+            Console.WriteLine($"{DateTime.Now:HH:mm:ss}  rates per second (Ctrl-C stops)");
+            Console.WriteLine($"{"PIPELINE",-14} {"STAGE",-20} {"PACKETS/S",11} {"REDIR-BITS/S",12} {"REDIRECTED/S",13} {"PASSED/S",10} {"DROPPED/S",10}");
+            foreach (var p in counted)
+                foreach (var s in p.Stages)
+                    Console.WriteLine($"{p.Pipeline,-14} {$"{s.Index} {s.Plugin}",-20} {s[StageCounter.Packets] / seconds,11:F0} " +
+                        $"{8 * s[StageCounter.RedirectedBytes] / seconds,12:F0} {s[StageCounter.Redirected] / seconds,13:F0} " +
+                        $"{s[StageCounter.Passed] / seconds,10:F0} {s[StageCounter.Dropped] / seconds,10:F0}");
         }
         return 0;
     }
@@ -147,10 +137,9 @@ internal static class StatsTable
         Console.WriteLine($"         passed to the kernel: ARP {e[EntryCounter.PassArp]}, ND {e[EntryCounter.PassNeighbourDiscovery]}, non-IP {e[EntryCounter.PassNonIp]}, " +
                           $"truncated {e[EntryCounter.PassTruncated]}, bad header {e[EntryCounter.PassBadHeader]}, headers too long {e[EntryCounter.PassHeadersTooLong]}");
         Console.WriteLine($"  {"STAGE",-22} {"PACKETS",9} {"MATCHED",9} {"REDIRECTED",10} {"PASSED",9} {"DROPPED",9} {"REDIR-ERR",9} {"TTL-EXP",9} {"MISSED-TC",9} {"GEN-MISM",9}");
-        for (int i = 0; i < c.Stages.Count; i++)
+        foreach (var s in c.Stages)
         {
-            var s = c.Stages[i];
-            Console.WriteLine($"  {$"{i} {state.Stages[i].Plugin}",-22} {s[StageCounter.Packets],9} {s[StageCounter.Matched],9} {s[StageCounter.Redirected],10} " +
+            Console.WriteLine($"  {$"{s.Index} {s.Plugin}",-22} {s[StageCounter.Packets],9} {s[StageCounter.Matched],9} {s[StageCounter.Redirected],10} " +
                               $"{s[StageCounter.Passed],9} {s[StageCounter.Dropped],9} {s[StageCounter.RedirectErrors],9} {s[StageCounter.TtlExpired],9} {s[StageCounter.MissedTailCalls],9} {s[StageCounter.GenerationMismatch],9}");
         }
     }

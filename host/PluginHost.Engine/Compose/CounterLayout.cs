@@ -68,6 +68,13 @@ public static class CounterLayout
     /// <summary>Outcomes: each packet that reaches a stage ends in exactly one of these there, or goes on to the next stage.</summary>
     public static readonly IReadOnlyList<StageCounter> StageOutcomes = [StageCounter.Redirected, StageCounter.Dropped, StageCounter.Passed];
 
+    /// <summary>A counter's name in every JSON output, the API and the state file: camelCase (passNonIp, redirectedBytes).</summary>
+    public static string JsonName<TCounter>(TCounter c) where TCounter : struct, Enum =>
+        System.Text.Json.JsonNamingPolicy.CamelCase.ConvertName(c.ToString());
+
+    /// <summary>A counter's <c>counter</c> label in <c>/metrics</c>: snake_case, as Prometheus names go (pass_non_ip, redirected_bytes).</summary>
+    public static string MetricName<TCounter>(TCounter c) where TCounter : struct, Enum => Snake(c.ToString());
+
     /// <summary>snake_case of a PascalCase name: PassNonIp → pass_non_ip.</summary>
     public static string Snake(string pascal)
     {

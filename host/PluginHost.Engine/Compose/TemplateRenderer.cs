@@ -136,7 +136,7 @@ public static partial class TemplateRenderer
 
 /// <summary>A template failed to parse or render.</summary>
 public sealed class TemplateException(string file, int line, string detail)
-    : Exception($"render template {file}:{line}: {detail}")
+    : HostException($"render template {file}:{line}: {detail}")
 {
     public string File { get; } = file;
     public int Line { get; } = line;

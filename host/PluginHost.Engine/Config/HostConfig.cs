@@ -52,7 +52,7 @@ public sealed record ConfigError(string File, int Line, string FieldPath, string
 
 /// <summary>The configuration has problems; nothing was applied.</summary>
 public sealed class ConfigException(IReadOnlyList<ConfigError> errors)
-    : Exception($"validate configuration: {errors.Count} problem{(errors.Count == 1 ? "" : "s")}:\n" + string.Join('\n', InFileOrder(errors).Select(e => "  " + e)))
+    : HostException($"validate configuration: {errors.Count} problem{(errors.Count == 1 ? "" : "s")}:\n" + string.Join('\n', InFileOrder(errors).Select(e => "  " + e)))
 {
     public IReadOnlyList<ConfigError> Errors { get; } = InFileOrder(errors);
 

@@ -106,4 +106,4 @@ public static class Canaries
 public sealed record CanaryReport(int Checked, IReadOnlyList<string> Shadowed);
 
 /// <summary>A canary came out wrong; the new generation was not attached.</summary>
-public sealed class CanaryException(string message) : Exception(message);
+public sealed class CanaryException(string message) : HostException(message);

@@ -40,7 +40,8 @@ public sealed class LoadedChain : IDisposable
     /// <summary>C names of the maps taken over from the running generation.</summary>
     public IReadOnlySet<string> Reused { get; }
 
-    public PipelineCounters ReadCounters() => CounterReader.Read(Stats, Spec.Stages.Count);
+    public PipelineCounters ReadCounters() =>
+        CounterReader.Read(Stats, Spec.PipelineName, Generation, Spec.Stages.Select(s => (s.PluginName, s.InstanceName)).ToList());
 
     /// <summary>Write entries into the stage maps (all of them: for fresh maps), in batches.</summary>
     public void WriteEntries(IReadOnlyList<IReadOnlyDictionary<string, PackedEntries>> stageEntries, Func<StageMap, bool>? which = null)
@@ -130,4 +131,4 @@ public static class ChainLoader
 }
 
 /// <summary>Loading a chain failed; the running generation was not touched.</summary>
-public sealed class ChainLoadException(string message, Exception inner) : Exception(message, inner);
+public sealed class ChainLoadException(string message, Exception inner) : HostException(message, inner);

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using PluginHost.Compose;
 using PluginHost.Contract;
+using PluginHost.Observe;
 using PluginHost.Pipelines;
 
 namespace PluginHost.Datapath;

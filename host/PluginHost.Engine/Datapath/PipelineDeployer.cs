@@ -330,7 +330,7 @@ public sealed partial class PipelineDeployer
         if (prepared.NewLink is null)
         {
             using var link = _kernel.OpenLink(plan.LinkPath)
-                ?? throw new InvalidOperationException($"revert pipeline {plan.Name}: link {plan.LinkPath} is gone");
+                ?? throw new HostException($"revert pipeline {plan.Name}: link {plan.LinkPath} is gone");
             link.Update(plan.LiveEntryPin!, plan.EntryPin);
         }
         else

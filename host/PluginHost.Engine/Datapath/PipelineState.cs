@@ -1,6 +1,4 @@
-using PluginHost.Compose;
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using PluginHost.Observe;
 using PluginHost.Contract;
 
@@ -30,12 +28,7 @@ public sealed record PipelineState(
     CounterTotals Retired,
     IReadOnlyList<RetiringGeneration> Retiring)
 {
-    internal static readonly JsonSerializerOptions Json = new()
-    {
-        WriteIndented = true,
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        Converters = { new JsonStringEnumConverter() },
-    };
+    internal static JsonSerializerOptions Json => HostJson.Options;
 
     public static string FilePath(string runtimeDirectory, string pipeline) => Path.Combine(runtimeDirectory, "pipelines", pipeline + ".json");
 
@@ -62,9 +55,18 @@ public sealed record PipelineState(
         return Directory.GetFiles(dir, "*.json").Order(StringComparer.Ordinal).Select(Read).ToList();
     }
 
-    private static PipelineState Read(string path) =>
-        JsonSerializer.Deserialize<PipelineState>(File.ReadAllText(path), Json)
-        ?? throw new InvalidDataException($"read pipeline state {path}: empty");
+    private static PipelineState Read(string path)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<PipelineState>(File.ReadAllText(path), Json)
+                ?? throw new InvalidDataException($"read pipeline state {path}: empty");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"read pipeline state {path}: {e.Message}", e);
+        }
+    }
 }
 
 public sealed record StageState(int Index, string Plugin, string Instance, string Program, IReadOnlyList<string> Maps);
@@ -76,25 +78,3 @@ public sealed record MapState(string Pin, string PinName, string CName, int Stag
 
 /// <param name="Stages">Stage instances of that generation, to fold its counters into the totals.</param>
 public sealed record RetiringGeneration(uint Generation, IReadOnlyList<string> Stages, DateTimeOffset Due);
-
-/// <summary>Counter totals by name: the entry program's, and each stage's by instance (SourcePolicy-0).</summary>
-public sealed record CounterTotals(Dictionary<string, ulong> Entry, Dictionary<string, Dictionary<string, ulong>> Stages)
-{
-    public static CounterTotals Empty() => new([], []);
-
-    /// <summary>These totals plus one generation's counters.</summary>
-    public CounterTotals Add(PipelineCounters counters, IReadOnlyList<string> stageInstances)
-    {
-        var entry = new Dictionary<string, ulong>(Entry);
-        foreach (var (c, v) in counters.Entry)
-            entry[c.ToString()] = entry.GetValueOrDefault(c.ToString()) + v;
-        var stages = Stages.ToDictionary(kv => kv.Key, kv => new Dictionary<string, ulong>(kv.Value));
-        for (int i = 0; i < counters.Stages.Count && i < stageInstances.Count; i++)
-        {
-            var row = stages.TryGetValue(stageInstances[i], out var r) ? r : stages[stageInstances[i]] = [];
-            foreach (var (c, v) in counters.Stages[i])
-                row[c.ToString()] = row.GetValueOrDefault(c.ToString()) + v;
-        }
-        return new CounterTotals(entry, stages);
-    }
-}

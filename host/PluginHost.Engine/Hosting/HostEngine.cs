@@ -259,7 +259,7 @@ public sealed partial class HostEngine
             var deployed = PipelineState.LoadAll(Config.RuntimeDirectory).Select(s => s.Name).ToHashSet();
             var unknown = names.Where(n => !deployed.Contains(n) && Config.Pipelines.All(p => p.Name != n)).ToList();
             if (unknown.Count > 0)
-                throw new InvalidOperationException($"uninstall pipeline {string.Join(", ", unknown)}: not deployed and not configured " +
+                throw new CommandException($"uninstall pipeline {string.Join(", ", unknown)}: not deployed and not configured " +
                     $"(deployed: {(deployed.Count == 0 ? "none" : string.Join(", ", deployed.Order()))})");
         }
         foreach (var name in names)

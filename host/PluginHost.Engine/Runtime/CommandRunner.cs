@@ -15,7 +15,7 @@ public sealed record CommandResult(string Pipeline, int Stage, string Message, I
     ApplyKind? Applied, int EntriesChanged, double Milliseconds);
 
 /// <summary>A runtime command was refused (unknown, ambiguous, bad arguments); nothing changed.</summary>
-public sealed class CommandException(string message) : Exception(message);
+public sealed class CommandException(string message) : HostException(message);
 
 /// <summary>Finds the stage that offers a command and turns the command into an overlay edit.</summary>
 internal static class CommandRunner

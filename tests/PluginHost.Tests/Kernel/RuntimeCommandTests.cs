@@ -117,7 +117,7 @@ public sealed class RuntimeCommandTests : IDisposable
 
         Assert.Equal(["p"], engine.Unconfigured());
         Assert.Equal(_net.Ifindex(KernelChain.Out1), Redirect("198.18.1.9")); // still forwarding
-        var unknown = Assert.Throws<InvalidOperationException>(() => engine.Uninstall(["nope"]));
+        var unknown = Assert.Throws<CommandException>(() => engine.Uninstall(["nope"]));
         Assert.Equal("uninstall pipeline nope: not deployed and not configured (deployed: p)", unknown.Message);
 
         Assert.Equal(["p"], engine.Uninstall(["p"]));

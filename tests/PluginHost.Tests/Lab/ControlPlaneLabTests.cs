@@ -185,8 +185,11 @@ public sealed class ControlPlaneLabTests : IDisposable
         var (exit, statsJson) = Cli("stats", "--json", "--runtime-dir", _rig.RuntimeDirectory);
         Assert.Equal(0, exit);
         var stage = JsonDocument.Parse(statsJson).RootElement[0].GetProperty("stages")[0].GetProperty("counters");
-        foreach (var counter in new[] { "packets", "redirected_bytes", "matched", "redirected", "passed" })
-            Assert.Equal(stage.GetProperty(counter).GetUInt64(), (ulong)Metric(scrape, counter));
+        // Every stage counter, by its JSON name (camelCase) and its metric label (snake_case).
+        foreach (var counter in Enum.GetValues<PluginHost.Compose.StageCounter>())
+            Assert.Equal(stage.GetProperty(PluginHost.Compose.CounterLayout.JsonName(counter)).GetUInt64(),
+                (ulong)Metric(scrape, PluginHost.Compose.CounterLayout.MetricName(counter)));
+        Assert.True(stage.GetProperty("redirectedBytes").GetUInt64() > 0, "redirected bytes counted");
         Assert.Contains("pluginhost_reloads_total", scrape);
     }
 

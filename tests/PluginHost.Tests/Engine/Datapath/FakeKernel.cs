@@ -86,9 +86,10 @@ internal sealed class FakeKernel : IDatapathKernel
 
     public uint ProgramId(string programPin) => Programs[programPin];
 
+    // Every retired generation counted 10 packets at the entry and 1 of everything in each stage.
     public PipelineCounters ReadCounters(string statsPin, int stages) =>
-        new(Enum.GetValues<EntryCounter>().ToDictionary(c => c, c => c == EntryCounter.Packets ? 10ul : 0ul),
-            Enumerable.Range(0, stages).Select(_ => (IReadOnlyDictionary<StageCounter, ulong>)Enum.GetValues<StageCounter>().ToDictionary(c => c, _ => 1ul)).ToList());
+        CounterReader.FromRows("", 0, Enumerable.Repeat(("", ""), stages).ToList(),
+            row => Enumerable.Range(0, CounterLayout.PerRow).Select(c => row == 0 ? (c == (int)EntryCounter.Packets ? 10ul : 0ul) : 1ul).ToArray());
 
     /// <summary>The program id the link pinned at <paramref name="linkPin"/> runs (0 when there is none).</summary>
     public uint Running(string linkPin) => Links.TryGetValue(linkPin, out var link) ? link.ProgramId : 0;

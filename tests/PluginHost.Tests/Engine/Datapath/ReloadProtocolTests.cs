@@ -5,6 +5,7 @@ using PluginHost.Config;
 using PluginHost.Contract;
 using PluginHost.Datapath;
 using PluginHost.Interop;
+using PluginHost.Observe;
 using PluginHost.Pipelines;
 using Xunit;
 
@@ -121,7 +122,7 @@ public sealed class ReloadProtocolTests
         _deployer.RetireDue("a");
         Assert.False(_kernel.Exists($"{Root}/a/g1"));
         Assert.Empty(_store.States["a"].Retiring);
-        Assert.Equal(10ul, _store.States["a"].Retired.Entry["Packets"]); // its counters folded into the totals
+        Assert.Equal(10ul, _store.States["a"].Retired.Entry[EntryCounter.Packets]); // its counters folded into the totals
     }
 
     [Theory]
