@@ -3,7 +3,7 @@ using System.Text.Json;
 namespace PluginHost.Lab;
 
 /// <summary>Packet counters of one interface, read through <c>ip -j -s link</c>.</summary>
-public static class InterfaceCounters
+internal static class InterfaceCounters
 {
     /// <summary>The interface's received and transmitted packet counts (stats64).</summary>
     public static (long RxPackets, long TxPackets) Read(NetworkNamespace ns, string ifname)

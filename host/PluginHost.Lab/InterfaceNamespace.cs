@@ -5,7 +5,7 @@ namespace PluginHost.Lab;
 /// each is a veth whose peer (<c>NAMEp</c>) stays inside, so nothing reaches the root namespace.
 /// IPv6 is off so that no router solicitations or MLD reports land on the hooks.
 /// </summary>
-public static class InterfaceNamespace
+internal static class InterfaceNamespace
 {
     public static NetworkNamespace Create(string name, params string[] interfaces)
     {

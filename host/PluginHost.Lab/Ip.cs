@@ -3,7 +3,7 @@ using System.Diagnostics;
 namespace PluginHost.Lab;
 
 /// <summary>Runs the iproute2 <c>ip</c> tool without a shell.</summary>
-public static class Ip
+internal static class Ip
 {
     /// <summary>How long one <c>ip</c> invocation may take before it is killed.</summary>
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);

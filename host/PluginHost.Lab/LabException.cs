@@ -1,4 +1,4 @@
 namespace PluginHost.Lab;
 
 /// <summary>Building or probing the namespace lab failed (an <c>ip</c> command, a sysctl, an interface that stays down).</summary>
-public sealed class LabException(string message, Exception? inner = null) : HostException(message, inner);
+internal sealed class LabException(string message, Exception? inner = null) : HostException(message, inner);

@@ -8,7 +8,7 @@ namespace PluginHost.Lab;
 /// Counts UDP datagrams per source address. The socket is created inside a namespace (a socket
 /// belongs to the netns it was created in for life); a background thread reads it.
 /// </summary>
-public sealed class UdpReceiver : IDisposable
+internal sealed class UdpReceiver : IDisposable
 {
     private const int PollMilliseconds = 200;
 

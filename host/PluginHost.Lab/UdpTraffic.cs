@@ -5,7 +5,7 @@ using System.Net.Sockets;
 namespace PluginHost.Lab;
 
 /// <summary>Sends test UDP datagrams from inside a namespace.</summary>
-public static class UdpTraffic
+internal static class UdpTraffic
 {
     /// <summary>
     /// From inside <paramref name="ns"/>, binds a UDP socket to <paramref name="source"/> (port 0) and sends

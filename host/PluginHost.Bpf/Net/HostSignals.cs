@@ -4,7 +4,7 @@ using PluginHost.Interop;
 namespace PluginHost.Net;
 
 /// <summary>Signals to a running host process.</summary>
-public static class HostSignals
+internal static class HostSignals
 {
     /// <summary>Ask the host with <paramref name="pid"/> to stop (SIGTERM).</summary>
     public static void RequestStop(int pid)

@@ -86,7 +86,7 @@ public sealed class ClangCompiler(string cacheDirectory, string clang = "clang-1
 public sealed record CompileResult(string ObjectPath, bool Cached);
 
 /// <summary>clang rejected the chain; <see cref="Output"/> holds all of its diagnostics.</summary>
-public sealed class CompileException(string message, string output) : HostException(message)
+internal sealed class CompileException(string message, string output) : HostException(message)
 {
     public string Output { get; } = output;
 }

@@ -53,7 +53,7 @@ public sealed record ChainSpec(string PipelineName, Direction Direction, string 
 }
 
 /// <summary>Renders host templates and stage fragments into one C file for clang.</summary>
-public static class ChainComposer
+internal static class ChainComposer
 {
     public const int PullLength = 192;
     public const int MaxIpv6ExtensionHeaders = 6;

@@ -16,7 +16,7 @@ namespace PluginHost.Compose;
 /// the start of every line that begins outside a code block; after rendering, the markers are
 /// read back and turned into #line directives.
 /// </remarks>
-public static partial class TemplateRenderer
+internal static partial class TemplateRenderer
 {
     private const char MarkOpen = '\u0001';
     private const char MarkClose = '\u0002';
@@ -135,7 +135,7 @@ public static partial class TemplateRenderer
 }
 
 /// <summary>A template failed to parse or render.</summary>
-public sealed class TemplateException(string file, int line, string detail)
+internal sealed class TemplateException(string file, int line, string detail)
     : HostException($"render template {file}:{line}: {detail}")
 {
     public string File { get; } = file;

@@ -25,14 +25,18 @@ public sealed record ApplyResult(string Pipeline, ApplyKind Kind, uint Generatio
 }
 
 /// <summary>The reload was refused before anything changed (a map layout changed without a migration).</summary>
-public sealed class ReloadRefusedException(string message) : HostException(message);
+internal sealed class ReloadRefusedException(string message) : HostException(message);
 
 /// <summary>
 /// Every pipeline was prepared, but committing one failed (a link update refused): the pipelines already committed
 /// were put back by the same compare-and-swap. <see cref="Outcomes"/> says where each pipeline stands.
 /// </summary>
-public sealed class CommitFailedException(string message, IReadOnlyList<string> outcomes, Exception inner) : HostException(message, inner)
+internal sealed class CommitFailedException(string message, IReadOnlyList<string> outcomes, bool datapathUnchanged, Exception inner)
+    : HostException(message, inner)
 {
     /// <summary>One line per pipeline: "pipeline NAME: ...".</summary>
     public IReadOnlyList<string> Outcomes { get; } = outcomes;
+
+    /// <summary>True when every pipeline runs what it ran before the apply (every revert succeeded).</summary>
+    public bool DatapathUnchanged { get; } = datapathUnchanged;
 }

@@ -13,7 +13,7 @@ namespace PluginHost.Datapath;
 /// decide it first (a SourcePolicy route covering a FiveTuplePolicy rule's packet): the stats rows tell
 /// which stage decided, and a canary decided by an earlier stage is shadowed, not wrong, and is skipped.
 /// </summary>
-public static class Canaries
+internal static class Canaries
 {
     private const int TcActShot = 2;
     private const int TcActRedirect = 7;
@@ -106,4 +106,4 @@ public static class Canaries
 public sealed record CanaryReport(int Checked, IReadOnlyList<string> Shadowed);
 
 /// <summary>A canary came out wrong; the new generation was not attached.</summary>
-public sealed class CanaryException(string message) : HostException(message);
+internal sealed class CanaryException(string message) : HostException(message);

@@ -65,7 +65,7 @@ public sealed class LoadedChain : IDisposable
 }
 
 /// <summary>Turns a compiled chain into kernel objects.</summary>
-public static class ChainLoader
+internal static class ChainLoader
 {
     public const string GenerationSection = ".rodata.ph";
 
@@ -131,4 +131,4 @@ public static class ChainLoader
 }
 
 /// <summary>Loading a chain failed; the running generation was not touched.</summary>
-public sealed class ChainLoadException(string message, Exception inner) : HostException(message, inner);
+internal sealed class ChainLoadException(string message, Exception inner) : HostException(message, inner);

@@ -9,7 +9,7 @@ namespace PluginHost.Datapath;
 /// restart, an operator's reload (SIGHUP, <c>pluginhost reload</c>) and any failed apply forget it, and the
 /// next apply reads the map back, which also undoes edits made behind the host's back.
 /// </summary>
-public sealed class MapContentsMemory
+internal sealed class MapContentsMemory
 {
     private readonly Dictionary<string, PackedIndex> _byPin = [];
     private readonly Lock _lock = new();

@@ -21,7 +21,7 @@ namespace PluginHost.Datapath;
 /// <item><b>Finish</b>: remember what the maps hold, retire generations whose grace period is over.</item>
 /// </list>
 /// </summary>
-public sealed partial class PipelineDeployer
+internal sealed partial class PipelineDeployer
 {
     public const string LinkPin = GenerationPlan.LinkPin;
     public const string MapsDirectory = GenerationPlan.MapsDirectory;
@@ -286,6 +286,7 @@ public sealed partial class PipelineDeployer
     private CommitFailedException RevertCommitted(List<PreparedGeneration> prepared, int committed, Exception failure)
     {
         var outcomes = new List<string>();
+        bool unchanged = true;
         for (int i = committed - 1; i >= 0; i--)
         {
             var p = prepared[i];
@@ -298,6 +299,7 @@ public sealed partial class PipelineDeployer
             }
             catch (Exception e)
             {
+                unchanged = false;
                 outcomes.Add($"pipeline {p.Name}: generation {p.Plan.Generation} stays live, putting back the previous one failed: {e.Message}");
             }
         }
@@ -314,7 +316,7 @@ public sealed partial class PipelineDeployer
         }
         outcomes.Reverse(0, committed);
         return new CommitFailedException($"apply configuration: commit pipeline {prepared[committed].Name}: {failure.Message}\n" +
-            string.Join('\n', outcomes.Select(o => "  " + o)), outcomes, failure);
+            string.Join('\n', outcomes.Select(o => "  " + o)), outcomes, unchanged, failure);
     }
 
     // Undo a commit: the link goes back to the previous generation by the same compare-and-swap.

@@ -144,7 +144,11 @@ public sealed partial class Reconciler(string configPath, HostEngine engine, ILo
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             Interlocked.Increment(ref _failures);
-            LogFailed(e.Message);
+            // Say what happened: a commit that could not be reverted everywhere left some pipelines on the new generation.
+            if (e is Datapath.CommitFailedException { DatapathUnchanged: false })
+                LogFailedPartly(e.Message);
+            else
+                LogFailed(e.Message);
         }
     }
 
@@ -153,4 +157,7 @@ public sealed partial class Reconciler(string configPath, HostEngine engine, ILo
 
     [LoggerMessage(EventId = 301, Level = LogLevel.Error, Message = "reload failed; the running datapath is unchanged: {Error}")]
     private partial void LogFailed(string error);
+
+    [LoggerMessage(EventId = 302, Level = LogLevel.Error, Message = "reload failed and could not be undone everywhere; where each pipeline stands: {Error}")]
+    private partial void LogFailedPartly(string error);
 }

@@ -88,7 +88,7 @@ public sealed class CounterRow<TCounter> : IEquatable<CounterRow<TCounter>> wher
 /// case-insensitively, so state files written before the names were camelCase ("Packets") still read; unknown
 /// names (a counter a newer host added) are skipped.
 /// </summary>
-public sealed class CounterRowJsonConverter : JsonConverterFactory
+internal sealed class CounterRowJsonConverter : JsonConverterFactory
 {
     public override bool CanConvert(Type typeToConvert) =>
         typeToConvert.IsGenericType && typeToConvert.GetGenericTypeDefinition() == typeof(CounterRow<>);

@@ -5,7 +5,7 @@ namespace PluginHost.Pipelines;
 /// per entry (open addressing over one int array), so a million entries cost 8 MB here, not a million objects.
 /// A key that occurs twice is found at its last occurrence, as a batch update leaves it in the kernel.
 /// </summary>
-public sealed class PackedIndex
+internal sealed class PackedIndex
 {
     private readonly int[] _slots; // entry index + 1; 0 = empty
     private readonly int _mask;

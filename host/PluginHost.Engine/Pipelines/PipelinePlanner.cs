@@ -18,7 +18,7 @@ public sealed record PlannedPipeline(PipelineConfig Config, int Ifindex, Pipelin
 /// Validates every pipeline against the loaded plugins (each plugin checks its own settings) and
 /// turns the result into plans. All problems are collected; any problem means nothing is planned.
 /// </summary>
-public static class PipelinePlanner
+internal static class PipelinePlanner
 {
     public static IReadOnlyList<PlannedPipeline> Plan(HostConfig config, PluginCatalog catalog)
     {

@@ -181,7 +181,7 @@ public sealed class PluginCatalog : IDisposable
 }
 
 /// <summary>The rule for accepting a plugin: same contract major version as the host.</summary>
-public static class ContractCheck
+internal static class ContractCheck
 {
     public static string? Problem(string plugin, Version pluginBuiltAgainst, Version hostProvides) =>
         pluginBuiltAgainst.Major == hostProvides.Major

@@ -6,7 +6,7 @@ namespace PluginHost.Plugins;
 /// plugin again (~20 ms of a ~23 ms apply). A change builds a new catalog that takes the unchanged plugin
 /// folders over from the old one and hands back the old one, holding only what changed, to be released.
 /// </summary>
-public sealed class PluginCatalogCache : IDisposable
+internal sealed class PluginCatalogCache : IDisposable
 {
     private PluginCatalog? _current;
     private string _signature = "";

@@ -10,7 +10,7 @@ namespace PluginHost.Runtime;
 /// one list in one stage's settings: an item added (or replaced) or removed, by key. The result is
 /// validated by the plugin exactly like configuration.
 /// </summary>
-public sealed class RuntimeOverlay
+internal sealed class RuntimeOverlay
 {
     // pipeline → stage instance (SourcePolicy-0) → "collection:keyField" (routes:from) → key value → item, or null when removed
     private readonly Dictionary<string, Dictionary<string, Dictionary<string, Dictionary<string, Dictionary<string, string>?>>>> _edits;

@@ -190,6 +190,7 @@ public sealed class ReloadProtocolTests
         var e = Assert.Throws<CommitFailedException>(() => _deployer.ApplyAll([Pipeline("a", 2, 10, 11), Pipeline("b", 2, 20)]));
 
         Assert.Equal(new[] { "pipeline a: back on generation 1", "pipeline b: unchanged (its commit failed)" }, e.Outcomes);
+        Assert.True(e.DatapathUnchanged);
         Assert.Contains("commit pipeline b", e.Message);
         AssertUnchanged(before); // a's link swapped to g2 and back by compare-and-swap; its g2 pins are gone
     }
@@ -204,6 +205,7 @@ public sealed class ReloadProtocolTests
         var e = Assert.Throws<CommitFailedException>(() => _deployer.ApplyAll([Pipeline("a", 2, 10), Pipeline("b", 2, 20)]));
 
         Assert.StartsWith("pipeline a: generation 2 stays live", e.Outcomes[0]);
+        Assert.False(e.DatapathUnchanged);
         Assert.Equal(EntryId("a", 2), _kernel.Running(Link("a")));
         Assert.Equal(2u, _store.States["a"].Generation); // the state file says what runs
         Assert.Equal(EntryId("b", 1), _kernel.Running(Link("b")));
