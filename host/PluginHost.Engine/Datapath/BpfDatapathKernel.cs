@@ -12,6 +12,8 @@ internal sealed class BpfDatapathKernel : IDatapathKernel
 {
     public static BpfDatapathKernel Instance { get; } = new();
 
+    public void EnsureRoot(string bpfRoot) => BpfFs.EnsureUsable(bpfRoot);
+
     public bool Exists(string path) => File.Exists(path) || Directory.Exists(path);
 
     public IReadOnlyList<uint> PinnedGenerations(string pipelineDirectory) =>

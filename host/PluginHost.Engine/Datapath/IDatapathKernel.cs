@@ -12,6 +12,9 @@ namespace PluginHost.Datapath;
 /// </summary>
 internal interface IDatapathKernel
 {
+    /// <summary>Fail early, with the remedy, when <paramref name="bpfRoot"/> is not on a mounted BPF filesystem; create it.</summary>
+    void EnsureRoot(string bpfRoot);
+
     /// <summary>Whether something (a pin or a pin directory) exists in the BPF filesystem.</summary>
     bool Exists(string path);
 

@@ -69,8 +69,7 @@ internal sealed partial class PipelineDeployer
     {
         if (pipelines.Count == 0)
             return [];
-        if (_kernel is BpfDatapathKernel)
-            BpfFs.EnsureUsable(_bpfRoot);
+        _kernel.EnsureRoot(_bpfRoot);
         var prepared = new List<PreparedGeneration>();
         try
         {
@@ -176,6 +175,7 @@ internal sealed partial class PipelineDeployer
                     break;
                 case MapFate.Reused when decision.IsDiffed:
                     // The map is shared with the running generation: the change is undone if this apply does not commit.
+                    prepared.TouchedPins.Add(decision.Pin);
                     var opened = _kernel.OpenMap(decision.Pin);
                     prepared.OpenedMaps.Add(opened);
                     prepared.Changes.Add(_reconciler.Reconcile(decision, opened));
@@ -214,6 +214,7 @@ internal sealed partial class PipelineDeployer
             {
                 foreach (var decision in plan.Maps.Where(m => m.IsDiffed))
                 {
+                    prepared.TouchedPins.Add(decision.Pin);
                     var map = _kernel.OpenMap(decision.Pin);
                     prepared.OpenedMaps.Add(map);
                     prepared.Changes.Add(_reconciler.Reconcile(decision, map));
@@ -352,7 +353,8 @@ internal sealed partial class PipelineDeployer
     // Remove everything a prepared (not committed) attempt created.
     private void Abort(PreparedGeneration prepared)
     {
-        _memory.Forget(prepared.Plan.Maps.Where(m => m.Fate == MapFate.Reused).Select(m => m.Pin));
+        // What this attempt wrote into live maps is undone below, but a failed undo would leave them unlike the memory.
+        _memory.Forget(prepared.TouchedPins);
         try
         {
             prepared.UndoMapChanges();

@@ -18,6 +18,9 @@ internal sealed class PreparedGeneration(GenerationPlan plan) : IDisposable
     /// <summary>Maps written whole (fresh configuration maps): remembered once the apply is committed.</summary>
     public List<(string Pin, Pipelines.PackedEntries Entries)> WrittenWhole { get; } = [];
 
+    /// <summary>Live maps this attempt started changing (forgotten by <see cref="MapContentsMemory"/> if it aborts).</summary>
+    public List<string> TouchedPins { get; } = [];
+
     /// <summary>Maps opened by pin for this attempt (their undo needs them open).</summary>
     public List<IMapAccess> OpenedMaps { get; } = [];
 

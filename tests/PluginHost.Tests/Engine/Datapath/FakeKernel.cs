@@ -37,6 +37,10 @@ internal sealed class FakeKernel : IDatapathKernel
             throw e;
     }
 
+    public void EnsureRoot(string bpfRoot)
+    {
+    }
+
     public bool Exists(string path) => AllPins.Any(p => p == path || p.StartsWith(path + "/", StringComparison.Ordinal));
 
     public IReadOnlyList<uint> PinnedGenerations(string pipelineDirectory) =>
