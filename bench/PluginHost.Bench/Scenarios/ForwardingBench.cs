@@ -1,3 +1,4 @@
+using HostYaml = PluginHost.TestSupport.HostYaml;
 using PluginHost.Compose;
 using PluginHost.Observe;
 using System.Diagnostics;
@@ -42,7 +43,7 @@ public sealed class ForwardingBench(Sandbox sandbox, Repo repo, bool quick, Acti
         var sender = RawSender.Build(repo, sandbox.WorkDirectory);
         string plugins = Path.Combine(_work, "plugins");
         Directory.CreateDirectory(plugins);
-        LabHostConfig.CopyPlugin(repo.SourcePolicyPlugin, plugins);
+        HostYaml.CopyPlugin(repo.SourcePolicyPlugin, plugins);
 
         string prefix = "f" + Guid.NewGuid().ToString("N")[..4];
         log($"forwarding: building lab {prefix}-client|router|server");
@@ -168,7 +169,8 @@ public sealed class ForwardingBench(Sandbox sandbox, Repo repo, bool quick, Acti
                     """);
         }
         string path = Path.Combine(_work, $"host-{stages}.yaml");
-        File.WriteAllText(path, LabHostConfig.Text(plugins, Path.Combine(sandbox.BpfRoot, Pipeline), _work, Pipeline, lab, yaml.ToString()));
+        File.WriteAllText(path, HostYaml.Config(plugins, Path.Combine(sandbox.BpfRoot, Pipeline), Path.Combine(_work, "run"), Path.Combine(_work, "cache"),
+            HostYaml.Pipeline(Pipeline, lab.Router.Name, RouterLab.RouterLan, yaml.ToString())));
         return path;
     }
 }

@@ -1,3 +1,4 @@
+using HostYaml = PluginHost.TestSupport.HostYaml;
 using System.Diagnostics;
 using System.Text.Json;
 using PluginHost.Net;
@@ -56,7 +57,7 @@ public sealed class HostRig : IDisposable
         string plugins = Path.Combine(work, "plugins");
         Directory.CreateDirectory(plugins);
         foreach (var plugin in new[] { "FiveTuplePolicy", "LoadBalancer", "IPv6", "SourcePolicy" })
-            LabHostConfig.CopyPlugin(Path.Combine(repo.PluginsDirectory, plugin), plugins);
+            HostYaml.CopyPlugin(Path.Combine(repo.PluginsDirectory, plugin), plugins);
 
         string prefix = "b" + Guid.NewGuid().ToString("N")[..4];
         log($"host: building lab {prefix}-client|router|server");
@@ -112,7 +113,8 @@ public sealed class HostRig : IDisposable
                           via: {RouterLab.Uplink1Gateway}
 
             """;
-        File.WriteAllText(config, LabHostConfig.Text(plugins, Path.Combine(sandbox.BpfRoot, "host"), work, Pipeline, lab, stages));
+        File.WriteAllText(config, HostYaml.Config(plugins, Path.Combine(sandbox.BpfRoot, "host"), Path.Combine(work, "run"), Path.Combine(work, "cache"),
+            HostYaml.Pipeline(Pipeline, lab.Router.Name, RouterLab.RouterLan, stages)));
 
         string exe = Path.Combine(repo.Root, "artifacts", "pluginhost", "pluginhost");
         if (!File.Exists(exe))

@@ -1,3 +1,4 @@
+using HostYaml = PluginHost.TestSupport.HostYaml;
 using PluginHost.Compose;
 using PluginHost.Observe;
 using System.Diagnostics;
@@ -35,7 +36,7 @@ public sealed class SwapLossBench(Sandbox sandbox, Repo repo, bool quick, Action
     public SwapLossResult Run(CancellationToken cancel)
     {
         Directory.CreateDirectory(Plugins);
-        LabHostConfig.CopyPlugin(repo.SourcePolicyPlugin, Plugins);
+        HostYaml.CopyPlugin(repo.SourcePolicyPlugin, Plugins);
         int version = 1;
         PluginFolder.Replace(repo.MarkPolicyPlugin(version), Plugins, _work);
 
@@ -44,7 +45,7 @@ public sealed class SwapLossBench(Sandbox sandbox, Repo repo, bool quick, Action
         using var lab = new RouterLab(prefix);
         using var labTeardown = sandbox.OnTeardown($"remove lab {prefix}", lab.Dispose);
         string config = Path.Combine(_work, "host.yaml");
-        File.WriteAllText(config, LabHostConfig.Text(Plugins, Path.Combine(sandbox.BpfRoot, Pipeline), _work, Pipeline, lab, $"""
+        File.WriteAllText(config, HostYaml.Config(Plugins, Path.Combine(sandbox.BpfRoot, Pipeline), Path.Combine(_work, "run"), Path.Combine(_work, "cache"), HostYaml.Pipeline(Pipeline, lab.Router.Name, RouterLab.RouterLan, $"""
                   - plugin: MarkPolicy
                   - plugin: SourcePolicy
                     settings:
@@ -53,7 +54,7 @@ public sealed class SwapLossBench(Sandbox sandbox, Repo repo, bool quick, Action
                           interface: {RouterLab.RouterUplink1}
                           via: {RouterLab.Uplink1Gateway}
 
-            """));
+            """)));
         // Old generations retire at once: the swap itself is what is measured, not the grace period.
         var engine = new HostEngine(ConfigLoader.Load(config), NullLoggerFactory.Instance, retireAfter: TimeSpan.Zero);
         using var uninstall = sandbox.OnTeardown("uninstall the swap-loss benchmark's host", engine.Uninstall);

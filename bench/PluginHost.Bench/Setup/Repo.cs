@@ -14,7 +14,7 @@ public sealed class Repo
     public string MarkPolicyDirectory => Path.Combine(Root, "artifacts", "test-plugins", "v1");
 
     /// <summary>MarkPolicy build N (the reload benchmark swaps versions 1 and 2).</summary>
-    public string MarkPolicyPlugin(int version) => Path.Combine(Root, "artifacts", "test-plugins", $"v{version}", "MarkPolicy");
+    public string MarkPolicyPlugin(int version) => TestSupport.Repo.MarkPolicy(version);
 
     public string SourcePolicyPlugin => Path.Combine(PluginsDirectory, "SourcePolicy");
 
@@ -24,13 +24,15 @@ public sealed class Repo
     /// <summary>Find the repository above the harness's own directory and check the build left what the harness needs.</summary>
     public static Repo Locate()
     {
-        string? root = null;
-        foreach (var start in new[] { AppContext.BaseDirectory, Directory.GetCurrentDirectory() })
-            for (var dir = new DirectoryInfo(start); dir is not null && root is null; dir = dir.Parent)
-                if (File.Exists(Path.Combine(dir.FullName, "PluginHost.sln")))
-                    root = dir.FullName;
-        if (root is null)
-            throw new BenchException($"find repository: no PluginHost.sln above {AppContext.BaseDirectory}");
+        string root;
+        try
+        {
+            root = TestSupport.Repo.Root;
+        }
+        catch (TypeInitializationException e) when (e.InnerException is InvalidOperationException missing)
+        {
+            throw new BenchException(missing.Message);
+        }
 
         var repo = new Repo(root);
         foreach (var plugin in new[] { repo.SourcePolicyPlugin, repo.MarkPolicyPlugin(1), repo.MarkPolicyPlugin(2) })

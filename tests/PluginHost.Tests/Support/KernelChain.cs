@@ -1,3 +1,4 @@
+using PluginHost.TestSupport;
 using PluginHost.Compile;
 using PluginHost.Compose;
 using PluginHost.Config;

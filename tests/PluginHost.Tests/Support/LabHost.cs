@@ -6,6 +6,7 @@ using PluginHost.Datapath;
 using PluginHost.Hosting;
 using PluginHost.Kernel;
 using PluginHost.Lab;
+using PluginHost.TestSupport;
 
 namespace PluginHost.Tests.Support;
 
@@ -23,19 +24,8 @@ public sealed class LabHost : IDisposable
     {
         Pipeline = pipeline;
         string path = Path.Combine(_work, "config.yaml");
-        File.WriteAllText(path, $"""
-            pluginsDirectory: {Repo.PluginsDirectory}
-            bpfRoot: {_bpfRoot}
-            runtimeDirectory: {RuntimeDirectory}
-            cacheDirectory: {_work}/cache
-            pipelines:
-              - name: {pipeline}
-                namespace: {lab.Router.Name}
-                interface: {RouterLab.RouterLan}
-                direction: ingress
-                stages:
-            {stagesYaml}
-            """);
+        File.WriteAllText(path, HostYaml.Config(Repo.PluginsDirectory, _bpfRoot, RuntimeDirectory, Path.Combine(_work, "cache"),
+            HostYaml.Pipeline(pipeline, lab.Router.Name, RouterLab.RouterLan, stagesYaml)));
         Engine = new HostEngine(ConfigLoader.Load(path), NullLoggerFactory.Instance, retireAfter: TimeSpan.Zero);
     }
 

@@ -1,3 +1,4 @@
+using PluginHost.TestSupport;
 using PluginHost.Config;
 using PluginHost.Contract;
 using PluginHost.Plugins;

@@ -3,6 +3,7 @@ using PluginHost.Config;
 using PluginHost.Datapath;
 using PluginHost.Hosting;
 using PluginHost.Kernel;
+using PluginHost.TestSupport;
 
 namespace PluginHost.Tests.Support;
 
@@ -27,9 +28,6 @@ public sealed class ReloadRig : IDisposable
     public string ConfigPath { get; }
     public string RuntimeDirectory => Path.Combine(Work, "run");
 
-    /// <summary>MarkPolicy build N (1..4) from the test fixtures.</summary>
-    public static string MarkPolicy(int version) => Path.Combine(Repo.Root, "artifacts", "test-plugins", $"v{version}", "MarkPolicy");
-
     /// <summary>Put a plugin folder into the plugins directory, replacing one of the same name (as an operator would, by rename).</summary>
     public void UsePlugin(string sourceFolder)
     {
@@ -47,37 +45,14 @@ public sealed class ReloadRig : IDisposable
             Directory.Delete(old, recursive: true);
     }
 
-    /// <summary>Write the config: one pipeline with the given stages YAML (indented 6 spaces, under 'stages:').</summary>
-    public void WriteConfig(string ns, string iface, string stages, string direction = "ingress")
-    {
-        string text = $"""
-            pluginsDirectory: {Plugins}
-            bpfRoot: {BpfRoot}
-            runtimeDirectory: {RuntimeDirectory}
-            cacheDirectory: {Path.Combine(Repo.Root, "artifacts", "test-cache")}
-            pipelines:
-              - name: p
-                namespace: {ns}
-                interface: {iface}
-                direction: {direction}
-                stages:
-            {stages}
-            """;
-        File.WriteAllText(ConfigPath + ".tmp", text);
-        File.Move(ConfigPath + ".tmp", ConfigPath, overwrite: true);
-    }
+    /// <summary>Write the config: one pipeline "p" with the given stages YAML (indented 6 spaces, under 'stages:').</summary>
+    public void WriteConfig(string ns, string iface, string stages, string direction = "ingress") =>
+        WritePipelines(HostYaml.Pipeline("p", ns, iface, stages, direction));
 
-    /// <summary>Write a config with several pipelines: <paramref name="pipelines"/> is the YAML list under 'pipelines:' (indented 2 spaces).</summary>
-    public void WritePipelines(string pipelines)
+    /// <summary>Write a config with several pipelines (<see cref="HostYaml.Pipeline"/> texts).</summary>
+    public void WritePipelines(params string[] pipelines)
     {
-        string text = $"""
-            pluginsDirectory: {Plugins}
-            bpfRoot: {BpfRoot}
-            runtimeDirectory: {RuntimeDirectory}
-            cacheDirectory: {Path.Combine(Repo.Root, "artifacts", "test-cache")}
-            pipelines:
-            {pipelines}
-            """;
+        string text = HostYaml.Config(Plugins, BpfRoot, RuntimeDirectory, Path.Combine(Repo.Root, "artifacts", "test-cache"), pipelines);
         File.WriteAllText(ConfigPath + ".tmp", text);
         File.Move(ConfigPath + ".tmp", ConfigPath, overwrite: true);
     }

@@ -1,3 +1,4 @@
+using PluginHost.TestSupport;
 using System.Text.RegularExpressions;
 using PluginHost.Compile;
 using PluginHost.Compose;

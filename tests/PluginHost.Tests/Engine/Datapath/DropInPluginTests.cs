@@ -1,3 +1,4 @@
+using PluginHost.TestSupport;
 using PluginHost.Observe;
 using System.Runtime.Loader;
 using PluginHost.Compile;

@@ -1,3 +1,4 @@
+using PluginHost.TestSupport;
 using PluginHost.Observe;
 using System.Net;
 using PluginHost.Compose;
@@ -27,7 +28,7 @@ public sealed class GenerationTests : IDisposable
 
     public GenerationTests()
     {
-        _rig.UsePlugin(ReloadRig.MarkPolicy(1));
+        _rig.UsePlugin(Repo.MarkPolicy(1));
         _rig.WriteConfig(_net.Namespace.Name, KernelChain.Input, Stages);
     }
 
@@ -57,7 +58,7 @@ public sealed class GenerationTests : IDisposable
         var before = ReloadRig.Dump(pin);
         Assert.Equal(2, before.Count);
 
-        _rig.UsePlugin(ReloadRig.MarkPolicy(2));
+        _rig.UsePlugin(Repo.MarkPolicy(2));
         var second = engine.Apply().Single();
 
         Assert.Equal(ApplyKind.Swapped, second.Kind);
@@ -80,7 +81,7 @@ public sealed class GenerationTests : IDisposable
         var before = ReloadRig.Dump(SeenPin);
         var pinsBefore = Directory.GetFileSystemEntries(_rig.BpfRoot, "*", SearchOption.AllDirectories).Order().ToList();
 
-        _rig.UsePlugin(ReloadRig.MarkPolicy(3));
+        _rig.UsePlugin(Repo.MarkPolicy(3));
         var e = Assert.Throws<ReloadRefusedException>(() => engine.Apply());
 
         Assert.Contains("map MarkPolicy-0-seen changed layout", e.Message);
@@ -100,7 +101,7 @@ public sealed class GenerationTests : IDisposable
         Feed("198.18.1.7", "198.18.1.7", "198.18.1.7");
         string oldPin = SeenPin;
 
-        _rig.UsePlugin(ReloadRig.MarkPolicy(4));
+        _rig.UsePlugin(Repo.MarkPolicy(4));
         var result = engine.Apply().Single();
 
         Assert.Equal(ApplyKind.Swapped, result.Kind);
@@ -153,7 +154,7 @@ public sealed class GenerationTests : IDisposable
         var engine = _rig.Engine();
         engine.Apply();
         Feed("198.18.1.1", "198.18.1.2");
-        _rig.UsePlugin(ReloadRig.MarkPolicy(2));
+        _rig.UsePlugin(Repo.MarkPolicy(2));
         engine.Apply();
         Feed("198.18.1.3");
 
@@ -171,7 +172,7 @@ public sealed class GenerationTests : IDisposable
         var engine = _rig.Engine();
         for (int i = 0; i < 10; i++)
         {
-            _rig.UsePlugin(ReloadRig.MarkPolicy(1 + i % 2));
+            _rig.UsePlugin(Repo.MarkPolicy(1 + i % 2));
             engine.Apply();
         }
         engine.ReleasePlugins(); // the current set too

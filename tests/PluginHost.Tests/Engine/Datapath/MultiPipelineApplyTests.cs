@@ -1,3 +1,4 @@
+using PluginHost.TestSupport;
 using PluginHost.Config;
 using PluginHost.Datapath;
 using PluginHost.Hosting;
@@ -18,7 +19,7 @@ public sealed class MultiPipelineApplyTests : IDisposable
 
     public MultiPipelineApplyTests()
     {
-        _rig.UsePlugin(ReloadRig.MarkPolicy(1));
+        _rig.UsePlugin(Repo.MarkPolicy(1));
         WriteConfig(firstGainsStage: false, secondSettings: "");
     }
 
@@ -32,25 +33,16 @@ public sealed class MultiPipelineApplyTests : IDisposable
     private void WriteConfig(bool firstGainsStage, string secondSettings)
     {
         string ns = _net.Namespace.Name;
-        _rig.WritePipelines($"""
-              - name: p
-                namespace: {ns}
-                interface: {KernelChain.Input}
-                direction: ingress
-                stages:
-            {(firstGainsStage ? "      - plugin: MarkPolicy\n" : "")}      - plugin: SourcePolicy
+        string sourcePolicy = $"""
+                  - plugin: SourcePolicy
                     settings:
                       routes:
                         - from: 198.18.1.0/24
                           interface: {KernelChain.Out2}
-              - name: q
-                namespace: {ns}
-                interface: {KernelChain.Out1}
-                direction: ingress
-                stages:
-                  - plugin: MarkPolicy
-            {secondSettings}
-            """);
+            """;
+        _rig.WritePipelines(
+            HostYaml.Pipeline("p", ns, KernelChain.Input, (firstGainsStage ? "      - plugin: MarkPolicy\n" : "") + sourcePolicy),
+            HostYaml.Pipeline("q", ns, KernelChain.Out1, "      - plugin: MarkPolicy\n" + secondSettings));
     }
 
     private Exception ApplyRefused(HostEngine engine, string secondSettings)

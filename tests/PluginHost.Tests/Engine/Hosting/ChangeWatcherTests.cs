@@ -1,3 +1,4 @@
+using PluginHost.TestSupport;
 using System.Collections.Concurrent;
 using PluginHost.Hosting;
 using PluginHost.Tests.Support;

@@ -1,3 +1,4 @@
+using PluginHost.TestSupport;
 using PluginHost.Compose;
 using PluginHost.Observe;
 using System.Diagnostics;
@@ -29,7 +30,7 @@ public sealed class HotReloadLabTests : IDisposable
     public HotReloadLabTests(ITestOutputHelper output)
     {
         _out = output;
-        _rig.UsePlugin(ReloadRig.MarkPolicy(1));
+        _rig.UsePlugin(Repo.MarkPolicy(1));
     }
 
     // Host processes this test started (by PID): stopped here if an assertion left one running.
@@ -118,7 +119,7 @@ public sealed class HotReloadLabTests : IDisposable
         {
             // Alternate: plugin v1/v2 (new code, new generation) and uplink 1/2 (same code, map update).
             if (i % 2 == 0)
-                _rig.UsePlugin(ReloadRig.MarkPolicy(1 + (i / 2) % 2));
+                _rig.UsePlugin(Repo.MarkPolicy(1 + (i / 2) % 2));
             else
                 WriteConfig(1 + (i / 2) % 2);
             engine.Reconfigure(ConfigLoader.Load(_rig.ConfigPath));

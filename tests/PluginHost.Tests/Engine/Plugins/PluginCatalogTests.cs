@@ -1,3 +1,4 @@
+using PluginHost.TestSupport;
 using System.Runtime.CompilerServices;
 using System.Runtime.Loader;
 using PluginHost.Contract;
@@ -53,12 +54,12 @@ public sealed class PluginCatalogTests : IDisposable
                 File.Copy(file, Path.Combine(target, Path.GetFileName(file)), overwrite: true);
         }
         CopyFolder(Path.GetDirectoryName(SourcePolicyDll)!);
-        CopyFolder(ReloadRig.MarkPolicy(1));
+        CopyFolder(Repo.MarkPolicy(1));
         var first = PluginCatalog.Load(_temp);
         var sourcePolicy = first.Plugins["SourcePolicy"].Instance;
         var markV1 = first.Plugins["MarkPolicy"].Instance;
 
-        CopyFolder(ReloadRig.MarkPolicy(2));
+        CopyFolder(Repo.MarkPolicy(2));
         using var second = PluginCatalog.Load(_temp, reuse: first);
 
         Assert.Same(sourcePolicy, second.Plugins["SourcePolicy"].Instance);

@@ -1,3 +1,4 @@
+using PluginHost.TestSupport;
 using PluginHost.Compose;
 using PluginHost.Observe;
 using System.Net;
