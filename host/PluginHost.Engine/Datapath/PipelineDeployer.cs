@@ -37,6 +37,7 @@ internal sealed partial class PipelineDeployer
     private readonly MapContentsMemory _memory;
     private readonly MapReconciler _reconciler;
     private readonly GenerationRetirer _retirer;
+    private readonly LinkSwapper _links;
 
     public PipelineDeployer(string bpfRoot, string runtimeDirectory, ClangCompiler compiler, TimeSpan retireAfter,
         ILogger logger, ApplyProgress? progress = null, MapContentsMemory? memory = null, TimeProvider? time = null)
@@ -59,6 +60,7 @@ internal sealed partial class PipelineDeployer
         _memory = memory ?? new MapContentsMemory();
         _reconciler = new MapReconciler(_memory, progress);
         _retirer = new GenerationRetirer(bpfRoot, store, kernel, time, _memory);
+        _links = new LinkSwapper(kernel);
     }
 
     /// <summary>Apply one pipeline (see <see cref="ApplyAll"/>).</summary>
@@ -235,7 +237,7 @@ internal sealed partial class PipelineDeployer
         _store.Save(plan.NextState(_time.GetUtcNow(), _retireAfter));
         try
         {
-            SwapLink(prepared);
+            prepared.Kind = _links.Swap(prepared, info => LogReplacingLink(plan.Name, info.Ifindex, info.AttachType));
         }
         catch
         {
@@ -244,34 +246,6 @@ internal sealed partial class PipelineDeployer
         }
         prepared.Swap = watch.Elapsed;
         prepared.Committed = true;
-    }
-
-    private void SwapLink(PreparedGeneration prepared)
-    {
-        var plan = prepared.Plan;
-        var config = plan.Planned.Config;
-        var existing = _kernel.OpenLink(plan.LinkPath);
-        if (existing is not null)
-        {
-            if (existing.Info.IsOn(plan.Planned.Ifindex, config.Hook))
-            {
-                using (existing)
-                    existing.Update(plan.EntryPin, plan.LiveEntryPin); // compare-and-swap against the generation we believe runs
-                prepared.Kind = ApplyKind.Swapped;
-                return;
-            }
-            // The hook moved (the configuration changed interface or direction) or the interface is gone: attach the
-            // new link first; the old one stays open (so attached) until the apply finishes, and a revert re-pins it.
-            var info = existing.Info;
-            LogReplacingLink(config.Name, info.Ifindex, info.AttachType);
-            prepared.ReplacedLink = existing;
-        }
-        var link = _kernel.Attach(plan.EntryPin, plan.Planned.Ifindex, config.Hook, config.Namespace);
-        prepared.NewLink = link;
-        if (existing is not null)
-            _kernel.Remove(plan.LinkPath);
-        link.Pin(plan.LinkPath);
-        prepared.Kind = ApplyKind.Attached;
     }
 
     private void RestoreState(GenerationPlan plan)
@@ -330,20 +304,7 @@ internal sealed partial class PipelineDeployer
             prepared.Committed = false;
             return;
         }
-        if (prepared.NewLink is null)
-        {
-            using var link = _kernel.OpenLink(plan.LinkPath)
-                ?? throw new HostException($"revert pipeline {plan.Name}: link {plan.LinkPath} is gone");
-            link.Update(plan.LiveEntryPin!, plan.EntryPin);
-        }
-        else
-        {
-            _kernel.Remove(plan.LinkPath);
-            prepared.NewLink.Dispose(); // unpinned and closed: detached
-            prepared.NewLink = null;
-            if (prepared.ReplacedLink is not null)
-                prepared.ReplacedLink.Pin(plan.LinkPath);
-        }
+        _links.SwapBack(prepared);
         prepared.Committed = false;
         RestoreState(plan);
     }

@@ -37,6 +37,12 @@ internal sealed class PreparedGeneration(GenerationPlan plan) : IDisposable
     /// <summary>The previous link, kept open while a new one replaced it on another hook, so a revert can put it back.</summary>
     public ILinkAccess? ReplacedLink { get; set; }
 
+    /// <summary>The new link is pinned at the pipeline's link pin.</summary>
+    public bool NewLinkPinned { get; set; }
+
+    /// <summary>The replaced link's pin was removed (a revert pins it again).</summary>
+    public bool OldLinkUnpinned { get; set; }
+
     /// <summary>True once the new generation (or in-place change) is what the datapath runs.</summary>
     public bool Committed { get; set; }
 

@@ -146,7 +146,7 @@ public sealed partial class HostEngine
     {
         foreach (var plugin in catalog.Plugins.Values)
             if (AssemblyLoadContext.GetLoadContext(plugin.Instance.GetType().Assembly) is { } context)
-                _unloading.Add((new WeakReference(context), plugin.Instance.Name, DateTimeOffset.UtcNow));
+                _unloading.Add((new WeakReference(context), plugin.Instance.Name, _time.GetUtcNow()));
         catalog.Dispose();
     }
 
@@ -225,7 +225,7 @@ public sealed partial class HostEngine
         GC.Collect();
         GC.WaitForPendingFinalizers();
         var stuck = new List<string>();
-        var now = DateTimeOffset.UtcNow;
+        var now = _time.GetUtcNow();
         for (int i = _unloading.Count - 1; i >= 0; i--)
         {
             var (context, plugin, since) = _unloading[i];

@@ -44,14 +44,16 @@ public sealed class ReloadProtocolTests
 
     /// <summary>A one-stage pipeline: <paramref name="code"/> is compiled into the stage (a change means a new generation),
     /// <paramref name="keys"/> are its map's entries (a change is made in place).</summary>
-    private static PlannedPipeline Pipeline(string name, long code, params uint[] keys)
+    private static PlannedPipeline Pipeline(string name, long code, params uint[] keys) => PipelineOn(7, name, code, keys);
+
+    private static PlannedPipeline PipelineOn(int ifindex, string name, long code, params uint[] keys)
     {
         var stage = new StagePlan("Fake", new StageTemplate("fake.c.sbn", Template), [Routes], new Dictionary<string, long> { ["code"] = code });
         var entries = new PackedEntries(4, 4);
         foreach (uint k in keys)
             entries.Add(BitConverter.GetBytes(k), BitConverter.GetBytes(k + 1000));
         var config = new PipelineConfig(name, "eth0", Direction.Ingress, null, [], new SettingsNode($"pipelines[{name}]", 1, SettingsKind.Mapping));
-        return new PlannedPipeline(config, 7, new PipelinePlan(name, Direction.Ingress, [stage]), [new Dictionary<string, PackedEntries> { ["routes"] = entries }]);
+        return new PlannedPipeline(config, ifindex, new PipelinePlan(name, Direction.Ingress, [stage]), [new Dictionary<string, PackedEntries> { ["routes"] = entries }]);
     }
 
     private static string Link(string pipeline) => $"{Root}/{pipeline}/link";
@@ -283,5 +285,38 @@ public sealed class ReloadProtocolTests
 
         Assert.Equal(new[] { Hex(10), Hex(11) }, RoutesOf("a").Entries.Keys);
         Assert.Equal(Convert.ToHexString(BitConverter.GetBytes(1010u)), Convert.ToHexString(RoutesOf("a").Entries[Hex(10)]));
+    }
+
+    [Fact]
+    public void A_moved_hook_gets_a_new_link_and_the_old_one_goes_only_when_the_apply_finishes()
+    {
+        _deployer.ApplyAll([Pipeline("a", 1, 10)]);
+        var old = _kernel.Links[Link("a")];
+
+        var result = _deployer.Apply(PipelineOn(9, "a", 1, 10)); // same code on another interface: a new generation
+
+        Assert.Equal(ApplyKind.Attached, result.Kind);
+        var now = _kernel.Links[Link("a")];
+        Assert.NotSame(old, now);
+        Assert.Equal((9, EntryId("a", 2)), (now.Ifindex, now.ProgramId));
+        Assert.False(old.Pinned);
+    }
+
+    [Fact]
+    public void A_moved_hook_whose_new_link_cannot_be_pinned_keeps_the_old_link()
+    {
+        _deployer.ApplyAll([Pipeline("a", 1, 10)]);
+        var old = _kernel.Links[Link("a")];
+        int pins = 0;
+        _kernel.Fail = (op, target) => op == "pin" && target == Link("a") && ++pins == 1 ? new BpfException($"pin {target}", -17) : null;
+
+        var e = Assert.Throws<CommitFailedException>(() => _deployer.Apply(PipelineOn(9, "a", 1, 10)));
+
+        Assert.Equal(new[] { "pipeline a: unchanged (its commit failed)" }, e.Outcomes);
+        Assert.Same(old, _kernel.Links[Link("a")]);
+        Assert.True(old.Pinned);
+        Assert.Equal(EntryId("a", 1), old.ProgramId);
+        Assert.False(_kernel.Exists($"{Root}/a/g2"));
+        Assert.Equal(1u, _store.States["a"].Generation);
     }
 }
