@@ -64,10 +64,72 @@ internal sealed class BpfDatapathKernel : IDatapathKernel
         return program.Id;
     }
 
+    public IHeldGeneration Hold(PipelineState state) => new Held(state.RequiredPins.ToList());
+
     public PipelineCounters ReadCounters(string statsPin, int stages)
     {
         using var stats = BpfMap.OpenPinned(statsPin);
         return CounterReader.Read(stats, stages);
+    }
+
+    // Pins are opened as what they are: the link, the entry program, maps (prog array, stats, stage maps).
+    private sealed class Held : IHeldGeneration
+    {
+        private readonly List<string> _required;
+        private readonly Dictionary<string, Action<string>> _pinners = [];
+        private readonly List<IDisposable> _objects = [];
+
+        public Held(List<string> required)
+        {
+            _required = required;
+            foreach (var pin in required.Where(File.Exists))
+            {
+                try
+                {
+                    switch (Path.GetFileName(pin))
+                    {
+                        case GenerationPlan.LinkPin:
+                            var link = TcxLink.OpenPinned(pin);
+                            _objects.Add(link);
+                            _pinners[pin] = link.Pin;
+                            break;
+                        case ChainSpec.EntryProgram:
+                            var program = BpfProgram.OpenPinned(pin);
+                            _objects.Add(program);
+                            _pinners[pin] = program.Pin;
+                            break;
+                        default:
+                            var map = BpfMap.OpenPinned(pin);
+                            _objects.Add(map);
+                            _pinners[pin] = map.Pin;
+                            break;
+                    }
+                }
+                catch (Interop.BpfException)
+                {
+                    // Gone between the check and the open: reported by Lost().
+                }
+            }
+        }
+
+        public IReadOnlyList<string> Restore()
+        {
+            var restored = new List<string>();
+            foreach (var pin in _required.Where(p => !File.Exists(p) && _pinners.ContainsKey(p)))
+            {
+                _pinners[pin](pin);
+                restored.Add(pin);
+            }
+            return restored;
+        }
+
+        public IReadOnlyList<string> Lost() => _required.Where(p => !File.Exists(p) && !_pinners.ContainsKey(p)).ToList();
+
+        public void Dispose()
+        {
+            foreach (var o in _objects)
+                o.Dispose();
+        }
     }
 
     private sealed class Loaded(ChainSpec spec, string objectPath, LoadedChain chain) : ILoadedGeneration

@@ -112,6 +112,26 @@ internal sealed record GenerationPlan(
         return new GenerationPlan(planned, spec, codeKey, false, generation, pipelineDir, live, decisions) { Recorded = recorded };
     }
 
+    /// <summary>
+    /// What the link runs, against what the state file says. The state is recorded before the link update, so a host
+    /// killed in between finds the state naming generation N while the link still runs the previous one: that one is
+    /// adopted (and N retired at once, never having run). Returns the state to go on from and, when it differs from
+    /// <paramref name="recorded"/>, why. <paramref name="running"/> is the program the link runs (0: no link).
+    /// </summary>
+    public static (PipelineState? State, string? Adopted) Adopt(PipelineState? recorded, uint running, Func<string, uint?> programOf, DateTimeOffset now)
+    {
+        if (recorded is null || running == 0 || programOf(recorded.EntryPin) == running)
+            return (recorded, null);
+        if (recorded.Previous is { } previous && programOf(previous.EntryPin) == running)
+        {
+            var retiring = recorded.Retiring.Where(r => r.Generation != previous.Generation)
+                .Append(new RetiringGeneration(recorded.Generation, recorded.Stages.Select(s => s.Instance).ToList(), now)).ToList();
+            return (previous with { Retired = recorded.Retired, Retiring = retiring, Previous = null },
+                $"the state names generation {recorded.Generation} but the link runs generation {previous.Generation}: adopted generation {previous.Generation}");
+        }
+        return (recorded, null); // a program no recorded generation has: the compare-and-swap will refuse, and status says so
+    }
+
     // The code and the hook it runs on: equal means no new generation is needed.
     private static string CodeKeyOf(ChainSpec spec, PlannedPipeline planned) =>
         Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(
@@ -132,6 +152,6 @@ internal sealed record GenerationPlan(
             Planned.Ifindex, Generation, PipelineDirectory, GenerationDirectory, now,
             Spec.Stages.Select(s => new StageState(s.Index, s.PluginName, s.InstanceName, s.ProgramName, s.Maps.Select(m => m.CName).ToList())).ToList(),
             CodeKey, Maps.Select(m => new MapState(m.Pin, m.Map.PinName, m.Map.CName, m.Stage.Index, m.Map.Fingerprint, m.Map.Schema)).ToList(),
-            Recorded?.Retired ?? CounterTotals.Empty(), retiring);
+            Recorded?.Retired ?? CounterTotals.Empty(), retiring, Live is null ? null : Live with { Previous = null });
     }
 }

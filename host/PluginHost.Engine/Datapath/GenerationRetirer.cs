@@ -9,7 +9,8 @@ namespace PluginHost.Datapath;
 /// Picks up generations a killed host left behind, and never retires a generation the pipeline's link runs,
 /// whatever the state file says.
 /// </summary>
-internal sealed class GenerationRetirer(string bpfRoot, IPipelineStore store, IDatapathKernel kernel, TimeProvider time, MapContentsMemory memory)
+internal sealed class GenerationRetirer(string bpfRoot, IPipelineStore store, IDatapathKernel kernel, TimeProvider time, MapContentsMemory memory,
+    Action<string> fault)
 {
     /// <summary>Retire what is due; returns the generations retired.</summary>
     public IReadOnlyList<uint> RetireDue(string pipeline)
@@ -43,6 +44,7 @@ internal sealed class GenerationRetirer(string bpfRoot, IPipelineStore store, ID
             if (kernel.Exists(genDir))
                 kernel.Remove(genDir);
             retired.Add(r.Generation);
+            fault(FaultPoints.DuringRetire); // unpinned, but the state still lists it as retiring
         }
         if (keep.Count == 0)
         {

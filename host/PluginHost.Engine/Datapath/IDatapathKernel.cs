@@ -43,6 +43,9 @@ internal interface IDatapathKernel
     /// <summary>The kernel id of a pinned program.</summary>
     uint ProgramId(string programPin);
 
+    /// <summary>Open and keep fds on everything a running generation needs that is pinned now (see <see cref="PipelineState.RequiredPins"/>).</summary>
+    IHeldGeneration Hold(PipelineState state);
+
     /// <summary>Read a pinned stats map.</summary>
     PipelineCounters ReadCounters(string statsPin, int stages);
 }
@@ -59,6 +62,19 @@ internal interface ILoadedGeneration : IDisposable
     /// <summary>Pin the entry program, prog array and stats under <paramref name="generationDirectory"/>, and the
     /// maps in <paramref name="mapPins"/> (by C name) where given.</summary>
     void Pin(string generationDirectory, IReadOnlyDictionary<string, string> mapPins);
+}
+
+/// <summary>
+/// Fds on a running generation's objects, held by the host process: while it runs, a pin removed by hand neither
+/// detaches the link nor empties the prog array, and <see cref="Restore"/> pins it again.
+/// </summary>
+internal interface IHeldGeneration : IDisposable
+{
+    /// <summary>Pin again every required pin that is missing and held; returns those restored.</summary>
+    IReadOnlyList<string> Restore();
+
+    /// <summary>Required pins that are missing and not held (nothing can restore them).</summary>
+    IReadOnlyList<string> Lost();
 }
 
 /// <summary>Raw byte access to a map.</summary>

@@ -38,17 +38,22 @@ internal sealed partial class PipelineDeployer
     private readonly MapReconciler _reconciler;
     private readonly GenerationRetirer _retirer;
     private readonly LinkSwapper _links;
+    private readonly Action<string> _fault;
+    private readonly HeldGenerations _held;
 
-    public PipelineDeployer(string bpfRoot, string runtimeDirectory, ClangCompiler compiler, TimeSpan retireAfter,
-        ILogger logger, ApplyProgress? progress = null, MapContentsMemory? memory = null, TimeProvider? time = null)
+    internal PipelineDeployer(string bpfRoot, string runtimeDirectory, ClangCompiler compiler, TimeSpan retireAfter,
+        ILogger logger, ApplyProgress? progress = null, MapContentsMemory? memory = null, TimeProvider? time = null, HeldGenerations? held = null)
         : this(bpfRoot, new PipelineStore(runtimeDirectory), BpfDatapathKernel.Instance, compiler, retireAfter, time ?? TimeProvider.System,
-            logger, progress, memory)
+            logger, progress, memory, FaultPoints.FromEnvironment, held)
     {
     }
 
     internal PipelineDeployer(string bpfRoot, IPipelineStore store, IDatapathKernel kernel, IChainCompiler compiler, TimeSpan retireAfter,
-        TimeProvider time, ILogger logger, ApplyProgress? progress = null, MapContentsMemory? memory = null)
+        TimeProvider time, ILogger logger, ApplyProgress? progress = null, MapContentsMemory? memory = null, Action<string>? faultPoint = null,
+        HeldGenerations? held = null)
     {
+        _held = held ?? new HeldGenerations();
+        _fault = faultPoint ?? FaultPoints.FromEnvironment;
         _bpfRoot = bpfRoot;
         _store = store;
         _kernel = kernel;
@@ -59,7 +64,7 @@ internal sealed partial class PipelineDeployer
         _progress = progress;
         _memory = memory ?? new MapContentsMemory();
         _reconciler = new MapReconciler(_memory, progress);
-        _retirer = new GenerationRetirer(bpfRoot, store, kernel, time, _memory);
+        _retirer = new GenerationRetirer(bpfRoot, store, kernel, time, _memory, _fault);
         _links = new LinkSwapper(kernel);
     }
 
@@ -106,8 +111,8 @@ internal sealed partial class PipelineDeployer
         var watch = Stopwatch.StartNew();
         var spec = ChainComposer.Compose(planned.Plan);
         var composeTime = watch.Elapsed;
-        var recorded = _store.Load(planned.Config.Name);
         string pipelineDir = Path.Combine(_bpfRoot, planned.Config.Name);
+        var recorded = AdoptAttached(planned.Config.Name);
         var plan = GenerationPlan.Decide(planned, spec, _bpfRoot, recorded, _kernel.Exists, _kernel.PinnedGenerations(pipelineDir));
         var prepared = new PreparedGeneration(plan) { Compose = composeTime };
         try
@@ -124,6 +129,24 @@ internal sealed partial class PipelineDeployer
         }
     }
 
+    // The state file, reconciled with what the pipeline's link actually runs (see GenerationPlan.Adopt).
+    private PipelineState? AdoptAttached(string pipeline)
+    {
+        var recorded = _store.Load(pipeline);
+        if (recorded is null)
+            return null;
+        uint running;
+        using (var link = _kernel.OpenLink(Path.Combine(recorded.PinDirectory, GenerationPlan.LinkPin)))
+            running = link?.Info.ProgramId ?? 0;
+        var (state, adopted) = GenerationPlan.Adopt(recorded, running, pin => _kernel.Exists(pin) ? _kernel.ProgramId(pin) : null, _time.GetUtcNow());
+        if (adopted is not null)
+        {
+            LogAdopted(pipeline, adopted);
+            _store.Save(state!);
+        }
+        return state;
+    }
+
     private void PrepareGeneration(PreparedGeneration prepared)
     {
         var plan = prepared.Plan;
@@ -131,12 +154,15 @@ internal sealed partial class PipelineDeployer
         var compiled = _compiler.Compile(plan.Spec.Source, plan.Name);
         prepared.Compile = watch.Elapsed;
         prepared.CompileCached = compiled.Cached;
+        _fault(FaultPoints.AfterCompile);
 
         watch.Restart();
         var loaded = prepared.Loaded = _kernel.Load(plan.Spec, compiled.ObjectPath, plan.Generation, plan.ReusedPins);
+        _fault(FaultPoints.AfterLoad);
         foreach (var decision in plan.Maps)
             Fill(prepared, decision, loaded.Map(decision.Map.CName));
         prepared.Load = watch.Elapsed;
+        _fault(FaultPoints.AfterFill);
 
         watch.Restart();
         try
@@ -150,6 +176,7 @@ internal sealed partial class PipelineDeployer
         foreach (var shadowed in prepared.Canaries.Shadowed)
             LogShadowed(plan.Name, shadowed);
         prepared.Canary = watch.Elapsed;
+        _fault(FaultPoints.AfterCanary);
 
         if (_kernel.Exists(plan.GenerationDirectory))
             _kernel.Remove(plan.GenerationDirectory); // a leftover of a failed attempt with the same number
@@ -235,6 +262,7 @@ internal sealed partial class PipelineDeployer
         // The intended generation is recorded before the link moves: a host killed in between finds the state
         // naming a generation that is pinned, and the retirer never unpins what a link runs.
         _store.Save(plan.NextState(_time.GetUtcNow(), _retireAfter));
+        _fault(FaultPoints.AfterStateWrite);
         try
         {
             prepared.Kind = _links.Swap(prepared, info => LogReplacingLink(plan.Name, info.Ifindex, info.AttachType));
@@ -244,6 +272,7 @@ internal sealed partial class PipelineDeployer
             RestoreState(plan);
             throw;
         }
+        _fault(FaultPoints.AfterLinkUpdate);
         prepared.Swap = watch.Elapsed;
         prepared.Committed = true;
     }
@@ -341,6 +370,7 @@ internal sealed partial class PipelineDeployer
             prepared.ReplacedLink?.Dispose(); // the old hook's link: closed and unpinned, so detached
             prepared.ReplacedLink = null;
             TryRetireDue(plan.Name);
+            TryAudit(plan.Name);
             var info = _kernel.OpenLink(plan.LinkPath) is { } link ? Read(link) : new TcxLinkInfo(0, 0, 0, 0);
             var kind = prepared.Kind;
             if (kind is ApplyKind.Swapped or ApplyKind.Attached)
@@ -388,9 +418,42 @@ internal sealed partial class PipelineDeployer
             LogRetired(pipeline, generation);
     }
 
+    private void TryAudit(string pipeline)
+    {
+        try
+        {
+            Audit(pipeline);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or Interop.BpfException)
+        {
+            LogPinsLost(pipeline, $"audit failed: {e.Message}");
+        }
+    }
+
+    /// <summary>
+    /// Check the pins <paramref name="pipeline"/>'s running generation needs; pin again, from the fds this host holds,
+    /// any that went missing (removed by hand: the prog array would empty, the link detach), and report what cannot be.
+    /// Runs after every apply and periodically. Returns the pins restored.
+    /// </summary>
+    public IReadOnlyList<string> Audit(string pipeline)
+    {
+        var state = _store.Load(pipeline);
+        if (state is null || !_kernel.Exists(state.EntryPin))
+            return [];
+        var held = _held.For(pipeline, state.Generation, () => _kernel.Hold(state));
+        var restored = held.Restore();
+        foreach (var pin in restored)
+            LogPinRestored(pipeline, pin);
+        var lost = held.Lost();
+        if (lost.Count > 0)
+            LogPinsLost(pipeline, string.Join(", ", lost));
+        return restored;
+    }
+
     /// <summary>Detach a pipeline and remove its pins and state.</summary>
     public void Remove(string pipeline)
     {
+        _held.Release(pipeline); // a link the host holds an fd on would stay attached
         // Where it was deployed (a configuration may have moved bpfRoot since), and where this configuration would put it.
         if (_store.Load(pipeline) is { } state && _kernel.Exists(state.PinDirectory))
             _kernel.Remove(state.PinDirectory);
@@ -400,6 +463,15 @@ internal sealed partial class PipelineDeployer
         _store.Delete(pipeline);
         LogRemoved(pipeline);
     }
+
+    [LoggerMessage(EventId = 109, Level = LogLevel.Warning, Message = "pipeline {Pipeline}: pin {Pin} was missing: pinned again from the fd the host holds")]
+    private partial void LogPinRestored(string pipeline, string pin);
+
+    [LoggerMessage(EventId = 110, Level = LogLevel.Error, Message = "pipeline {Pipeline}: pins missing and not held by this host, the running generation may bypass stages (reload to rebuild it): {Pins}")]
+    private partial void LogPinsLost(string pipeline, string pins);
+
+    [LoggerMessage(EventId = 108, Level = LogLevel.Warning, Message = "pipeline {Pipeline}: {What}")]
+    private partial void LogAdopted(string pipeline, string what);
 
     [LoggerMessage(EventId = 107, Level = LogLevel.Warning, Message = "pipeline {Pipeline}: retiring old generations failed, retried at the next apply: {Error}")]
     private partial void LogRetireFailed(string pipeline, string error);

@@ -12,6 +12,8 @@ namespace PluginHost.Datapath;
 /// <param name="Maps">Where each stage map is pinned, with its layout.</param>
 /// <param name="Retired">Counters of generations already retired, so totals survive reloads.</param>
 /// <param name="Retiring">Generations swapped out and waiting for their grace period.</param>
+/// <param name="Previous">The state this generation replaced (its own <c>Previous</c> empty), recorded with it before the
+/// link update: a host killed between the two finds the link still running the previous generation and adopts it.</param>
 public sealed record PipelineState(
     string Name,
     string Interface,
@@ -26,8 +28,22 @@ public sealed record PipelineState(
     string CodeKey,
     IReadOnlyList<MapState> Maps,
     CounterTotals Retired,
-    IReadOnlyList<RetiringGeneration> Retiring)
+    IReadOnlyList<RetiringGeneration> Retiring,
+    PipelineState? Previous = null)
 {
+    /// <summary>Where this generation's entry program is pinned.</summary>
+    public string EntryPin => Path.Combine(GenerationDirectory, Compose.ChainSpec.EntryProgram);
+
+    /// <summary>
+    /// The pins this generation needs while it runs: the link, its entry program, prog array and stats, and its
+    /// stage maps. A prog array whose last reference goes is emptied by the kernel (every later stage then stops
+    /// running), and a link whose pin and fds go is detached.
+    /// </summary>
+    public IEnumerable<string> RequiredPins =>
+        new[] { Path.Combine(PinDirectory, GenerationPlan.LinkPin), EntryPin,
+                Path.Combine(GenerationDirectory, Compose.ChainSpec.ChainMap), Path.Combine(GenerationDirectory, Compose.ChainSpec.StatsMap) }
+            .Concat(Maps.Select(m => m.Pin));
+
     internal static JsonSerializerOptions Json => HostJson.Options;
 
     public static string FilePath(string runtimeDirectory, string pipeline) => Path.Combine(runtimeDirectory, "pipelines", pipeline + ".json");

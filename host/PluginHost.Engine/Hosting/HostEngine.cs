@@ -29,6 +29,7 @@ public sealed partial class HostEngine
     private readonly List<(WeakReference Context, string Plugins, DateTimeOffset Since)> _unloading = [];
     private readonly PluginCatalogCache _plugins = new();
     private readonly MapContentsMemory _mapContents = new();
+    private readonly HeldGenerations _held = new();
     private PipelineDeployer _deployer;
 
     public HostEngine(HostConfig config, ILoggerFactory loggers, TimeSpan? retireAfter = null, TimeProvider? time = null)
@@ -44,7 +45,7 @@ public sealed partial class HostEngine
     public HostConfig Config { get; private set; }
 
     private PipelineDeployer NewDeployer(HostConfig config) => new(config.BpfRoot, config.RuntimeDirectory,
-        new ClangCompiler(config.CacheDirectory), _retireAfter, _loggers.CreateLogger<PipelineDeployer>(), progress: Progress, memory: _mapContents, time: _time);
+        new ClangCompiler(config.CacheDirectory), _retireAfter, _loggers.CreateLogger<PipelineDeployer>(), progress: Progress, memory: _mapContents, time: _time, held: _held);
 
     /// <summary>
     /// Forget what the configuration maps were last written with, so the next apply reads them back from the
@@ -213,6 +214,9 @@ public sealed partial class HostEngine
         foreach (var p in Config.Pipelines)
             _deployer.RetireDue(p.Name);
     }
+
+    /// <summary>Check every configured pipeline's pins and restore missing ones from the fds this host holds (call periodically).</summary>
+    public IReadOnlyList<string> Audit() => Config.Pipelines.SelectMany(p => _deployer.Audit(p.Name)).ToList();
 
     /// <summary>
     /// Plugins whose load context is still alive well after they were released: something (a static

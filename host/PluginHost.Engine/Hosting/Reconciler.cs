@@ -65,7 +65,7 @@ public sealed partial class Reconciler(string configPath, HostEngine engine, ILo
                 }
                 catch (OperationCanceledException) when (!stop.IsCancellationRequested)
                 {
-                    engine.RetireDue();
+                    Housekeeping();
                     continue;
                 }
                 catch (OperationCanceledException)
@@ -82,6 +82,20 @@ public sealed partial class Reconciler(string configPath, HostEngine engine, ILo
             var burst = await CollectBurstAsync(reader, stop);
             if (burst.Count > 0)
                 ApplyOnce(burst);
+        }
+    }
+
+    // Between bursts: retire what is due, and put back pins removed by hand before a missing prog array costs traffic.
+    private void Housekeeping()
+    {
+        try
+        {
+            engine.RetireDue();
+            engine.Audit();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or HostException)
+        {
+            LogHousekeepingFailed(e.Message);
         }
     }
 
@@ -151,6 +165,9 @@ public sealed partial class Reconciler(string configPath, HostEngine engine, ILo
                 LogFailed(e.Message);
         }
     }
+
+    [LoggerMessage(EventId = 303, Level = LogLevel.Warning, Message = "housekeeping (retire, pin audit) failed, retried in a second: {Error}")]
+    private partial void LogHousekeepingFailed(string error);
 
     [LoggerMessage(EventId = 300, Level = LogLevel.Information, Message = "reloading after {Count} trigger(s): {Why}")]
     private partial void LogPass(int count, string why);

@@ -25,12 +25,32 @@ public static class StatusReport
             using var link = TcxLink.OpenPinned(Path.Combine(s.PinDirectory, PipelineDeployer.LinkPin));
             var info = link.Info;
             bool attached = info.Ifindex != 0;
+            var problems = new List<string>();
+            if (!attached)
+                problems.Add("the interface is gone");
+            // What the link runs must be the generation the state names: anything else runs stages the host does not know.
+            if (ProgramOf(s.EntryPin) is uint recorded && recorded != info.ProgramId)
+                problems.Add($"the link runs program {info.ProgramId}, not generation {s.Generation} (program {recorded})" +
+                    (s.Previous is { } p && ProgramOf(p.EntryPin) == info.ProgramId
+                        ? $": it still runs generation {p.Generation} (a host stopped during a swap); the next apply adopts it" : ""));
+            var missing = s.RequiredPins.Skip(1).Where(pin => !File.Exists(pin)).ToList();
+            if (missing.Count > 0)
+                problems.Add($"pins missing: {string.Join(", ", missing.Select(m => Path.GetRelativePath(s.PinDirectory, m)))} " +
+                    "(a running host restores them; otherwise reload)");
             return new PipelineStatus(s.Name, s.Interface, s.Direction, s.Namespace, s.Generation, attached, info.LinkId, info.ProgramId,
-                stages, s.Retiring.Count, attached ? null : "the interface is gone");
+                stages, s.Retiring.Count, problems.Count == 0 ? null : string.Join("; ", problems));
         }
         catch (Interop.BpfException e)
         {
             return new PipelineStatus(s.Name, s.Interface, s.Direction, s.Namespace, s.Generation, false, 0, 0, stages, s.Retiring.Count, e.Message);
         }
+    }
+
+    private static uint? ProgramOf(string pin)
+    {
+        if (!File.Exists(pin))
+            return null;
+        using var program = BpfProgram.OpenPinned(pin);
+        return program.Id;
     }
 }

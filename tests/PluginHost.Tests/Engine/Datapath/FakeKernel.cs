@@ -95,6 +95,47 @@ internal sealed class FakeKernel : IDatapathKernel
         CounterReader.FromRows("", 0, Enumerable.Repeat(("", ""), stages).ToList(),
             row => Enumerable.Range(0, CounterLayout.PerRow).Select(c => row == 0 ? (c == (int)EntryCounter.Packets ? 10ul : 0ul) : 1ul).ToArray());
 
+    public IHeldGeneration Hold(PipelineState state) => new Held(this, state.RequiredPins.ToList());
+
+    // Held "fds": the objects behind each pin when it was held.
+    private sealed class Held : IHeldGeneration
+    {
+        private readonly FakeKernel _kernel;
+        private readonly List<string> _required;
+        private readonly Dictionary<string, Action> _pinners = [];
+
+        public Held(FakeKernel kernel, List<string> required)
+        {
+            _kernel = kernel;
+            _required = required;
+            foreach (var pin in required)
+            {
+                if (kernel.Programs.TryGetValue(pin, out uint id))
+                    _pinners[pin] = () => kernel.Programs[pin] = id;
+                else if (kernel.Maps.TryGetValue(pin, out var map))
+                    _pinners[pin] = () => kernel.Maps[pin] = map;
+                else if (kernel.Links.TryGetValue(pin, out var link))
+                    _pinners[pin] = () => { link.Pinned = true; kernel.Links[pin] = link; };
+                else if (kernel.OtherPins.Contains(pin))
+                    _pinners[pin] = () => kernel.OtherPins.Add(pin);
+            }
+        }
+
+        public IReadOnlyList<string> Restore()
+        {
+            var missing = _required.Where(p => !_kernel.AllPins.Contains(p) && _pinners.ContainsKey(p)).ToList();
+            foreach (var pin in missing)
+                _pinners[pin]();
+            return missing;
+        }
+
+        public IReadOnlyList<string> Lost() => _required.Where(p => !_kernel.AllPins.Contains(p) && !_pinners.ContainsKey(p)).ToList();
+
+        public void Dispose()
+        {
+        }
+    }
+
     /// <summary>The program id the link pinned at <paramref name="linkPin"/> runs (0 when there is none).</summary>
     public uint Running(string linkPin) => Links.TryGetValue(linkPin, out var link) ? link.ProgramId : 0;
 

@@ -265,4 +265,21 @@ public sealed class GenerationTests : IDisposable
 
         Assert.Equal($"canary of stage 0 (SourcePolicy) 'must drop': expected drop, got redirect to ifindex {_net.Ifindex(KernelChain.Out1)}", e.Message);
     }
+
+    [KernelFact]
+    public void PinsRemovedByHandArePinnedAgainFromTheHostsFds()
+    {
+        var engine = _rig.Engine();
+        engine.Apply();
+        string chain = Path.Combine(_rig.State.GenerationDirectory, "ph_chain");
+        string seen = SeenPin;
+        File.Delete(chain); // unpinned, and no other reference than the host's: the kernel would empty the prog array
+        File.Delete(seen);
+
+        var restored = engine.Audit();
+
+        Assert.Equal(new[] { chain, seen }.Order(), restored.Order());
+        Assert.True(File.Exists(chain) && File.Exists(seen));
+        Feed("198.18.1.9"); // stage 1 (SourcePolicy, reached by a tail call) still redirects
+    }
 }

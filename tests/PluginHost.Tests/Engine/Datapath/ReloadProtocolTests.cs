@@ -37,10 +37,14 @@ public sealed class ReloadProtocolTests
     private readonly FakeKernel _kernel = new();
     private readonly FakeStore _store = new();
     private readonly FakeTimeProvider _time = new(DateTimeOffset.Parse("2026-11-29T12:00:00Z"));
+    private readonly List<string> _faultPoints = [];
     private readonly PipelineDeployer _deployer;
 
-    public ReloadProtocolTests() =>
-        _deployer = new PipelineDeployer(Root, _store, _kernel, new FakeCompiler(), RetireAfter, _time, NullLogger.Instance);
+    public ReloadProtocolTests() => _deployer = NewDeployer();
+
+    // A host process: a restarted one shares the kernel (pins) and the runtime directory (state files), nothing else.
+    private PipelineDeployer NewDeployer() =>
+        new(Root, _store, _kernel, new FakeCompiler(), RetireAfter, _time, NullLogger.Instance, faultPoint: _faultPoints.Add);
 
     /// <summary>A one-stage pipeline: <paramref name="code"/> is compiled into the stage (a change means a new generation),
     /// <paramref name="keys"/> are its map's entries (a change is made in place).</summary>
@@ -318,5 +322,66 @@ public sealed class ReloadProtocolTests
         Assert.Equal(EntryId("a", 1), old.ProgramId);
         Assert.False(_kernel.Exists($"{Root}/a/g2"));
         Assert.Equal(1u, _store.States["a"].Generation);
+    }
+
+    [Fact]
+    public void An_apply_passes_its_fault_points_in_order()
+    {
+        _deployer.ApplyAll([Pipeline("a", 1, 10)]);
+        _time.Advance(RetireAfter * 2);
+        _faultPoints.Clear();
+
+        _deployer.Apply(Pipeline("a", 2, 10));
+        _time.Advance(RetireAfter * 2);
+        _deployer.RetireDue("a");
+
+        Assert.Equal(FaultPoints.All, _faultPoints);
+    }
+
+    [Theory]
+    [InlineData(2L)] // restarted with the new configuration
+    [InlineData(1L)] // restarted with the old one
+    public void A_host_killed_between_the_state_write_and_the_link_update_restarts_on_what_the_link_runs(long code)
+    {
+        _deployer.ApplyAll([Pipeline("a", 1, 10)]);
+        // What the kill leaves: generation 2 prepared and pinned, the state naming it, the link still on generation 1.
+        var prepared = _deployer.Prepare(Pipeline("a", 2, 10));
+        _store.Save(prepared.Plan.NextState(_time.GetUtcNow(), RetireAfter));
+        uint g1 = EntryId("a", 1);
+
+        var restarted = NewDeployer();
+        var result = restarted.Apply(Pipeline("a", code, 10));
+
+        if (code == 1)
+        {
+            Assert.Equal((ApplyKind.Unchanged, 1u), (result.Kind, result.Generation)); // adopted, nothing to swap
+            Assert.Equal(g1, _kernel.Running(Link("a")));
+        }
+        else
+        {
+            Assert.Equal((ApplyKind.Swapped, 3u), (result.Kind, result.Generation)); // the compare-and-swap expected g1, and met it
+            Assert.Equal(EntryId("a", 3), _kernel.Running(Link("a")));
+        }
+        Assert.Equal(result.Generation, _store.States["a"].Generation);
+        _time.Advance(RetireAfter * 2);
+        restarted.RetireDue("a");
+        Assert.False(_kernel.Exists($"{Root}/a/g2")); // never ran: retired, not orphaned
+        Assert.Equal(new[] { result.Generation }, _kernel.PinnedGenerations($"{Root}/a"));
+    }
+
+    [Fact]
+    public void The_audit_pins_again_what_was_removed_by_hand()
+    {
+        _deployer.ApplyAll([Pipeline("a", 1, 10)]);
+        string chain = $"{Root}/a/g1/ph_chain";
+        string map = _store.States["a"].Maps.Single().Pin;
+        _kernel.Remove(chain);
+        _kernel.Remove(map);
+
+        var restored = _deployer.Audit("a");
+
+        Assert.Equal(new[] { chain, map }.Order(), restored.Order());
+        Assert.True(_kernel.Exists(chain));
+        Assert.True(_kernel.Exists(map));
     }
 }
