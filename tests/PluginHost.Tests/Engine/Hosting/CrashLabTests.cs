@@ -1,0 +1,180 @@
+using System.Diagnostics;
+using System.Net;
+using PluginHost.Datapath;
+using PluginHost.Hosting;
+using PluginHost.Kernel;
+using PluginHost.Lab;
+using PluginHost.Net;
+using PluginHost.Observe;
+using PluginHost.Tests.Support;
+using PluginHost.TestSupport;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace PluginHost.Tests.Engine.Hosting;
+
+/// <summary>
+/// The real `pluginhost run`, killed with SIGKILL at each named step of an apply (<see cref="FaultPoints"/>) under a
+/// sequence-numbered stream, then restarted with the new configuration or the old one. Every restart must converge
+/// on exactly one attached generation, the one the state and `status` name, with nothing orphaned, and no datagram
+/// may be lost or leave by the wrong uplink at any time.
+/// </summary>
+[Trait("Category", "Lab")]
+[Collection(LabCollection.Name)]
+public sealed class CrashLabTests : IDisposable
+{
+    private const int Pps = 20_000;
+    private readonly RouterLab _lab = new("k" + Guid.NewGuid().ToString("N")[..4]);
+    private readonly ReloadRig _rig = new();
+    private readonly ITestOutputHelper _out;
+    private readonly List<Process> _hosts = [];
+
+    public CrashLabTests(ITestOutputHelper output)
+    {
+        _out = output;
+        _rig.UsePlugin(Repo.MarkPolicy(1));
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            foreach (var host in _hosts)
+            {
+                if (!host.HasExited)
+                    host.Kill(entireProcessTree: true);
+                host.Dispose();
+            }
+        }
+        finally
+        {
+            try
+            {
+                _rig.Dispose();
+            }
+            finally
+            {
+                _lab.Dispose();
+            }
+        }
+    }
+
+    // Two configurations with different code that send client source A out of uplink 2; the kernel's own route (the
+    // wrong path) is uplink 1. With MarkPolicy in front, SourcePolicy runs behind a tail call: a prog array emptied
+    // by a crash would send the stream out of uplink 1.
+    private void WriteConfig(bool withMarkPolicy) =>
+        _rig.WriteConfig(_lab.Router.Name, RouterLab.RouterLan, (withMarkPolicy ? "      - plugin: MarkPolicy\n" : "") + $"""
+                  - plugin: SourcePolicy
+                    settings:
+                      routes:
+                        - from: {RouterLab.ClientSourceA}/32
+                          interface: {RouterLab.RouterUplink2}
+                          via: {RouterLab.Uplink2Gateway}
+            """);
+
+    private Process StartHost(string? faultPoint = null)
+    {
+        var psi = new ProcessStartInfo(Path.Combine(Repo.Root, "artifacts", "pluginhost", "pluginhost"))
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        psi.ArgumentList.Add("run");
+        psi.ArgumentList.Add("--config");
+        psi.ArgumentList.Add(_rig.ConfigPath);
+        if (faultPoint is not null)
+            psi.Environment[FaultPoints.Variable] = faultPoint;
+        var process = Process.Start(psi)!;
+        string tag = faultPoint ?? "host";
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) _out.WriteLine($"{tag}: {e.Data}"); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) _out.WriteLine($"{tag}! {e.Data}"); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        _hosts.Add(process);
+        return process;
+    }
+
+    private static void WaitFor(Func<bool> condition, string what, int seconds = 30)
+    {
+        if (!SpinWait.SpinUntil(condition, TimeSpan.FromSeconds(seconds)))
+            throw new TimeoutException($"waited {seconds} s for {what}");
+    }
+
+    private long WrongPathPackets() => InterfaceCounters.Read(_lab.Server, RouterLab.ServerUplink1).RxPackets;
+
+    // Exactly one generation pinned, the one the state names, attached, with its maps and nothing else.
+    private string? Converged()
+    {
+        var state = _rig.State;
+        var status = StatusReport.Status(_rig.RuntimeDirectory).Single();
+        if (status.Problem is not null)
+            return $"status: {status.Problem}";
+        using (var entry = BpfProgram.OpenPinned(state.EntryPin))
+            if (entry.Id != _rig.AttachedProgramId())
+                return $"the link runs program {_rig.AttachedProgramId()}, generation {state.Generation} is program {entry.Id}";
+        var generations = Directory.GetDirectories(Path.Combine(_rig.BpfRoot, "p"), "g*").Select(Path.GetFileName).ToList();
+        if (generations.Count != 1 || generations[0] != $"g{state.Generation}")
+            return $"generations pinned: {string.Join(", ", generations)} (state: g{state.Generation})";
+        var maps = Directory.GetFiles(Path.Combine(_rig.BpfRoot, "p", "maps")).Order().ToList();
+        var used = state.Maps.Select(m => m.Pin).Order().ToList();
+        if (!maps.SequenceEqual(used))
+            return $"maps pinned: {string.Join(", ", maps.Select(Path.GetFileName))}; used: {string.Join(", ", used.Select(Path.GetFileName))}";
+        return null;
+    }
+
+    [KernelFact]
+    public void AHostKilledAtEveryStepOfAnApplyRestartsOnOneGenerationAndCostsNoTraffic()
+    {
+        bool withMark = false;
+        WriteConfig(withMark);
+        var warm = _rig.Engine();
+        warm.Apply();
+        UdpTraffic.Send(_lab.Client, RouterLab.ClientSourceA, new IPEndPoint(RouterLab.ServerAddress, 9999), 3); // neighbours
+        Thread.Sleep(200);
+        warm.ReleasePlugins();
+
+        using var udp = UdpStream.Start(_lab.Client, RouterLab.ClientSourceA, _lab.Server, new IPEndPoint(RouterLab.ServerAddress, 9100), Pps,
+            maxDuration: TimeSpan.FromMinutes(5));
+        Thread.Sleep(300);
+        long wrongBefore = WrongPathPackets();
+        var cycles = new List<string>();
+
+        foreach (string point in FaultPoints.All)
+            foreach (bool restartWithNew in new[] { true, false })
+            {
+                // The host applies the other configuration (new code) and dies at the point.
+                bool old = withMark;
+                WriteConfig(!old);
+                var doomed = StartHost(point);
+                Assert.True(doomed.WaitForExit(30_000), $"the host reaches fault point {point}");
+                Assert.Equal(137, doomed.ExitCode); // SIGKILL
+
+                // Restarted with the new configuration, or with the old one again.
+                withMark = restartWithNew ? !old : old;
+                WriteConfig(withMark);
+                var before = ReloadHistory.Load(_rig.RuntimeDirectory);
+                var host = StartHost();
+                WaitFor(() => ReloadHistory.Load(_rig.RuntimeDirectory).Reloads > before.Reloads, $"the restarted host's first apply after {point}");
+                Assert.Equal(before.Failures, ReloadHistory.Load(_rig.RuntimeDirectory).Failures); // its first apply succeeded
+                string? problem = "not checked";
+                SpinWait.SpinUntil(() => (problem = Converged()) is null, TimeSpan.FromSeconds(10)); // the grace period, then the idle retire
+                Assert.True(problem is null, $"after {point}, restarted with the {(restartWithNew ? "new" : "old")} configuration: {problem}");
+                Assert.Equal(withMark ? 2 : 1, _rig.State.Stages.Count);
+                cycles.Add($"{point}/{(restartWithNew ? "new" : "old")}: generation {_rig.State.Generation}");
+
+                HostSignals.RequestStop(host.Id);
+                Assert.True(host.WaitForExit(10_000), "the host stops on SIGTERM");
+            }
+
+        Thread.Sleep(300);
+        var result = udp.Stop();
+        long wrong = WrongPathPackets() - wrongBefore;
+        _out.WriteLine(string.Join("\n", cycles));
+        _out.WriteLine($"udp: {result}; packets on the wrong uplink: {wrong}");
+
+        Assert.Equal(0, result.Lost);
+        Assert.True(result.Sent > Pps * 10, $"the stream ran through every cycle ({result.Sent} sent)");
+        // The server's wrong uplink sees no datagram of the stream; a handful of ARP frames at most.
+        Assert.True(wrong <= 4, $"{wrong} packets arrived on the wrong uplink");
+    }
+}
