@@ -135,7 +135,8 @@ internal static class StatsTable
         Console.WriteLine($"pipeline {state.Name} ({state.Interface} {state.Direction}, generation {state.Generation})");
         Console.WriteLine($"  entry: {e[EntryCounter.Packets]} packets, {e[EntryCounter.Bytes]} bytes; IPv4 {e[EntryCounter.Ipv4]}, IPv6 {e[EntryCounter.Ipv6]}, fragments {e[EntryCounter.Fragments]}");
         Console.WriteLine($"         passed to the kernel: ARP {e[EntryCounter.PassArp]}, ND {e[EntryCounter.PassNeighbourDiscovery]}, non-IP {e[EntryCounter.PassNonIp]}, " +
-                          $"truncated {e[EntryCounter.PassTruncated]}, bad header {e[EntryCounter.PassBadHeader]}, headers too long {e[EntryCounter.PassHeadersTooLong]}");
+                          $"truncated {e[EntryCounter.PassTruncated]}, bad header {e[EntryCounter.PassBadHeader]}, headers too long {e[EntryCounter.PassHeadersTooLong]}, " +
+                          $"VLAN {e[EntryCounter.PassVlan]}, QinQ {e[EntryCounter.PassQinq]}, length beyond frame {e[EntryCounter.PassLengthBeyondFrame]}");
         Console.WriteLine($"  {"STAGE",-22} {"PACKETS",9} {"MATCHED",9} {"REDIRECTED",10} {"PASSED",9} {"DROPPED",9} {"REDIR-ERR",9} {"TTL-EXP",9} {"MISSED-TC",9} {"GEN-MISM",9}");
         foreach (var s in c.Stages)
         {

@@ -20,6 +20,14 @@ public enum EntryCounter
     PassBadHeader,
     Fragments,
     PassHeadersTooLong,
+    /// <summary>One 802.1Q/802.1ad tag, in skb metadata (stripped by the NIC or the stack) or in the packet: the stages
+    /// know nothing of VLANs, and a redirect would carry the tag out of the uplink or lose it.</summary>
+    PassVlan,
+    /// <summary>Two tags or more (QinQ), counted apart from <see cref="PassVlan"/>.</summary>
+    PassQinq,
+    /// <summary>An IPv4 total length, or an IPv6 payload length plus its header, longer than the bytes after the Ethernet
+    /// header: the kernel drops such a packet, so it must not be forwarded. Shorter (Ethernet padding) is normal.</summary>
+    PassLengthBeyondFrame,
 }
 
 /// <summary>
@@ -60,6 +68,7 @@ public static class CounterLayout
     [
         EntryCounter.PassNonIp, EntryCounter.PassArp, EntryCounter.PassNeighbourDiscovery,
         EntryCounter.PassTruncated, EntryCounter.PassBadHeader, EntryCounter.PassHeadersTooLong,
+        EntryCounter.PassVlan, EntryCounter.PassQinq, EntryCounter.PassLengthBeyondFrame,
     ];
 
     /// <summary>Stage counters the datapath writes (all but the derived <see cref="StageCounter.Packets"/>).</summary>

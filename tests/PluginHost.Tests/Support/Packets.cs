@@ -72,6 +72,23 @@ public static class Packets
         return frame;
     }
 
+    /// <summary>The frame with 802.1Q/802.1ad tags inserted after the MAC addresses, outermost first (VLAN 7 each).</summary>
+    public static byte[] Tagged(byte[] frame, params ushort[] tpids)
+    {
+        var tagged = new byte[frame.Length + 4 * tpids.Length];
+        frame.AsSpan(0, 12).CopyTo(tagged);
+        for (int i = 0; i < tpids.Length; i++)
+        {
+            BinaryPrimitives.WriteUInt16BigEndian(tagged.AsSpan(12 + 4 * i), tpids[i]);
+            BinaryPrimitives.WriteUInt16BigEndian(tagged.AsSpan(14 + 4 * i), 7);
+        }
+        frame.AsSpan(12).CopyTo(tagged.AsSpan(12 + 4 * tpids.Length));
+        return tagged;
+    }
+
+    /// <summary>The frame with <paramref name="bytes"/> zero bytes appended (Ethernet padding or a trailer).</summary>
+    public static byte[] Padded(byte[] frame, int bytes) => [.. frame, .. new byte[bytes]];
+
     /// <summary>True when the IPv4 header's checksum field is correct.</summary>
     public static bool Ipv4ChecksumValid(byte[] frame) =>
         BinaryPrimitives.ReadUInt16BigEndian(frame.AsSpan(ChecksumOffset)) == Ipv4HeaderChecksum(frame.AsSpan(EthernetLength, 20));

@@ -127,7 +127,7 @@ public sealed class CounterModelTests : IDisposable
 
         Assert.Equal(["pipeline", "generation", "entry", "stages"], json.EnumerateObject().Select(p => p.Name));
         Assert.Equal(["packets", "bytes", "ipv4", "ipv6", "passNonIp", "passArp", "passNeighbourDiscovery", "passTruncated", "passBadHeader",
-            "fragments", "passHeadersTooLong"], json.GetProperty("entry").EnumerateObject().Select(p => p.Name));
+            "fragments", "passHeadersTooLong", "passVlan", "passQinq", "passLengthBeyondFrame"], json.GetProperty("entry").EnumerateObject().Select(p => p.Name));
         var stage = json.GetProperty("stages")[0];
         Assert.Equal(["index", "plugin", "instance", "counters"], stage.EnumerateObject().Select(p => p.Name));
         Assert.Equal(["packets", "redirectedBytes", "matched", "redirected", "passed", "dropped", "redirectErrors", "missedTailCalls",

@@ -194,26 +194,4 @@ public sealed class SourcePolicyChainTests : IDisposable
         Assert.Equal(1ul, counters.Entry[EntryCounter.PassNonIp]);
         Assert.Equal(0ul, counters.Stages[0][StageCounter.Packets]);
     }
-
-    [KernelFact]
-    public void VlanTaggedFrameIsParsedButNotRedirected()
-    {
-        using var chain = _net.Load(Stages);
-        var plain = Packets.Ipv4Udp("198.18.1.10", "198.18.9.1");
-        // Insert an 802.1Q tag (VLAN 7) after the MAC addresses.
-        var tagged = new byte[plain.Length + 4];
-        plain.AsSpan(0, 12).CopyTo(tagged);
-        BinaryPrimitives.WriteUInt16BigEndian(tagged.AsSpan(12), 0x8100);
-        BinaryPrimitives.WriteUInt16BigEndian(tagged.AsSpan(14), 7);
-        plain.AsSpan(12).CopyTo(tagged.AsSpan(16));
-
-        var run = chain.Entry.TestRun(tagged);
-
-        Assert.Equal(TcxNext, run.ReturnValue);
-        Assert.Equal(tagged, run.Output);
-        var counters = chain.ReadCounters();
-        Assert.Equal(1ul, counters.Entry[EntryCounter.Ipv4]);          // the parser saw through the tag
-        Assert.Equal(1ul, counters.Stages[0][StageCounter.Matched]);
-        Assert.Equal(1ul, counters.Stages[0][StageCounter.RedirectErrors]);
-    }
 }
