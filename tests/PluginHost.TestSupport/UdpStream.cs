@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Net;
+using System.Net.NetworkInformation;
 using System.Net.Sockets;
 using System.Numerics;
 
@@ -51,11 +52,18 @@ public sealed record UdpStreamResult(
     /// <summary>True when the sender stopped by itself at the maximum duration.</summary>
     public bool TimedOut { get; init; }
 
+    /// <summary>
+    /// With <c>byInterface</c>: this stream's arrivals (duplicates included) by the receiver namespace's interface they came in
+    /// on (IP_PKTINFO), e.g. which uplink; an index no longer in the namespace appears as <c>#INDEX</c>. Null otherwise.
+    /// </summary>
+    public IReadOnlyDictionary<string, long>? ArrivalsByInterface { get; init; }
+
     public override string ToString() =>
         $"sent {Sent}, received {Received}, lost {Lost}, duplicates {Duplicates}, reordered {Reordered}, " +
         $"send retries {SendRetries}{(LastSendError is null ? "" : $" (last {LastSendError})")}, " +
         $"{PacketsPerSecond:0} pps over {Duration.TotalSeconds:0.000} s, receive buffer errors {ReceiveBufferErrors}, " +
         $"udp InErrors {ReceiveInErrors}, SndbufErrors {SendBufferErrors}, foreign {Foreign}, unexpected {Unexpected}" +
+        (ArrivalsByInterface is null ? "" : ", arrived on " + string.Join(' ', ArrivalsByInterface.OrderBy(a => a.Key).Select(a => $"{a.Key} {a.Value}"))) +
         (LostRanges.Count == 0 ? "" : ", lost ranges " + string.Join(' ', LostRanges.Select(r => r.From == r.To ? $"{r.From}" : $"{r.From}-{r.To}")));
 }
 
@@ -71,7 +79,9 @@ public sealed record UdpStreamResult(
 /// scheduling hiccups are caught up rather than lowering the rate; it has <c>IP_RECVERR</c> set, so a send the
 /// kernel drops (ENOBUFS from a full device queue) fails visibly and is retried with the same sequence number.
 /// The receiver has an 8 MiB receive buffer (SO_RCVBUFFORCE, beyond <c>rmem_max</c>, when running as root) and
-/// reads in a tight loop; <see cref="UdpStreamResult.ReceiveBufferErrors"/> tells if it still fell behind.
+/// reads in a tight loop; <see cref="UdpStreamResult.ReceiveBufferErrors"/> tells if it still fell behind. Started
+/// <c>byInterface</c>, it also counts on which interface each datagram arrived (<see cref="UdpStreamResult.ArrivalsByInterface"/>:
+/// which path a datagram took, not only whether it arrived).
 /// </para>
 /// </summary>
 public sealed class UdpStream : IDisposable
@@ -108,6 +118,7 @@ public sealed class UdpStream : IDisposable
     private readonly int _packetsPerSecond;
     private readonly int _payloadBytes;
     private readonly TimeSpan _maxDuration;
+    private readonly bool _byInterface;
     private readonly long _tag;
     private readonly long _maxSequence; // anything above cannot be ours: never grow the bit set for it
     private readonly (long RcvbufErrors, long InErrors)? _receiverSnmpBefore;
@@ -131,11 +142,12 @@ public sealed class UdpStream : IDisposable
     private long _reordered;
     private long _foreign;
     private long _highest = -1;
+    private readonly Dictionary<int, long> _byIfindex = new();
 
     private UdpStreamResult? _result;
 
     private UdpStream(NetworkNamespace senderNs, NetworkNamespace receiverNs, Socket sendSocket, Socket receiveSocket,
-        int packetsPerSecond, int payloadBytes, TimeSpan maxDuration)
+        int packetsPerSecond, int payloadBytes, TimeSpan maxDuration, bool byInterface)
     {
         _senderNs = senderNs;
         _receiverNs = receiverNs;
@@ -144,6 +156,7 @@ public sealed class UdpStream : IDisposable
         _packetsPerSecond = packetsPerSecond;
         _payloadBytes = payloadBytes;
         _maxDuration = maxDuration;
+        _byInterface = byInterface;
         _tag = Random.Shared.NextInt64(1, long.MaxValue);
         _maxSequence = (long)Math.Min(long.MaxValue / 2, (maxDuration.TotalSeconds + 10) * packetsPerSecond * 2 + 1_000_000);
         Source = (IPEndPoint)sendSocket.LocalEndPoint!;
@@ -173,10 +186,11 @@ public sealed class UdpStream : IDisposable
     /// Binds a receiver to <paramref name="destination"/> inside <paramref name="receiverNs"/>, a sender to
     /// <paramref name="source"/> (port 0) inside <paramref name="senderNs"/>, and starts sending
     /// <paramref name="packetsPerSecond"/> datagrams of <paramref name="payloadBytes"/> bytes per second until
-    /// <see cref="Stop"/> or <paramref name="maxDuration"/> (default 120 s).
+    /// <see cref="Stop"/> or <paramref name="maxDuration"/> (default 120 s). <paramref name="byInterface"/> also counts
+    /// the interface each datagram arrived on (a little more work per datagram).
     /// </summary>
     public static UdpStream Start(NetworkNamespace senderNs, IPAddress source, NetworkNamespace receiverNs,
-        IPEndPoint destination, int packetsPerSecond, int payloadBytes = 64, TimeSpan? maxDuration = null)
+        IPEndPoint destination, int packetsPerSecond, int payloadBytes = 64, TimeSpan? maxDuration = null, bool byInterface = false)
     {
         ArgumentNullException.ThrowIfNull(senderNs);
         ArgumentNullException.ThrowIfNull(source);
@@ -191,12 +205,12 @@ public sealed class UdpStream : IDisposable
         if (source.AddressFamily != destination.AddressFamily)
             throw new ArgumentException($"source {source} and destination {destination} differ in address family");
 
-        Socket receiveSocket = receiverNs.Run(() => OpenReceiver(destination));
+        Socket receiveSocket = receiverNs.Run(() => OpenReceiver(destination, byInterface));
         Socket? sendSocket = null;
         try
         {
             sendSocket = senderNs.Run(() => OpenSender(source, destination));
-            var stream = new UdpStream(senderNs, receiverNs, sendSocket, receiveSocket, packetsPerSecond, payloadBytes, max);
+            var stream = new UdpStream(senderNs, receiverNs, sendSocket, receiveSocket, packetsPerSecond, payloadBytes, max, byInterface);
             stream._receiver.Start();
             stream._sender.Start();
             return stream;
@@ -252,7 +266,7 @@ public sealed class UdpStream : IDisposable
                 _receiveSocket.Dispose();
                 _sendSocket.Dispose();
 
-                _result = Tally(receiverSnmpAfter, senderSndbufAfter);
+                _result = Tally(receiverSnmpAfter, senderSndbufAfter) with { ArrivalsByInterface = _byInterface ? NameInterfaces() : null };
             }
         }
         Exception? failure = _senderFailure ?? _receiverFailure;
@@ -338,12 +352,15 @@ public sealed class UdpStream : IDisposable
         };
     }
 
-    private static Socket OpenReceiver(IPEndPoint destination)
+    private static Socket OpenReceiver(IPEndPoint destination, bool byInterface)
     {
         var socket = new Socket(destination.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
         try
         {
             SetBuffer(socket, SoRcvBufForce, SocketOptionName.ReceiveBuffer, ReceiveBufferBytes);
+            if (byInterface)
+                socket.SetSocketOption(destination.AddressFamily == AddressFamily.InterNetwork ? SocketOptionLevel.IP : SocketOptionLevel.IPv6,
+                    SocketOptionName.PacketInformation, true);
             socket.ReceiveTimeout = ReceivePollMilliseconds;
             socket.Bind(destination);
             return socket;
@@ -471,11 +488,31 @@ public sealed class UdpStream : IDisposable
         try
         {
             byte[] buffer = new byte[65536];
+            EndPoint anySender = new IPEndPoint(_receiveSocket.AddressFamily == AddressFamily.InterNetwork ? IPAddress.Any : IPAddress.IPv6Any, 0);
             long hardStop = Stopwatch.GetTimestamp() +
                 (long)((_maxDuration + TimeSpan.FromSeconds(60)).TotalSeconds * Stopwatch.Frequency);
             while (!_stopReceiving)
             {
-                int n = _receiveSocket.Receive(buffer, 0, buffer.Length, SocketFlags.None, out SocketError error);
+                int ifindex = 0;
+                int n;
+                SocketError error = SocketError.Success;
+                if (_byInterface)
+                {
+                    // The same loop, through recvmsg for the packet's incoming interface; its failures arrive as exceptions.
+                    try
+                    {
+                        var flags = SocketFlags.None;
+                        n = _receiveSocket.ReceiveMessageFrom(buffer, ref flags, ref anySender, out var packet);
+                        ifindex = packet.Interface;
+                    }
+                    catch (SocketException e)
+                    {
+                        n = 0;
+                        error = e.SocketErrorCode;
+                    }
+                }
+                else
+                    n = _receiveSocket.Receive(buffer, 0, buffer.Length, SocketFlags.None, out error);
                 if (error != SocketError.Success)
                 {
                     if (error is SocketError.TimedOut or SocketError.WouldBlock or SocketError.Interrupted
@@ -490,7 +527,7 @@ public sealed class UdpStream : IDisposable
                         return;
                     throw new SocketException((int)error);
                 }
-                Record(buffer, n);
+                Record(buffer, n, ifindex);
             }
         }
         catch (ObjectDisposedException) when (_stopReceiving)
@@ -503,7 +540,7 @@ public sealed class UdpStream : IDisposable
         }
     }
 
-    private void Record(byte[] buffer, int length)
+    private void Record(byte[] buffer, int length, int ifindex)
     {
         Volatile.Write(ref _arrivals, _arrivals + 1);
         if (length < MinPayloadBytes || BinaryPrimitives.ReadInt64BigEndian(buffer.AsSpan(8)) != _tag)
@@ -517,6 +554,8 @@ public sealed class UdpStream : IDisposable
             _foreign++;
             return;
         }
+        if (_byInterface)
+            _byIfindex[ifindex] = _byIfindex.GetValueOrDefault(ifindex) + 1;
         long word = seq >> 6;
         if (word >= _seen.Length)
         {
@@ -537,6 +576,16 @@ public sealed class UdpStream : IDisposable
         else
             _highest = seq;
         Volatile.Write(ref _distinct, _distinct + 1);
+    }
+
+    // The receiver's counts by interface name, looked up in its namespace (netlink answers for the calling thread's namespace).
+    private Dictionary<string, long> NameInterfaces()
+    {
+        var names = _receiverNs.Run(() => NetworkInterface.GetAllNetworkInterfaces()
+            .Select(i => (i.Name, Index: i.Supports(NetworkInterfaceComponent.IPv4) ? i.GetIPProperties().GetIPv4Properties().Index
+                                        : i.GetIPProperties().GetIPv6Properties().Index))
+            .ToDictionary(i => i.Index, i => i.Name));
+        return _byIfindex.ToDictionary(a => names.GetValueOrDefault(a.Key, $"#{a.Key}"), a => a.Value);
     }
 
     /// <summary>The namespace's UDP RcvbufErrors and InErrors, from a thread inside it; null when unreadable.</summary>

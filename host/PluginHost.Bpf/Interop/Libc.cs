@@ -10,6 +10,8 @@ internal static unsafe partial class Libc
     public const int CLONE_NEWNET = 0x40000000;
     public const int F_DUPFD_CLOEXEC = 1030;
     public const int O_RDONLY = 0;
+    public const int O_RDWR = 2;
+    public const int O_CREAT = 0x40;
     public const int O_CLOEXEC = 0x80000;
     public const int AF_INET = 2;
     public const int SOCK_DGRAM = 2;
@@ -18,6 +20,9 @@ internal static unsafe partial class Libc
     public const int ENXIO = 6;
     public const int EINVAL = 22;
     public const int ENODEV = 19;
+    public const int EWOULDBLOCK = 11;
+    public const int LOCK_EX = 2;
+    public const int LOCK_NB = 4;
 
     [LibraryImport(Lib, EntryPoint = "close", SetLastError = true)]
     public static partial int Close(int fd);
@@ -27,6 +32,12 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Lib, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int Open(string path, int flags);
+
+    [LibraryImport(Lib, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Open(string path, int flags, uint mode);
+
+    [LibraryImport(Lib, EntryPoint = "flock", SetLastError = true)]
+    public static partial int Flock(int fd, int operation);
 
     [LibraryImport(Lib, EntryPoint = "setns", SetLastError = true)]
     public static partial int SetNs(int fd, int nstype);

@@ -9,6 +9,7 @@ using PluginHost.Config;
 using PluginHost.Datapath;
 using PluginHost.Hosting;
 using PluginHost.Lab;
+using PluginHost.Net;
 
 namespace PluginHost.Cli.Commands;
 
@@ -20,6 +21,7 @@ namespace PluginHost.Cli.Commands;
 internal static class DemoCommand
 {
     private const string Prefix = "phd";
+    private const string DemoLockDirectory = "/run/pluginhost-demo";
     private static readonly IPAddress PinnedHost = IPAddress.Parse("198.18.1.30");
 
     public static Command Create()
@@ -59,6 +61,10 @@ internal static class DemoCommand
             Console.Error.WriteLine("pluginhost: run demo: needs root (network namespaces, BPF)");
             return 1;
         }
+        // The demo's names are fixed (namespaces phd-*, pins under /sys/fs/bpf/pluginhost-demo): one demo at a time, and a
+        // second one must not clean up the first's lab on its way out.
+        using var demoLock = RuntimeLock.TryAcquire(DemoLockDirectory, out int? holder)
+            ?? throw new HostException($"run demo: another demo is running ({(holder is null ? "pid not written yet" : $"pluginhost pid {holder}")}; wait for it to finish)");
         string work = Path.Combine(Path.GetTempPath(), $"pluginhost-demo-{Environment.ProcessId}");
         string bpfRoot = "/sys/fs/bpf/pluginhost-demo";
         string runtime = Path.Combine(work, "run");

@@ -5,13 +5,15 @@ using PluginHost.Config;
 using PluginHost.Control;
 using PluginHost.Hosting;
 using PluginHost.Kernel;
+using PluginHost.Net;
 
 namespace PluginHost.Cli.Daemon;
 
 /// <summary>
 /// A running host: the first apply, then the reconciler loop with everything that feeds it or watches it —
 /// the change watcher (re-created when the plugins directory changes), SIGINT/SIGTERM (stop) and SIGHUP
-/// (reload), the control API, metrics, the unload check, the pid file and systemd's READY notification.
+/// (reload), the control API, metrics, the unload check, the pid file and systemd's READY notification; the runtime
+/// directory's lock (<see cref="RuntimeLock"/>) is taken before all of it and released after.
 /// What started is stopped in reverse order, whether the host stops or fails to start.
 /// </summary>
 internal sealed class RunningHost(string configPath, bool detachOnExit, ILoggerFactory loggers)
@@ -32,6 +34,11 @@ internal sealed class RunningHost(string configPath, bool detachOnExit, ILoggerF
     public async Task<int> RunAsync(CancellationToken stop)
     {
         var hostConfig = ConfigLoader.Load(configPath);
+        // Before anything is applied, served or pinned: a second host on this directory would take over the socket
+        // and the datapath of the first, which would keep running unmanaged. Held until the host has stopped.
+        using var runtimeLock = RuntimeLock.TryAcquire(hostConfig.RuntimeDirectory, out int? holder)
+            ?? throw new HostException($"run host: runtime directory {hostConfig.RuntimeDirectory} is held by pluginhost " +
+                                       $"{(holder is null ? "(pid not written yet)" : $"pid {holder}")} (stop it first, or give this host another runtimeDirectory)");
         Features.RequireTcx(); // before anything is loaded: a clear message instead of an attach error
         var engine = new HostEngine(hostConfig, loggers);
         engine.Apply();

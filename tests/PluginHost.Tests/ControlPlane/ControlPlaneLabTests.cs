@@ -84,6 +84,23 @@ public sealed class ControlPlaneLabTests : IDisposable
         return (p.ExitCode, output);
     }
 
+    // A command that should end by itself (a refused `run`): killed (by its pid) if it is still running after the timeout.
+    private (int Exit, string Output) CliBounded(TimeSpan timeout, params string[] args)
+    {
+        var psi = new ProcessStartInfo(Pluginhost, args) { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(timeout))
+        {
+            p.Kill();
+            p.WaitForExit();
+        }
+        string output = stdout.Result + stderr.Result;
+        _out.WriteLine($"$ pluginhost {string.Join(' ', args)}\n{output}");
+        return (p.ExitCode, output);
+    }
+
     private CommandResult Route(string verb, params (string Name, string Value)[] args)
     {
         using var client = ControlClient.TryCreate(_rig.RuntimeDirectory)!;
@@ -145,6 +162,43 @@ public sealed class ControlPlaneLabTests : IDisposable
         Assert.Equal(1, badExit);
         Assert.Contains("invalid prefix '198.18.1.0/33'", badOutput);
         Assert.Equal("up2", PathProbe.Measure(_lab, [RouterLab.ClientSourceB], 50).Single().Uplink);
+    }
+
+    [KernelFact]
+    public void ASecondRunOnTheSameRuntimeDirectoryIsRefusedAndTheFirstHostStaysManaged()
+    {
+        StartHost();
+        int first = _host!.Id;
+        string statusBefore = Cli("status", "--json", "--runtime-dir", _rig.RuntimeDirectory).Output;
+
+        // The same configuration: same runtime directory, socket, pins and metrics port.
+        var (exit, output) = CliBounded(TimeSpan.FromSeconds(30), "run", "--config", _rig.ConfigPath);
+        Assert.Equal(1, exit);
+        Assert.Contains($"run host: runtime directory {_rig.RuntimeDirectory} is held by pluginhost pid {first} " +
+                        "(stop it first, or give this host another runtimeDirectory)", output);
+        // Refused before anything: no apply (same generation, link, program, reload history), the pid file and the lock still the first's.
+        Assert.DoesNotContain("running (pid", output);
+        Assert.False(_host.HasExited, "the first host still runs");
+        Assert.Equal(statusBefore, Cli("status", "--json", "--runtime-dir", _rig.RuntimeDirectory).Output);
+        Assert.Equal(first.ToString(), File.ReadAllText(Path.Combine(_rig.RuntimeDirectory, "pluginhost.pid")).Trim());
+        Assert.Equal(first, PluginHost.Net.RuntimeLock.ReadPid(_rig.RuntimeDirectory));
+
+        // The first host still answers on its socket and still changes its datapath.
+        using (var client = ControlClient.TryCreate(_rig.RuntimeDirectory)!)
+            Assert.Equal("p", client.Get("/v1/status").GetProperty("pipelines").EnumerateArray().Single().GetProperty("name").GetString());
+        var (statusExit, status) = Cli("status", "--runtime-dir", _rig.RuntimeDirectory);
+        Assert.Equal(0, statusExit);
+        Assert.Contains("SourcePolicy", status);
+        var (addExit, added) = Cli("route", "add", "--config", _rig.ConfigPath,
+            "--from", $"{RouterLab.ClientSourceB}/32", "--interface", RouterLab.RouterUplink2, "--via", RouterLab.Uplink2Gateway.ToString());
+        Assert.Equal(0, addExit);
+        Assert.Contains("pipeline p stage 0", added);
+        Assert.Contains($"{RouterLab.ClientSourceB}/32", Cli("route", "list", "--config", _rig.ConfigPath).Output);
+        Assert.Equal("up2", PathProbe.Measure(_lab, [RouterLab.ClientSourceB], 200).Single().Uplink);
+
+        // Once the first has stopped, the directory is free again.
+        StopHost();
+        StartHost();
     }
 
     [KernelFact]
