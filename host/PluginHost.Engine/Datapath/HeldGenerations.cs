@@ -23,6 +23,13 @@ internal sealed class HeldGenerations : IDisposable
         }
     }
 
+    /// <summary>Whether fds on <paramref name="pipeline"/>'s generation <paramref name="generation"/> are held.</summary>
+    public bool Holds(string pipeline, uint generation)
+    {
+        lock (_lock)
+            return _byPipeline.TryGetValue(pipeline, out var held) && held.Generation == generation;
+    }
+
     /// <summary>Let go of a pipeline's fds (before it is detached: a held link stays attached).</summary>
     public void Release(string pipeline)
     {

@@ -438,7 +438,12 @@ internal sealed partial class PipelineDeployer
     public IReadOnlyList<string> Audit(string pipeline)
     {
         var state = _store.Load(pipeline);
-        if (state is null || !_kernel.Exists(state.EntryPin))
+        if (state is null)
+        {
+            _held.Release(pipeline); // uninstalled (perhaps by another process): what this host holds must not keep it attached
+            return [];
+        }
+        if (!_kernel.Exists(state.EntryPin) && !_held.Holds(pipeline, state.Generation))
             return [];
         var held = _held.For(pipeline, state.Generation, () => _kernel.Hold(state));
         var restored = held.Restore();
@@ -454,13 +459,15 @@ internal sealed partial class PipelineDeployer
     public void Remove(string pipeline)
     {
         _held.Release(pipeline); // a link the host holds an fd on would stay attached
+        // The state goes first: a running host's audit restores pins only while a state names them.
+        var state = _store.Load(pipeline);
+        _store.Delete(pipeline);
         // Where it was deployed (a configuration may have moved bpfRoot since), and where this configuration would put it.
-        if (_store.Load(pipeline) is { } state && _kernel.Exists(state.PinDirectory))
+        if (state is not null && _kernel.Exists(state.PinDirectory))
             _kernel.Remove(state.PinDirectory);
         string dir = Path.Combine(_bpfRoot, pipeline);
         if (_kernel.Exists(dir))
             _kernel.Remove(dir);
-        _store.Delete(pipeline);
         LogRemoved(pipeline);
     }
 

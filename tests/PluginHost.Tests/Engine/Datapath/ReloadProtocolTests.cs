@@ -384,4 +384,16 @@ public sealed class ReloadProtocolTests
         Assert.True(_kernel.Exists(chain));
         Assert.True(_kernel.Exists(map));
     }
+
+    [Fact]
+    public void The_audit_pins_again_a_whole_generation_directory_removed_by_hand()
+    {
+        _deployer.ApplyAll([Pipeline("a", 1, 10)]);
+        _kernel.Remove($"{Root}/a/g1");
+
+        var restored = _deployer.Audit("a");
+
+        Assert.Equal(new[] { "ph_chain", "ph_entry", "ph_stats" }, restored.Select(Path.GetFileName).Order());
+        Assert.Equal(EntryId("a", 1), _kernel.Running(Link("a")));
+    }
 }
