@@ -51,6 +51,12 @@ public sealed record UdpStreamResult(
     /// <summary>True when the sender stopped by itself at the maximum duration.</summary>
     public bool TimedOut { get; init; }
 
+    /// <summary>With <c>trackInterfaces</c>: datagrams by the receiver's interface (ifindex) they arrived on.</summary>
+    public IReadOnlyDictionary<int, long> ArrivalsByInterface { get; init; } = new Dictionary<int, long>();
+
+    /// <summary>With <c>trackInterfaces</c>: each time the arrival interface changed, in order (the first arrival included).</summary>
+    public IReadOnlyList<PathChange> PathChanges { get; init; } = [];
+
     public override string ToString() =>
         $"sent {Sent}, received {Received}, lost {Lost}, duplicates {Duplicates}, reordered {Reordered}, " +
         $"send retries {SendRetries}{(LastSendError is null ? "" : $" (last {LastSendError})")}, " +
@@ -58,6 +64,12 @@ public sealed record UdpStreamResult(
         $"udp InErrors {ReceiveInErrors}, SndbufErrors {SendBufferErrors}, foreign {Foreign}, unexpected {Unexpected}" +
         (LostRanges.Count == 0 ? "" : ", lost ranges " + string.Join(' ', LostRanges.Select(r => r.From == r.To ? $"{r.From}" : $"{r.From}-{r.To}")));
 }
+
+/// <summary>Datagrams started arriving on another interface of the receiver.</summary>
+/// <param name="Sequence">The first datagram that arrived there.</param>
+/// <param name="Ifindex">The receiver's interface (IP_PKTINFO).</param>
+/// <param name="Timestamp">When it arrived (<see cref="Stopwatch.GetTimestamp"/>).</param>
+public sealed record PathChange(long Sequence, int Ifindex, long Timestamp);
 
 /// <summary>
 /// A steady, paced UDP stream from a socket in one namespace to a socket in another, for "no packet lost while
@@ -113,6 +125,10 @@ public sealed class UdpStream : IDisposable
     private readonly (long RcvbufErrors, long InErrors)? _receiverSnmpBefore;
     private readonly long? _senderSndbufBefore;
     private readonly object _gate = new();
+    private readonly bool _trackInterfaces;
+    private readonly Dictionary<int, long> _byInterface = [];
+    private readonly List<PathChange> _pathChanges = [];
+    private int _lastIfindex = -1;
 
     private volatile bool _stopSending;
     private volatile bool _stopReceiving;
@@ -135,8 +151,9 @@ public sealed class UdpStream : IDisposable
     private UdpStreamResult? _result;
 
     private UdpStream(NetworkNamespace senderNs, NetworkNamespace receiverNs, Socket sendSocket, Socket receiveSocket,
-        int packetsPerSecond, int payloadBytes, TimeSpan maxDuration)
+        int packetsPerSecond, int payloadBytes, TimeSpan maxDuration, bool trackInterfaces)
     {
+        _trackInterfaces = trackInterfaces;
         _senderNs = senderNs;
         _receiverNs = receiverNs;
         _sendSocket = sendSocket;
@@ -166,6 +183,16 @@ public sealed class UdpStream : IDisposable
     /// <summary>Distinct sequence numbers received so far.</summary>
     public long Received => Volatile.Read(ref _distinct);
 
+    /// <summary>With <c>trackInterfaces</c>: the changes of arrival interface so far.</summary>
+    public IReadOnlyList<PathChange> PathChanges
+    {
+        get
+        {
+            lock (_pathChanges)
+                return _pathChanges.ToList();
+        }
+    }
+
     /// <summary>True once the sender stopped (Stop, or the maximum duration passed).</summary>
     public bool SenderStopped => !_sender.IsAlive;
 
@@ -173,10 +200,11 @@ public sealed class UdpStream : IDisposable
     /// Binds a receiver to <paramref name="destination"/> inside <paramref name="receiverNs"/>, a sender to
     /// <paramref name="source"/> (port 0) inside <paramref name="senderNs"/>, and starts sending
     /// <paramref name="packetsPerSecond"/> datagrams of <paramref name="payloadBytes"/> bytes per second until
-    /// <see cref="Stop"/> or <paramref name="maxDuration"/> (default 120 s).
+    /// <see cref="Stop"/> or <paramref name="maxDuration"/> (default 120 s). With <paramref name="trackInterfaces"/> (IPv4),
+    /// the receiver notes which of its interfaces each datagram arrived on (which uplink it took).
     /// </summary>
     public static UdpStream Start(NetworkNamespace senderNs, IPAddress source, NetworkNamespace receiverNs,
-        IPEndPoint destination, int packetsPerSecond, int payloadBytes = 64, TimeSpan? maxDuration = null)
+        IPEndPoint destination, int packetsPerSecond, int payloadBytes = 64, TimeSpan? maxDuration = null, bool trackInterfaces = false)
     {
         ArgumentNullException.ThrowIfNull(senderNs);
         ArgumentNullException.ThrowIfNull(source);
@@ -191,12 +219,12 @@ public sealed class UdpStream : IDisposable
         if (source.AddressFamily != destination.AddressFamily)
             throw new ArgumentException($"source {source} and destination {destination} differ in address family");
 
-        Socket receiveSocket = receiverNs.Run(() => OpenReceiver(destination));
+        Socket receiveSocket = receiverNs.Run(() => OpenReceiver(destination, trackInterfaces));
         Socket? sendSocket = null;
         try
         {
             sendSocket = senderNs.Run(() => OpenSender(source, destination));
-            var stream = new UdpStream(senderNs, receiverNs, sendSocket, receiveSocket, packetsPerSecond, payloadBytes, max);
+            var stream = new UdpStream(senderNs, receiverNs, sendSocket, receiveSocket, packetsPerSecond, payloadBytes, max, trackInterfaces);
             stream._receiver.Start();
             stream._sender.Start();
             return stream;
@@ -335,14 +363,18 @@ public sealed class UdpStream : IDisposable
             Unexpected = Math.Max(0, _distinct - received),
             LastSendError = _lastSendError,
             TimedOut = _timedOut,
+            ArrivalsByInterface = new Dictionary<int, long>(_byInterface),
+            PathChanges = PathChanges,
         };
     }
 
-    private static Socket OpenReceiver(IPEndPoint destination)
+    private static Socket OpenReceiver(IPEndPoint destination, bool trackInterfaces)
     {
         var socket = new Socket(destination.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
         try
         {
+            if (trackInterfaces)
+                socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.PacketInformation, true);
             SetBuffer(socket, SoRcvBufForce, SocketOptionName.ReceiveBuffer, ReceiveBufferBytes);
             socket.ReceiveTimeout = ReceivePollMilliseconds;
             socket.Bind(destination);
@@ -473,9 +505,27 @@ public sealed class UdpStream : IDisposable
             byte[] buffer = new byte[65536];
             long hardStop = Stopwatch.GetTimestamp() +
                 (long)((_maxDuration + TimeSpan.FromSeconds(60)).TotalSeconds * Stopwatch.Frequency);
+            EndPoint remote = new IPEndPoint(IPAddress.Any, 0);
             while (!_stopReceiving)
             {
-                int n = _receiveSocket.Receive(buffer, 0, buffer.Length, SocketFlags.None, out SocketError error);
+                int n;
+                SocketError error = SocketError.Success;
+                int ifindex = 0;
+                if (_trackInterfaces)
+                {
+                    try
+                    {
+                        var flags = SocketFlags.None;
+                        n = _receiveSocket.ReceiveMessageFrom(buffer, 0, buffer.Length, ref flags, ref remote, out IPPacketInformation info);
+                        ifindex = info.Interface;
+                    }
+                    catch (SocketException e)
+                    {
+                        (n, error) = (0, e.SocketErrorCode);
+                    }
+                }
+                else
+                    n = _receiveSocket.Receive(buffer, 0, buffer.Length, SocketFlags.None, out error);
                 if (error != SocketError.Success)
                 {
                     if (error is SocketError.TimedOut or SocketError.WouldBlock or SocketError.Interrupted
@@ -490,7 +540,7 @@ public sealed class UdpStream : IDisposable
                         return;
                     throw new SocketException((int)error);
                 }
-                Record(buffer, n);
+                Record(buffer, n, ifindex);
             }
         }
         catch (ObjectDisposedException) when (_stopReceiving)
@@ -503,7 +553,7 @@ public sealed class UdpStream : IDisposable
         }
     }
 
-    private void Record(byte[] buffer, int length)
+    private void Record(byte[] buffer, int length, int ifindex)
     {
         Volatile.Write(ref _arrivals, _arrivals + 1);
         if (length < MinPayloadBytes || BinaryPrimitives.ReadInt64BigEndian(buffer.AsSpan(8)) != _tag)
@@ -516,6 +566,14 @@ public sealed class UdpStream : IDisposable
         {
             _foreign++;
             return;
+        }
+        if (_trackInterfaces)
+        {
+            _byInterface[ifindex] = _byInterface.GetValueOrDefault(ifindex) + 1;
+            if (ifindex != _lastIfindex)
+                lock (_pathChanges)
+                    _pathChanges.Add(new PathChange(seq, ifindex, Stopwatch.GetTimestamp()));
+            _lastIfindex = ifindex;
         }
         long word = seq >> 6;
         if (word >= _seen.Length)
