@@ -56,11 +56,47 @@ public interface IStageContext
     /// </summary>
     bool TryResolveInterface(string name, out int ifindex, out string error);
 
+    /// <summary>
+    /// Resolve the interface that a route (or a rule, or a next hop) sends packets out of, in the pipeline's network
+    /// namespace, and check its next hop. (Contract 2.1.)
+    /// <list type="bullet">
+    /// <item>Up: its ifindex.</item>
+    /// <item>Missing or down (or without carrier): ifindex 0.
+    /// The route is <em>withdrawn</em>, not refused: write it with ifindex 0, which the redirect helpers pass to the kernel
+    /// (counted as <c>targetDown</c>), and give it no redirect canary (a <c>Pass</c> one, if any). The host reports the
+    /// withdrawal at <paramref name="node"/> (a warning for <c>validate</c>, a log line and <c>status</c> for a running
+    /// host), watches the interface, and applies again when it changes: a recreated interface (any ifindex) is rewritten
+    /// with no operator action.</item>
+    /// <item><see cref="OutputInterface.InterfaceError"/>: the name can never be an interface; refuse the route.</item>
+    /// <item><see cref="OutputInterface.NextHopError"/>: <paramref name="via"/> is not on-link for the interface (in none
+    /// of its subnets, and no route of the namespace without a gateway goes out of it to that address; an interface with no
+    /// address or such route of the family, or an IPv6 link-local next hop, is not judged); refuse the route.</item>
+    /// </list>
+    /// <paramref name="routes"/> is how many routes the call stands for (a routes file resolves each name once).
+    /// The default implementation (for contexts written against 2.0) refuses what <see cref="TryResolveInterface"/> refuses.
+    /// </summary>
+    OutputInterface ResolveOutput(SettingsNode node, string name, System.Net.IPAddress? via = null, int routes = 1) =>
+        TryResolveInterface(name, out int ifindex, out string error) ? new OutputInterface(ifindex) : new OutputInterface(0, InterfaceError: error);
+
     /// <summary>An absolute path for a path given in settings: relative paths are relative to the configuration file.</summary>
     string ResolvePath(string path);
 
     /// <summary>Report a problem with one settings value; the host adds the file and line.</summary>
     void Error(SettingsNode node, string message);
+}
+
+/// <summary>What <see cref="IStageContext.ResolveOutput"/> found (contract 2.1).</summary>
+/// <param name="Ifindex">The interface's index; 0 when the route is withdrawn (the interface is missing or down) or refused.</param>
+/// <param name="InterfaceError">Why the name can never be used ("invalid interface name 'a/b'"); the route is refused.</param>
+/// <param name="NextHopError">Why the next hop cannot be reached out of the interface ("next hop 198.18.3.9 is not on-link
+/// for up1 (its subnets: 198.18.2.0/24)"); the route is refused.</param>
+public readonly record struct OutputInterface(int Ifindex, string? InterfaceError = null, string? NextHopError = null)
+{
+    /// <summary>Neither error: the route is usable (written with <see cref="Ifindex"/>, 0 when withdrawn).</summary>
+    public bool Ok => InterfaceError is null && NextHopError is null;
+
+    /// <summary>Usable but withdrawn: its packets go to the kernel until the interface is back.</summary>
+    public bool Withdrawn => Ok && Ifindex == 0;
 }
 
 /// <summary>What a stage's validated settings become: map entries and template constants.</summary>

@@ -118,6 +118,7 @@ public sealed class FiveTuplePolicyPlugin : IRoutingPlugin, IRuntimeCommands
             var decider = rules.First(r => r.Matches(protocol, source, destination, ports, sport, dport));
             var (verdict, ifindex) = decider.Action switch
             {
+                RuleAction.Redirect when decider.Ifindex == 0 => (CanaryVerdict.Pass, 0), // withdrawn: the kernel routes it
                 RuleAction.Redirect => (CanaryVerdict.Redirect, decider.Ifindex),
                 RuleAction.Drop => (CanaryVerdict.Drop, 0),
                 _ => (CanaryVerdict.Pass, 0),

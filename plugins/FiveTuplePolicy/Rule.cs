@@ -93,8 +93,9 @@ internal static class RuleParser
         uint via = 0;
         if (actionOk && action == RuleAction.Redirect)
         {
-            ok &= node["interface"].TryResolveInterface(context, out ifindex);
-            ok &= NextHops.TryParseIpv4(node["via"], context, out via);
+            // Missing or down: the rule is withdrawn (ifindex 0: its packets go to the kernel), not refused.
+            bool hopOk = NextHops.TryParseIpv4(node["via"], context, out via);
+            ok &= hopOk && Interfaces.TryResolve(context, node["interface"], via == 0 ? null : Ipv4Text.ToAddress(via), node["via"], out ifindex);
         }
         else if (actionOk)
         {

@@ -53,7 +53,8 @@ public sealed class LoadBalancerPlugin : IRoutingPlugin
             MaxEntries: MaxServices * Slots),
     ];
 
-    private sealed record NextHop(int Ifindex, uint Via, int Weight);
+    /// <param name="Interface">As configured (a withdrawn next hop has ifindex 0).</param>
+    private sealed record NextHop(string Interface, int Ifindex, uint Via, int Weight);
 
     private sealed record Service(uint Network, int Length, bool BySource, NextHop[] Table);
 
@@ -127,8 +128,10 @@ public sealed class LoadBalancerPlugin : IRoutingPlugin
             {
                 uint destination = service.Length == 32 ? service.Network : service.Network | 1;
                 var hop = Route(services, CanarySource, destination, 17, sport, 9)!;
+                // Every next hop withdrawn: the service's packets go to the kernel.
                 canaries.Add(new CanaryPacket($"service {Ipv4Text.ToAddress(service.Network)}/{service.Length}, flow from port {sport}",
-                    CanaryFrames.Ipv4Udp(Ipv4Text.ToAddress(CanarySource), Ipv4Text.ToAddress(destination), sport, 9), CanaryVerdict.Redirect, hop.Ifindex));
+                    CanaryFrames.Ipv4Udp(Ipv4Text.ToAddress(CanarySource), Ipv4Text.ToAddress(destination), sport, 9),
+                    hop.Ifindex == 0 ? CanaryVerdict.Pass : CanaryVerdict.Redirect, hop.Ifindex));
             }
         return canaries;
     }
@@ -174,7 +177,7 @@ public sealed class LoadBalancerPlugin : IRoutingPlugin
             context.Error(hops, $"{hops.Items.Count} next hops: at most {MaxNextHops} per service");
             ok = false;
         }
-        var hopPaths = new Dictionary<(int, uint), string>();
+        var hopPaths = new Dictionary<(string, uint), string>();
         foreach (var hop in hops.Items)
         {
             if (ParseHop(hop, context) is not { } h)
@@ -182,9 +185,9 @@ public sealed class LoadBalancerPlugin : IRoutingPlugin
                 ok = false;
                 continue;
             }
-            if (!hopPaths.TryAdd((h.Ifindex, h.Via), hop.Path))
+            if (!hopPaths.TryAdd((h.Interface, h.Via), hop.Path))
             {
-                context.Error(hop, $"duplicate next hop (same interface and via as {hopPaths[(h.Ifindex, h.Via)]})");
+                context.Error(hop, $"duplicate next hop (same interface and via as {hopPaths[(h.Interface, h.Via)]})");
                 ok = false;
                 continue;
             }
@@ -201,25 +204,41 @@ public sealed class LoadBalancerPlugin : IRoutingPlugin
             return null;
         }
         hop.RejectUnknownKeys(context, "interface", "via", "weight");
-        bool ok = hop["interface"].TryResolveInterface(context, out int ifindex);
-        ok &= NextHops.TryParseIpv4(hop["via"], context, out uint via);
+        bool hopOk = NextHops.TryParseIpv4(hop["via"], context, out uint via);
+        int ifindex = 0;
+        bool ok = hopOk && Interfaces.TryResolve(context, hop["interface"], via == 0 ? null : Ipv4Text.ToAddress(via), hop["via"], out ifindex);
         int weight = 1;
         if (!hop["weight"].IsMissing && (!int.TryParse(hop["weight"].Scalar, NumberStyles.None, CultureInfo.InvariantCulture, out weight) || weight is < 1 or > MaxWeight))
         {
             context.Error(hop["weight"], $"invalid weight '{hop["weight"].Scalar}': expected a whole number from 1 to {MaxWeight}");
             ok = false;
         }
-        return ok ? new NextHop(ifindex, via, weight) : null;
+        return ok ? new NextHop(hop["interface"].Scalar!, ifindex, via, weight) : null;
     }
 
     // Smooth weighted round-robin over the slots: each next hop gets its weight's share (to within one slot),
-    // interleaved rather than in blocks, and the same weights always give the same table.
+    // interleaved rather than in blocks, and the same weights always give the same table. The slots of withdrawn next hops
+    // (ifindex 0: interface missing or down) are shared out the same way among the others, so flows on those keep their
+    // path; with every next hop withdrawn, the service's packets go to the kernel.
     private static NextHop[] Fill(List<NextHop> hops)
     {
-        var table = new NextHop[Slots];
+        var table = Spread(hops);
+        var live = hops.Where(h => h.Ifindex != 0).ToList();
+        if (live.Count == 0 || live.Count == hops.Count)
+            return table;
+        var spare = Spread(live, table.Count(h => h.Ifindex == 0));
+        for (int slot = 0, next = 0; slot < table.Length; slot++)
+            if (table[slot].Ifindex == 0)
+                table[slot] = spare[next++];
+        return table;
+    }
+
+    private static NextHop[] Spread(List<NextHop> hops, int slots = Slots)
+    {
+        var table = new NextHop[slots];
         var current = new long[hops.Count];
         long total = hops.Sum(h => (long)h.Weight);
-        for (int slot = 0; slot < Slots; slot++)
+        for (int slot = 0; slot < slots; slot++)
         {
             int best = 0;
             for (int i = 0; i < hops.Count; i++)

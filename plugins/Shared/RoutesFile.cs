@@ -19,7 +19,8 @@ internal sealed class RoutesFileCache(RouteFamily family, string map)
     private const int MaxFiles = 8;
     private const int MaxReported = 20;
 
-    private sealed record Parsed(long Length, DateTime Written, IReadOnlyDictionary<string, int> Interfaces, EntryTable Table, FileRoutes Lines);
+    private sealed record Parsed(long Length, DateTime Written,
+        IReadOnlyDictionary<(string Name, System.Net.IPAddress? Via), (OutputInterface Result, int Lines)> Outputs, EntryTable Table, FileRoutes Lines);
 
     private readonly Dictionary<string, Parsed> _files = [];
     private readonly Lock _lock = new();
@@ -46,12 +47,16 @@ internal sealed class RoutesFileCache(RouteFamily family, string map)
         Parsed? last;
         lock (_lock)
             last = _files.GetValueOrDefault(info.FullName);
-        if (last is not null && info.Length == last.Length && info.LastWriteTimeUtc == last.Written && Interfaces.Unchanged(last.Interfaces, context))
+        if (last is not null && info.Length == last.Length && info.LastWriteTimeUtc == last.Written && Interfaces.Unchanged(last.Outputs, context, node))
+        {
+            Interfaces.Report(context, node, last.Outputs);
             return (last.Table, last.Lines);
-        var interfaces = new Interfaces(context);
+        }
+        var interfaces = new Interfaces(context, node);
         var lines = new FileRoutes();
         Interlocked.Increment(ref _reads);
         var (table, clean) = Parse(node, info.FullName, context, lines, interfaces);
+        Interfaces.Report(context, node, interfaces.Resolved);
         if (clean)
             lock (_lock)
             {
@@ -95,15 +100,15 @@ internal sealed class RoutesFileCache(RouteFamily family, string map)
                 Bad(problem);
                 continue;
             }
-            if (interfaces.Problem(line[parts[1]].ToString(), out int ifindex) is { } ifProblem)
-            {
-                Bad(ifProblem);
-                continue;
-            }
             UInt128 via = 0;
             if (count == 3 && family.NextHopProblem(line[parts[2]], inFile: true, out via) is { } hopProblem)
             {
                 Bad(hopProblem);
+                continue;
+            }
+            if (interfaces.Problem(line[parts[1]].ToString(), count == 3 ? family.ToAddress(via) : null, out int ifindex) is { } ifProblem)
+            {
+                Bad(ifProblem);
                 continue;
             }
             if (!lines.TryAdd((network, length), (number, ifindex)))

@@ -93,8 +93,10 @@ internal abstract class SourceRoutesPlugin : IRoutingPlugin, IRuntimeCommands
             }
             route.RejectUnknownKeys(context, "from", "interface", "via");
             bool ok = TryParsePrefix(route["from"], context, out var network, out int length);
-            ok &= route["interface"].TryResolveInterface(context, out int ifindex);
-            ok &= TryParseNextHop(route["via"], context, out var nexthop);
+            bool hopOk = TryParseNextHop(route["via"], context, out var nexthop);
+            // Missing or down: the route is withdrawn (ifindex 0), not refused. An invalid via is not checked for being on-link.
+            int ifindex = 0;
+            ok &= hopOk && Interfaces.TryResolve(context, route["interface"], route["via"].IsMissing ? null : _family.ToAddress(nexthop), route["via"], out ifindex);
             if (!ok)
                 continue;
             var key = (network, length);
@@ -126,20 +128,23 @@ internal abstract class SourceRoutesPlugin : IRoutingPlugin, IRuntimeCommands
     }
 
     // A few routes checked end to end before a generation goes live: a packet from the first address of the prefix must
-    // go where the longest matching route says, the routes file's included (TTL 64, so ingress forwards it).
+    // go where the longest matching route says, the routes file's included (TTL 64, so ingress forwards it); a withdrawn
+    // route (ifindex 0) passes it to the kernel.
     private List<CanaryPacket> Canaries(Dictionary<(UInt128 Network, int Length), int> routes, FileRoutes file)
     {
         var canaries = new List<CanaryPacket>();
         foreach (var ((network, length), _) in routes.Take(MaxCanaries))
         {
             var source = _family.CanarySource(network);
-            int best = 0;
-            for (int l = _family.Bits; l >= length && best == 0; l--)
+            int? best = null;
+            for (int l = _family.Bits; l >= length && best is null; l--)
             {
                 var key = (_family.Mask(source, l), l);
-                best = routes.TryGetValue(key, out int inline) ? inline : file.TryGetValue(key, out var fromFile) ? fromFile.Ifindex : 0;
+                best = routes.TryGetValue(key, out int inline) ? inline : file.TryGetValue(key, out var fromFile) ? fromFile.Ifindex : null;
             }
-            canaries.Add(new CanaryPacket($"route {_family.ToAddress(network)}/{length}", _family.CanaryFrame(source), CanaryVerdict.Redirect, best));
+            canaries.Add(best is > 0
+                ? new CanaryPacket($"route {_family.ToAddress(network)}/{length}", _family.CanaryFrame(source), CanaryVerdict.Redirect, best.Value)
+                : new CanaryPacket($"withdrawn route {_family.ToAddress(network)}/{length}", _family.CanaryFrame(source), CanaryVerdict.Pass));
         }
         return canaries;
     }

@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Net;
-using System.Net.NetworkInformation;
 using System.Net.Sockets;
 using System.Numerics;
 
@@ -52,20 +51,25 @@ public sealed record UdpStreamResult(
     /// <summary>True when the sender stopped by itself at the maximum duration.</summary>
     public bool TimedOut { get; init; }
 
-    /// <summary>
-    /// With <c>byInterface</c>: this stream's arrivals (duplicates included) by the receiver namespace's interface they came in
-    /// on (IP_PKTINFO), e.g. which uplink; an index no longer in the namespace appears as <c>#INDEX</c>. Null otherwise.
-    /// </summary>
-    public IReadOnlyDictionary<string, long>? ArrivalsByInterface { get; init; }
+    /// <summary>With <c>trackInterfaces</c>: datagrams by the receiver's interface (ifindex) they arrived on.</summary>
+    public IReadOnlyDictionary<int, long> ArrivalsByInterface { get; init; } = new Dictionary<int, long>();
+
+    /// <summary>With <c>trackInterfaces</c>: each time the arrival interface changed, in order (the first arrival included).</summary>
+    public IReadOnlyList<PathChange> PathChanges { get; init; } = [];
 
     public override string ToString() =>
         $"sent {Sent}, received {Received}, lost {Lost}, duplicates {Duplicates}, reordered {Reordered}, " +
         $"send retries {SendRetries}{(LastSendError is null ? "" : $" (last {LastSendError})")}, " +
         $"{PacketsPerSecond:0} pps over {Duration.TotalSeconds:0.000} s, receive buffer errors {ReceiveBufferErrors}, " +
         $"udp InErrors {ReceiveInErrors}, SndbufErrors {SendBufferErrors}, foreign {Foreign}, unexpected {Unexpected}" +
-        (ArrivalsByInterface is null ? "" : ", arrived on " + string.Join(' ', ArrivalsByInterface.OrderBy(a => a.Key).Select(a => $"{a.Key} {a.Value}"))) +
         (LostRanges.Count == 0 ? "" : ", lost ranges " + string.Join(' ', LostRanges.Select(r => r.From == r.To ? $"{r.From}" : $"{r.From}-{r.To}")));
 }
+
+/// <summary>Datagrams started arriving on another interface of the receiver.</summary>
+/// <param name="Sequence">The first datagram that arrived there.</param>
+/// <param name="Ifindex">The receiver's interface (IP_PKTINFO).</param>
+/// <param name="Timestamp">When it arrived (<see cref="Stopwatch.GetTimestamp"/>).</param>
+public sealed record PathChange(long Sequence, int Ifindex, long Timestamp);
 
 /// <summary>
 /// A steady, paced UDP stream from a socket in one namespace to a socket in another, for "no packet lost while
@@ -79,9 +83,7 @@ public sealed record UdpStreamResult(
 /// scheduling hiccups are caught up rather than lowering the rate; it has <c>IP_RECVERR</c> set, so a send the
 /// kernel drops (ENOBUFS from a full device queue) fails visibly and is retried with the same sequence number.
 /// The receiver has an 8 MiB receive buffer (SO_RCVBUFFORCE, beyond <c>rmem_max</c>, when running as root) and
-/// reads in a tight loop; <see cref="UdpStreamResult.ReceiveBufferErrors"/> tells if it still fell behind. Started
-/// <c>byInterface</c>, it also counts on which interface each datagram arrived (<see cref="UdpStreamResult.ArrivalsByInterface"/>:
-/// which path a datagram took, not only whether it arrived).
+/// reads in a tight loop; <see cref="UdpStreamResult.ReceiveBufferErrors"/> tells if it still fell behind.
 /// </para>
 /// </summary>
 public sealed class UdpStream : IDisposable
@@ -118,12 +120,15 @@ public sealed class UdpStream : IDisposable
     private readonly int _packetsPerSecond;
     private readonly int _payloadBytes;
     private readonly TimeSpan _maxDuration;
-    private readonly bool _byInterface;
     private readonly long _tag;
     private readonly long _maxSequence; // anything above cannot be ours: never grow the bit set for it
     private readonly (long RcvbufErrors, long InErrors)? _receiverSnmpBefore;
     private readonly long? _senderSndbufBefore;
     private readonly object _gate = new();
+    private readonly bool _trackInterfaces;
+    private readonly Dictionary<int, long> _byInterface = [];
+    private readonly List<PathChange> _pathChanges = [];
+    private int _lastIfindex = -1;
 
     private volatile bool _stopSending;
     private volatile bool _stopReceiving;
@@ -142,13 +147,13 @@ public sealed class UdpStream : IDisposable
     private long _reordered;
     private long _foreign;
     private long _highest = -1;
-    private readonly Dictionary<int, long> _byIfindex = new();
 
     private UdpStreamResult? _result;
 
     private UdpStream(NetworkNamespace senderNs, NetworkNamespace receiverNs, Socket sendSocket, Socket receiveSocket,
-        int packetsPerSecond, int payloadBytes, TimeSpan maxDuration, bool byInterface)
+        int packetsPerSecond, int payloadBytes, TimeSpan maxDuration, bool trackInterfaces)
     {
+        _trackInterfaces = trackInterfaces;
         _senderNs = senderNs;
         _receiverNs = receiverNs;
         _sendSocket = sendSocket;
@@ -156,7 +161,6 @@ public sealed class UdpStream : IDisposable
         _packetsPerSecond = packetsPerSecond;
         _payloadBytes = payloadBytes;
         _maxDuration = maxDuration;
-        _byInterface = byInterface;
         _tag = Random.Shared.NextInt64(1, long.MaxValue);
         _maxSequence = (long)Math.Min(long.MaxValue / 2, (maxDuration.TotalSeconds + 10) * packetsPerSecond * 2 + 1_000_000);
         Source = (IPEndPoint)sendSocket.LocalEndPoint!;
@@ -179,6 +183,16 @@ public sealed class UdpStream : IDisposable
     /// <summary>Distinct sequence numbers received so far.</summary>
     public long Received => Volatile.Read(ref _distinct);
 
+    /// <summary>With <c>trackInterfaces</c>: the changes of arrival interface so far.</summary>
+    public IReadOnlyList<PathChange> PathChanges
+    {
+        get
+        {
+            lock (_pathChanges)
+                return _pathChanges.ToList();
+        }
+    }
+
     /// <summary>True once the sender stopped (Stop, or the maximum duration passed).</summary>
     public bool SenderStopped => !_sender.IsAlive;
 
@@ -186,11 +200,11 @@ public sealed class UdpStream : IDisposable
     /// Binds a receiver to <paramref name="destination"/> inside <paramref name="receiverNs"/>, a sender to
     /// <paramref name="source"/> (port 0) inside <paramref name="senderNs"/>, and starts sending
     /// <paramref name="packetsPerSecond"/> datagrams of <paramref name="payloadBytes"/> bytes per second until
-    /// <see cref="Stop"/> or <paramref name="maxDuration"/> (default 120 s). <paramref name="byInterface"/> also counts
-    /// the interface each datagram arrived on (a little more work per datagram).
+    /// <see cref="Stop"/> or <paramref name="maxDuration"/> (default 120 s). With <paramref name="trackInterfaces"/> (IPv4),
+    /// the receiver notes which of its interfaces each datagram arrived on (which uplink it took).
     /// </summary>
     public static UdpStream Start(NetworkNamespace senderNs, IPAddress source, NetworkNamespace receiverNs,
-        IPEndPoint destination, int packetsPerSecond, int payloadBytes = 64, TimeSpan? maxDuration = null, bool byInterface = false)
+        IPEndPoint destination, int packetsPerSecond, int payloadBytes = 64, TimeSpan? maxDuration = null, bool trackInterfaces = false)
     {
         ArgumentNullException.ThrowIfNull(senderNs);
         ArgumentNullException.ThrowIfNull(source);
@@ -205,12 +219,12 @@ public sealed class UdpStream : IDisposable
         if (source.AddressFamily != destination.AddressFamily)
             throw new ArgumentException($"source {source} and destination {destination} differ in address family");
 
-        Socket receiveSocket = receiverNs.Run(() => OpenReceiver(destination, byInterface));
+        Socket receiveSocket = receiverNs.Run(() => OpenReceiver(destination, trackInterfaces));
         Socket? sendSocket = null;
         try
         {
             sendSocket = senderNs.Run(() => OpenSender(source, destination));
-            var stream = new UdpStream(senderNs, receiverNs, sendSocket, receiveSocket, packetsPerSecond, payloadBytes, max, byInterface);
+            var stream = new UdpStream(senderNs, receiverNs, sendSocket, receiveSocket, packetsPerSecond, payloadBytes, max, trackInterfaces);
             stream._receiver.Start();
             stream._sender.Start();
             return stream;
@@ -266,7 +280,7 @@ public sealed class UdpStream : IDisposable
                 _receiveSocket.Dispose();
                 _sendSocket.Dispose();
 
-                _result = Tally(receiverSnmpAfter, senderSndbufAfter) with { ArrivalsByInterface = _byInterface ? NameInterfaces() : null };
+                _result = Tally(receiverSnmpAfter, senderSndbufAfter);
             }
         }
         Exception? failure = _senderFailure ?? _receiverFailure;
@@ -349,18 +363,19 @@ public sealed class UdpStream : IDisposable
             Unexpected = Math.Max(0, _distinct - received),
             LastSendError = _lastSendError,
             TimedOut = _timedOut,
+            ArrivalsByInterface = new Dictionary<int, long>(_byInterface),
+            PathChanges = PathChanges,
         };
     }
 
-    private static Socket OpenReceiver(IPEndPoint destination, bool byInterface)
+    private static Socket OpenReceiver(IPEndPoint destination, bool trackInterfaces)
     {
         var socket = new Socket(destination.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
         try
         {
+            if (trackInterfaces)
+                socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.PacketInformation, true);
             SetBuffer(socket, SoRcvBufForce, SocketOptionName.ReceiveBuffer, ReceiveBufferBytes);
-            if (byInterface)
-                socket.SetSocketOption(destination.AddressFamily == AddressFamily.InterNetwork ? SocketOptionLevel.IP : SocketOptionLevel.IPv6,
-                    SocketOptionName.PacketInformation, true);
             socket.ReceiveTimeout = ReceivePollMilliseconds;
             socket.Bind(destination);
             return socket;
@@ -488,27 +503,25 @@ public sealed class UdpStream : IDisposable
         try
         {
             byte[] buffer = new byte[65536];
-            EndPoint anySender = new IPEndPoint(_receiveSocket.AddressFamily == AddressFamily.InterNetwork ? IPAddress.Any : IPAddress.IPv6Any, 0);
             long hardStop = Stopwatch.GetTimestamp() +
                 (long)((_maxDuration + TimeSpan.FromSeconds(60)).TotalSeconds * Stopwatch.Frequency);
+            EndPoint remote = new IPEndPoint(IPAddress.Any, 0);
             while (!_stopReceiving)
             {
-                int ifindex = 0;
                 int n;
                 SocketError error = SocketError.Success;
-                if (_byInterface)
+                int ifindex = 0;
+                if (_trackInterfaces)
                 {
-                    // The same loop, through recvmsg for the packet's incoming interface; its failures arrive as exceptions.
                     try
                     {
                         var flags = SocketFlags.None;
-                        n = _receiveSocket.ReceiveMessageFrom(buffer, ref flags, ref anySender, out var packet);
-                        ifindex = packet.Interface;
+                        n = _receiveSocket.ReceiveMessageFrom(buffer, 0, buffer.Length, ref flags, ref remote, out IPPacketInformation info);
+                        ifindex = info.Interface;
                     }
                     catch (SocketException e)
                     {
-                        n = 0;
-                        error = e.SocketErrorCode;
+                        (n, error) = (0, e.SocketErrorCode);
                     }
                 }
                 else
@@ -554,8 +567,14 @@ public sealed class UdpStream : IDisposable
             _foreign++;
             return;
         }
-        if (_byInterface)
-            _byIfindex[ifindex] = _byIfindex.GetValueOrDefault(ifindex) + 1;
+        if (_trackInterfaces)
+        {
+            _byInterface[ifindex] = _byInterface.GetValueOrDefault(ifindex) + 1;
+            if (ifindex != _lastIfindex)
+                lock (_pathChanges)
+                    _pathChanges.Add(new PathChange(seq, ifindex, Stopwatch.GetTimestamp()));
+            _lastIfindex = ifindex;
+        }
         long word = seq >> 6;
         if (word >= _seen.Length)
         {
@@ -576,16 +595,6 @@ public sealed class UdpStream : IDisposable
         else
             _highest = seq;
         Volatile.Write(ref _distinct, _distinct + 1);
-    }
-
-    // The receiver's counts by interface name, looked up in its namespace (netlink answers for the calling thread's namespace).
-    private Dictionary<string, long> NameInterfaces()
-    {
-        var names = _receiverNs.Run(() => NetworkInterface.GetAllNetworkInterfaces()
-            .Select(i => (i.Name, Index: i.Supports(NetworkInterfaceComponent.IPv4) ? i.GetIPProperties().GetIPv4Properties().Index
-                                        : i.GetIPProperties().GetIPv6Properties().Index))
-            .ToDictionary(i => i.Index, i => i.Name));
-        return _byIfindex.ToDictionary(a => names.GetValueOrDefault(a.Key, $"#{a.Key}"), a => a.Value);
     }
 
     /// <summary>The namespace's UDP RcvbufErrors and InErrors, from a thread inside it; null when unreadable.</summary>

@@ -51,6 +51,33 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "if_nametoindex", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial uint IfNameToIndex(string name);
 
+    [LibraryImport(Lib, EntryPoint = "if_indextoname", SetLastError = true)]
+    public static partial nint IfIndexToName(uint index, byte* name);
+
+    // Netlink (rtnetlink link and address events).
+    public const int AF_NETLINK = 16;
+    public const int SOCK_RAW = 3;
+    public const int SOCK_CLOEXEC = 0x80000;
+    public const int NETLINK_ROUTE = 0;
+    public const int SOL_SOCKET = 1;
+    public const int SO_RCVBUF = 8;
+    public const int SO_RCVTIMEO = 20;
+    public const int SOL_NETLINK = 270;
+    public const int NETLINK_NO_ENOBUFS = 5;
+    public const int EAGAIN = 11;
+    public const int EINTR = 4;
+    public const int ENOBUFS = 105;
+    public const short IFF_RUNNING = 0x40;
+
+    [LibraryImport(Lib, EntryPoint = "bind", SetLastError = true)]
+    public static partial int Bind(int fd, void* address, int length);
+
+    [LibraryImport(Lib, EntryPoint = "setsockopt", SetLastError = true)]
+    public static partial int SetSockOpt(int fd, int level, int name, void* value, int length);
+
+    [LibraryImport(Lib, EntryPoint = "recv", SetLastError = true)]
+    public static partial nint Recv(int fd, byte* buffer, nuint length, int flags);
+
     [LibraryImport(Lib, EntryPoint = "kill", SetLastError = true)]
     public static partial int Kill(int pid, int signal);
 

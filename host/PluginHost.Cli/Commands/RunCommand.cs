@@ -93,6 +93,7 @@ internal static class ValidateCommand
                     {
                         valid = true,
                         pipelines = ok.Select(p => new { name = p.Config.Name, stages = p.Plan.Stages.Select(s => s.PluginName), entries = p.EntryCount }),
+                        warnings = ok.SelectMany(p => p.Warnings),
                     }, HostJson.Options));
                     return 0;
                 }
@@ -107,8 +108,13 @@ internal static class ValidateCommand
                 RequireKernel();
                 var engine = new HostEngine(ConfigLoader.Load(parse.GetValue(config)!.FullName), loggers);
                 foreach (var p in engine.Validate())
+                {
                     Console.WriteLine($"ok: pipeline {p.Config.Name} on {p.Config.Interface} {p.Config.Direction.ToString().ToLowerInvariant()}" +
                         $": {string.Join(" → ", p.Plan.Stages.Select(s => s.PluginName))} ({p.EntryCount} map entries)");
+                    // Valid, but an interface its routes use is missing or down: they would be withdrawn.
+                    foreach (var warning in p.Warnings)
+                        Console.WriteLine($"  warning: {warning}");
+                }
                 return 0;
             });
         });

@@ -38,6 +38,10 @@ internal static class StatusCommand
                 Console.WriteLine($"{r.Name,-16} {r.Interface + " " + r.Direction,-22} {r.Namespace ?? "-",-14} {r.Generation,4} " +
                     $"{(r.Attached ? r.LinkId.ToString() : "-"),6} {(r.Attached ? r.ProgramId.ToString() : "-"),8}  " +
                     (r.Attached ? string.Join(" → ", r.Stages) : $"NOT ATTACHED: {r.Problem}"));
+            // Routes whose interface is missing or down: the kernel routes their packets until it is back.
+            foreach (var r in rows)
+                foreach (var w in r.Withdrawn)
+                    Console.WriteLine($"{r.Name}: {w.Routes} route{(w.Routes == 1 ? "" : "s")} via {w.Interface} withdrawn since {w.Since:u}: {w.Reason}");
             // With the configuration at hand, say which deployed pipelines it no longer names: they keep forwarding.
             if (parse.GetValue(config) is { } file)
                 foreach (var name in Hosting.HostEngine.Unconfigured(Config.ConfigLoader.Load(file.FullName)))
@@ -137,11 +141,11 @@ internal static class StatsTable
         Console.WriteLine($"         passed to the kernel: ARP {e[EntryCounter.PassArp]}, ND {e[EntryCounter.PassNeighbourDiscovery]}, non-IP {e[EntryCounter.PassNonIp]}, " +
                           $"truncated {e[EntryCounter.PassTruncated]}, bad header {e[EntryCounter.PassBadHeader]}, headers too long {e[EntryCounter.PassHeadersTooLong]}, " +
                           $"VLAN {e[EntryCounter.PassVlan]}, QinQ {e[EntryCounter.PassQinq]}, length beyond frame {e[EntryCounter.PassLengthBeyondFrame]}");
-        Console.WriteLine($"  {"STAGE",-22} {"PACKETS",9} {"MATCHED",9} {"REDIRECTED",10} {"PASSED",9} {"DROPPED",9} {"REDIR-ERR",9} {"TTL-EXP",9} {"MISSED-TC",9} {"GEN-MISM",9}");
+        Console.WriteLine($"  {"STAGE",-22} {"PACKETS",9} {"MATCHED",9} {"REDIRECTED",10} {"PASSED",9} {"DROPPED",9} {"REDIR-ERR",9} {"TTL-EXP",9} {"MISSED-TC",9} {"GEN-MISM",9} {"TGT-DOWN",9}");
         foreach (var s in c.Stages)
         {
             Console.WriteLine($"  {$"{s.Index} {s.Plugin}",-22} {s[StageCounter.Packets],9} {s[StageCounter.Matched],9} {s[StageCounter.Redirected],10} " +
-                              $"{s[StageCounter.Passed],9} {s[StageCounter.Dropped],9} {s[StageCounter.RedirectErrors],9} {s[StageCounter.TtlExpired],9} {s[StageCounter.MissedTailCalls],9} {s[StageCounter.GenerationMismatch],9}");
+                              $"{s[StageCounter.Passed],9} {s[StageCounter.Dropped],9} {s[StageCounter.RedirectErrors],9} {s[StageCounter.TtlExpired],9} {s[StageCounter.MissedTailCalls],9} {s[StageCounter.GenerationMismatch],9} {s[StageCounter.TargetDown],9}");
         }
     }
 }

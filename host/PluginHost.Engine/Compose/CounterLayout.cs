@@ -50,6 +50,9 @@ public enum StageCounter
     /// <summary>Packets this stage decided although another generation's entry parsed them: a prog array mixing
     /// generations, which the swap protocol rules out (checked where a stage decides, not on the way through).</summary>
     GenerationMismatch,
+    /// <summary>Packets whose route is withdrawn (its interface missing or down: ifindex 0), passed to the kernel, which
+    /// routes them by its own table. Counted by the redirect helpers, as part of <see cref="Passed"/>.</summary>
+    TargetDown,
 }
 
 /// <summary>The stats map is one per-CPU array keyed by row (0 = entry, 1 + i = stage i); each value is a row of <see cref="PerRow"/> u64 counters.</summary>
@@ -74,7 +77,11 @@ public static class CounterLayout
     /// <summary>Stage counters the datapath writes (all but the derived <see cref="StageCounter.Packets"/>).</summary>
     public static readonly IReadOnlyList<StageCounter> StageColumns = Enum.GetValues<StageCounter>().Where(c => c != StageCounter.Packets).ToList();
 
-    /// <summary>Outcomes: each packet that reaches a stage ends in exactly one of these there, or goes on to the next stage.</summary>
+    /// <summary>
+    /// Outcomes: each packet that reaches a stage ends in exactly one of these there, or goes on to the next stage. A redirect
+    /// that could not happen (<see cref="StageCounter.TargetDown"/>, <see cref="StageCounter.RedirectErrors"/>,
+    /// <see cref="StageCounter.TtlExpired"/>) is a pass, counted in <see cref="StageCounter.Passed"/> as well.
+    /// </summary>
     public static readonly IReadOnlyList<StageCounter> StageOutcomes = [StageCounter.Redirected, StageCounter.Dropped, StageCounter.Passed];
 
     /// <summary>A counter's name in every JSON output, the API and the state file: camelCase (passNonIp, redirectedBytes).</summary>

@@ -40,9 +40,13 @@ public sealed partial class HostEngine
         _retireAfter = retireAfter ?? DefaultRetireAfter;
         Config = config;
         _deployer = NewDeployer(config);
+        Interfaces = new InterfaceTracking(loggers.CreateLogger<InterfaceTracking>());
     }
 
     public HostConfig Config { get; private set; }
+
+    /// <summary>The interfaces the last apply used and the routes it withdrew (for the interface watcher and <c>status</c>).</summary>
+    public InterfaceTracking Interfaces { get; }
 
     private PipelineDeployer NewDeployer(HostConfig config) => new(config.BpfRoot, config.RuntimeDirectory,
         new ClangCompiler(config.CacheDirectory), _retireAfter, _loggers.CreateLogger<PipelineDeployer>(), progress: Progress, memory: _mapContents, time: _time, held: _held);
@@ -105,8 +109,10 @@ public sealed partial class HostEngine
         Progress.Phase("validating");
         try
         {
-            var results = WithPlugins(catalog => _deployer.ApplyAll(PipelinePlanner.Plan(effective, catalog)));
+            IReadOnlyList<PlannedPipeline> planned = [];
+            var results = WithPlugins(catalog => _deployer.ApplyAll(planned = PipelinePlanner.Plan(effective, catalog)));
             history.Succeeded(results).Save(Config.RuntimeDirectory);
+            Interfaces.Applied(Config.RuntimeDirectory, planned);
             // Dropping traffic is never implicit: say what still runs without a configuration.
             foreach (var name in Unconfigured())
                 LogUnconfigured(name, Config.SourcePath);
@@ -189,7 +195,8 @@ public sealed partial class HostEngine
         candidate.Save(OverlayPath);
         var after = CommandRunner.Items(changed, target);
         return new CommandResult(target.Pipeline.Name, target.StageIndex,
-            $"{command.Noun} {command.Verb}: {Describe(applied.Kind)}, {applied.EntriesChanged} map entr{(applied.EntriesChanged == 1 ? "y" : "ies")} changed",
+            $"{command.Noun} {command.Verb}: {Describe(applied.Kind)}, {applied.EntriesChanged} map entr{(applied.EntriesChanged == 1 ? "y" : "ies")} changed" +
+            (Interfaces.Describe(target.Pipeline.Name) is { } withdrawn ? $" (the kernel routes packets of withdrawn routes: {withdrawn})" : ""),
             after, applied.Kind, applied.EntriesChanged, clock.Elapsed.TotalMilliseconds);
     }
 

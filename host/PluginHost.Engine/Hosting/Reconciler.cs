@@ -5,7 +5,9 @@ using PluginHost.Config;
 namespace PluginHost.Hosting;
 
 /// <summary>Something that may change the desired state: a file changed, a reload was asked for.</summary>
-public sealed record Trigger(string Source, string Detail);
+/// <param name="Urgent">Apply without waiting for the burst to settle (an interface that routes use went away: its
+/// packets are lost until the apply withdraws them).</param>
+public sealed record Trigger(string Source, string Detail, bool Urgent = false);
 
 /// <summary>
 /// The single writer of the datapath. Every trigger lands in one channel; one loop reads it, lets a
@@ -125,7 +127,7 @@ public sealed partial class Reconciler(string configPath, HostEngine engine, ILo
             }
             if (reader.TryPeek(out _))
                 return burst;
-            if (started.Elapsed >= MaxDelay)
+            if (started.Elapsed >= MaxDelay || burst.Any(t => t.Urgent))
                 return burst;
             using var quiet = CancellationTokenSource.CreateLinkedTokenSource(stop);
             quiet.CancelAfter(Quiet);

@@ -3,21 +3,26 @@ using PluginHost.Kernel;
 
 namespace PluginHost.Observe;
 
-/// <summary>One pipeline as <c>status</c> shows it, read from the pins and the state file.</summary>
+/// <summary>One pipeline as <c>status</c> shows it, read from the pins, the state file and what the last apply withdrew.</summary>
+/// <param name="Withdrawn">Output interfaces missing or down at the last apply: their routes are withdrawn (the kernel routes their packets).</param>
 public sealed record PipelineStatus(string Name, string Interface, string Direction, string? Namespace, uint Generation,
-    bool Attached, uint LinkId, uint ProgramId, IReadOnlyList<string> Stages, int Retiring, string? Problem);
+    bool Attached, uint LinkId, uint ProgramId, IReadOnlyList<string> Stages, int Retiring, string? Problem,
+    IReadOnlyList<WithdrawnInterface> Withdrawn);
 
 /// <summary>Reads what a host left pinned; needs no running host. The CLI, the API and /metrics all use it, so they agree.</summary>
 public static class StatusReport
 {
-    public static IReadOnlyList<PipelineStatus> Status(string runtimeDirectory) =>
-        PipelineState.LoadAll(runtimeDirectory).Select(Describe).ToList();
+    public static IReadOnlyList<PipelineStatus> Status(string runtimeDirectory)
+    {
+        var withdrawn = WithdrawnRoutes.Load(runtimeDirectory);
+        return PipelineState.LoadAll(runtimeDirectory).Select(s => Describe(s, withdrawn.GetValueOrDefault(s.Name) ?? [])).ToList();
+    }
 
     /// <summary>Every deployed pipeline's counters, totals across generations.</summary>
     public static IReadOnlyList<PipelineCounters> Stats(string runtimeDirectory) =>
         PipelineState.LoadAll(runtimeDirectory).Select(CounterReader.ReadPinned).ToList();
 
-    private static PipelineStatus Describe(PipelineState s)
+    private static PipelineStatus Describe(PipelineState s, IReadOnlyList<WithdrawnInterface> withdrawn)
     {
         var stages = s.Stages.Select(st => st.Plugin).ToList();
         try
@@ -38,11 +43,11 @@ public static class StatusReport
                 problems.Add($"pins missing: {string.Join(", ", missing.Select(m => Path.GetRelativePath(s.PinDirectory, m)))} " +
                     "(a running host restores them; otherwise reload)");
             return new PipelineStatus(s.Name, s.Interface, s.Direction, s.Namespace, s.Generation, attached, info.LinkId, info.ProgramId,
-                stages, s.Retiring.Count, problems.Count == 0 ? null : string.Join("; ", problems));
+                stages, s.Retiring.Count, problems.Count == 0 ? null : string.Join("; ", problems), withdrawn);
         }
         catch (Interop.BpfException e)
         {
-            return new PipelineStatus(s.Name, s.Interface, s.Direction, s.Namespace, s.Generation, false, 0, 0, stages, s.Retiring.Count, e.Message);
+            return new PipelineStatus(s.Name, s.Interface, s.Direction, s.Namespace, s.Generation, false, 0, 0, stages, s.Retiring.Count, e.Message, withdrawn);
         }
     }
 

@@ -12,7 +12,20 @@ public sealed record PlannedPipeline(PipelineConfig Config, int Ifindex, Pipelin
 {
     /// <summary>Desired entries over all stages and maps.</summary>
     public int EntryCount => StageEntries.Sum(s => s.Values.Sum(p => p.Count));
+
+    /// <summary>The interfaces the pipeline uses in its namespace (its hook and every output), by name, with the ifindex each had (0: none).</summary>
+    public IReadOnlyDictionary<string, int> Interfaces { get; init; } = new Dictionary<string, int>();
+
+    /// <summary>Outputs that were missing or down: their routes are written with ifindex 0 (the kernel routes their packets).</summary>
+    public IReadOnlyList<Withdrawal> Withdrawn { get; init; } = [];
+
+    /// <summary>What <c>validate</c> says besides errors (withdrawn routes), located like errors.</summary>
+    public IReadOnlyList<ConfigError> Warnings { get; init; } = [];
 }
+
+/// <summary>The routes (rules, next hops) of one pipeline that send out of an interface that cannot carry them now.</summary>
+/// <param name="Reason">"interface 'up2' does not exist", "interface 'up2' is down".</param>
+public sealed record Withdrawal(string Interface, string Reason, int Routes);
 
 /// <summary>
 /// Validates every pipeline against the loaded plugins (each plugin checks its own settings) and
@@ -49,6 +62,8 @@ internal static class PipelinePlanner
         if (!Interfaces.TryResolve(pipeline.Interface, out ifindex, out string ifError))
             Error(pipeline.Node["interface"], ifError + (pipeline.Namespace is null ? "" : $" in network namespace {pipeline.Namespace}"));
 
+        var outputs = new OutputView(pipeline);
+        outputs.Use(pipeline.Interface, ifindex);
         var stages = new List<StagePlan>();
         var entries = new List<IReadOnlyDictionary<string, PackedEntries>>();
         foreach (var stage in pipeline.Stages)
@@ -60,7 +75,7 @@ internal static class PipelinePlanner
                 continue;
             }
             var plugin = loaded.Instance;
-            var context = new StageContext(pipeline, Path.GetDirectoryName(config.SourcePath)!, Error);
+            var context = new StageContext(pipeline, Path.GetDirectoryName(config.SourcePath)!, Error, outputs);
             StageSetup setup;
             try
             {
@@ -113,11 +128,84 @@ internal static class PipelinePlanner
         if (errors.Count > before)
             return null;
         var plan = new PipelinePlan(pipeline.Name, pipeline.Direction, stages);
-        return new PlannedPipeline(pipeline, ifindex, plan, entries);
+        return new PlannedPipeline(pipeline, ifindex, plan, entries)
+        {
+            Interfaces = outputs.Used,
+            Withdrawn = outputs.Withdrawn(),
+            Warnings = outputs.Warnings(config.SourcePath),
+        };
     }
 
-    private sealed class StageContext(PipelineConfig pipeline, string configDirectory, Action<SettingsNode, string> error) : IStageContext
+    /// <summary>
+    /// The output interfaces of one pipeline as its stages resolve them, in its namespace: each looked up once, the
+    /// prefixes each reaches directly read once (for next hops), and the routes that had to be withdrawn, by interface
+    /// and by where the settings named them.
+    /// </summary>
+    private sealed class OutputView(PipelineConfig pipeline)
     {
+        private readonly Dictionary<string, InterfaceLookup> _lookups = [];
+        private readonly Dictionary<string, int> _used = [];
+        private readonly Dictionary<string, (string Reason, int Routes)> _withdrawn = [];
+        private readonly Dictionary<(string Path, string Interface), (SettingsNode Node, string Reason, int Routes)> _located = [];
+        private Dictionary<string, List<Subnet>>? _subnets;
+        private readonly Dictionary<(string, System.Net.IPAddress), string?> _nextHops = [];
+
+        public IReadOnlyDictionary<string, int> Used => _used;
+
+        public void Use(string name, int ifindex) => _used.TryAdd(name, ifindex);
+
+        public OutputInterface Resolve(SettingsNode node, string name, System.Net.IPAddress? via, int routes)
+        {
+            if (!_lookups.TryGetValue(name, out var found))
+                _lookups[name] = found = Net.Interfaces.Lookup(name);
+            if (found.Condition == InterfaceCondition.Invalid)
+                return new OutputInterface(0, InterfaceError: found.Problem);
+            _used[name] = found.Ifindex;
+            string? reason = found.Problem;
+            if (reason is null && via is not null)
+            {
+                if (!_nextHops.TryGetValue((name, via), out var offLink))
+                    _nextHops[(name, via)] = offLink = CheckNextHop(name, via);
+                if (offLink is not null)
+                    return new OutputInterface(0, NextHopError: offLink);
+            }
+            if (reason is null)
+                return new OutputInterface(found.Ifindex);
+            if (pipeline.Namespace is not null)
+                reason += $" in network namespace {pipeline.Namespace}";
+            var total = _withdrawn.TryGetValue(name, out var t) ? t : (Reason: reason, Routes: 0);
+            _withdrawn[name] = (total.Reason, total.Routes + routes);
+            var here = _located.TryGetValue((node.Path, name), out var h) ? h : (Node: node, Reason: reason, Routes: 0);
+            _located[(node.Path, name)] = (here.Node, here.Reason, here.Routes + routes);
+            return new OutputInterface(0);
+        }
+
+        // Routes 0: a plugin checking whether a cached table still holds (it then reports the table's counts).
+        // A next hop outside every prefix the interface reaches directly is a mistake (it would sit at an incomplete neighbour).
+        // An interface with no address or direct route of the family (unnumbered, or still being configured) cannot be judged:
+        // the next hop is taken as given, and checked again when an address appears (which re-applies).
+        private string? CheckNextHop(string name, System.Net.IPAddress via)
+        {
+            _subnets ??= OnLink.ReadAll();
+            var subnets = _subnets.GetValueOrDefault(name) ?? [];
+            return OnLink.HasAny(subnets, via.AddressFamily) ? OnLink.Problem(via, name, subnets) : null;
+        }
+
+        public List<Withdrawal> Withdrawn() => _withdrawn.Where(w => w.Value.Routes > 0).Select(w => new Withdrawal(w.Key, w.Value.Reason, w.Value.Routes)).ToList();
+
+        public List<ConfigError> Warnings(string file) => _located.Values.Where(w => w.Routes > 0)
+            .Select(w => new ConfigError(file, w.Node.Line, w.Node.Path,
+                $"{w.Reason}: {Routes(w.Routes)} withdrawn until it is up (the kernel routes {(w.Routes == 1 ? "its" : "their")} packets)"))
+            .ToList();
+
+        public static string Routes(int n) => n == 1 ? "1 route" : $"{n:N0} routes";
+    }
+
+    private sealed class StageContext(PipelineConfig pipeline, string configDirectory, Action<SettingsNode, string> error, OutputView outputs) : IStageContext
+    {
+        public OutputInterface ResolveOutput(SettingsNode node, string name, System.Net.IPAddress? via = null, int routes = 1) =>
+            outputs.Resolve(node, name, via, routes);
+
         public string PipelineName => pipeline.Name;
 
         public Direction Direction => pipeline.Direction;

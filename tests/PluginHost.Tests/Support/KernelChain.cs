@@ -42,12 +42,18 @@ public sealed class KernelChain : IDisposable
         {stages}
         """;
 
-    /// <summary>Validate, plan, compose, compile and load (no attach).</summary>
-    public LoadedChain Load(string stagesYaml, string direction = "ingress")
+    /// <summary>Validate and plan (no kernel objects).</summary>
+    public PlannedPipeline Plan(string stagesYaml, string direction = "ingress")
     {
         var config = ConfigLoader.Parse(ConfigYaml(stagesYaml, direction), "/test/config.yaml");
         using var catalog = PluginCatalog.Load(config.PluginsDirectory);
-        var planned = PipelinePlanner.Plan(config, catalog).Single();
+        return PipelinePlanner.Plan(config, catalog).Single();
+    }
+
+    /// <summary>Validate, plan, compose, compile and load (no attach).</summary>
+    public LoadedChain Load(string stagesYaml, string direction = "ingress")
+    {
+        var planned = Plan(stagesYaml, direction);
         var spec = ChainComposer.Compose(planned.Plan);
         var compiled = new ClangCompiler(_cache).Compile(spec.Source, "test");
         return ChainLoader.Load(spec, compiled.ObjectPath, planned.StageEntries);

@@ -56,6 +56,8 @@ public sealed class MakeBeforeBreakLabTests : IDisposable
             """)));
     }
 
+    private int ServerIfindex(string name) => int.Parse(_lab.Server.Exec("cat", $"/sys/class/net/{name}/ifindex").Trim());
+
     [KernelFact]
     public void ASlash24ReplacedByTwoSlash25sAndBackUnderTrafficNeverSendsADatagramTheWrongWay()
     {
@@ -67,7 +69,7 @@ public sealed class MakeBeforeBreakLabTests : IDisposable
         Thread.Sleep(200);
 
         using var udp = UdpStream.Start(_lab.Client, RouterLab.ClientSourceA, _lab.Server,
-            new IPEndPoint(RouterLab.ServerAddress, 9100), Pps, byInterface: true);
+            new IPEndPoint(RouterLab.ServerAddress, 9100), Pps, trackInterfaces: true);
         Thread.Sleep(300);
         var timings = new List<double>();
         var watch = Stopwatch.StartNew();
@@ -85,9 +87,9 @@ public sealed class MakeBeforeBreakLabTests : IDisposable
         var elapsed = watch.Elapsed;
         Thread.Sleep(300);
         var stream = udp.Stop();
-        var arrivals = stream.ArrivalsByInterface!;
-        long wrongPath = arrivals.GetValueOrDefault(RouterLab.ServerUplink1);
-        long rightPath = arrivals.GetValueOrDefault(RouterLab.ServerUplink2);
+        var arrivals = stream.ArrivalsByInterface;
+        long wrongPath = arrivals.GetValueOrDefault(ServerIfindex(RouterLab.ServerUplink1));
+        long rightPath = arrivals.GetValueOrDefault(ServerIfindex(RouterLab.ServerUplink2));
         _out.WriteLine($"{Changes} route changes in {elapsed.TotalSeconds:F2} s (apply p50 {timings.Order().ElementAt(timings.Count / 2):F1} ms, " +
                        $"max {timings.Max():F1} ms); sent {stream.Sent}, received {stream.Received}, on up2 {rightPath}, " +
                        $"wrong path (up1) {wrongPath}, lost {stream.Lost}");

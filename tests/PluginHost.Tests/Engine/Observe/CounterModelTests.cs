@@ -44,6 +44,22 @@ public sealed class CounterModelTests : IDisposable
     }
 
     [Fact]
+    public void TargetDownIsAPassAndCountedOnce()
+    {
+        // The redirect helpers count a withdrawn route's packet as TargetDown and the glue counts its pass: the next stage
+        // sees what the first did not finish, TargetDown included once (in Passed), never subtracted twice.
+        var c = Counters("p", 1, TwoStages,
+            Row((EntryCounter.Packets, 100ul)),
+            Row((StageCounter.Redirected, 40ul), (StageCounter.Passed, 25ul), (StageCounter.TargetDown, 25ul)),
+            Row<StageCounter>());
+        Assert.Equal(100ul, c.Stages[0][StageCounter.Packets]);
+        Assert.Equal(35ul, c.Stages[1][StageCounter.Packets]);
+        Assert.Equal(25ul, c.Stages[0][StageCounter.TargetDown]);
+        Assert.Contains(StageCounter.Passed, CounterLayout.StageOutcomes);
+        Assert.DoesNotContain(StageCounter.TargetDown, CounterLayout.StageOutcomes);
+    }
+
+    [Fact]
     public void DerivedPacketsNeverWrapBelowZero()
     {
         // A read races with packets in flight: a stage may show outcomes its predecessor's count does not yet include.
@@ -131,7 +147,7 @@ public sealed class CounterModelTests : IDisposable
         var stage = json.GetProperty("stages")[0];
         Assert.Equal(["index", "plugin", "instance", "counters"], stage.EnumerateObject().Select(p => p.Name));
         Assert.Equal(["packets", "redirectedBytes", "matched", "redirected", "passed", "dropped", "redirectErrors", "missedTailCalls",
-            "ttlExpired", "generationMismatch"], stage.GetProperty("counters").EnumerateObject().Select(p => p.Name));
+            "ttlExpired", "generationMismatch", "targetDown"], stage.GetProperty("counters").EnumerateObject().Select(p => p.Name));
         Assert.Equal(980ul, stage.GetProperty("counters").GetProperty("redirectedBytes").GetUInt64());
         Assert.Equal(1ul, json.GetProperty("entry").GetProperty("passNeighbourDiscovery").GetUInt64());
 

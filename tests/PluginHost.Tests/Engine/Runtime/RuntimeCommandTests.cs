@@ -158,9 +158,30 @@ public sealed class RuntimeCommandTests : IDisposable
         var absent = Assert.Throws<CommandException>(() => engine.RunCommand(new CommandRequest("route", "del", new Dictionary<string, string> { ["from"] = "198.18.8.0/24" })));
         Assert.Contains("no item with from '198.18.8.0/24'", absent.Message);
         Assert.Throws<PluginHost.Config.ConfigException>(() => engine.RunCommand(new CommandRequest("route", "add",
-            new Dictionary<string, string> { ["from"] = "198.18.7.0/24", ["interface"] = "nope0" })));
+            new Dictionary<string, string> { ["from"] = "198.18.7.0/24", ["interface"] = "no/pe0" })));
+        _net.Namespace.Exec("ip", "addr", "add", "198.18.2.1/24", "dev", KernelChain.Out1);
+        var offLink = Assert.Throws<PluginHost.Config.ConfigException>(() => engine.RunCommand(new CommandRequest("route", "add",
+            new Dictionary<string, string> { ["from"] = "198.18.7.0/24", ["interface"] = "out1", ["via"] = "198.18.3.9" })));
+        Assert.Contains("next hop 198.18.3.9 is not on-link for out1 (its subnets: 198.18.2.0/24)", offLink.Message);
 
         Assert.False(File.Exists(engine.OverlayPath));
         Assert.Equal(_net.Ifindex(KernelChain.Out1), Redirect("198.18.1.9"));
+    }
+
+    // An interface that does not exist (yet) withdraws the route rather than refusing it; the operator is told.
+    [KernelFact]
+    public void RouteToAMissingInterfaceIsAppliedWithdrawnAndSaysSo()
+    {
+        var engine = _rig.Engine();
+        engine.Apply();
+
+        var result = engine.RunCommand(new CommandRequest("route", "add", new Dictionary<string, string> { ["from"] = "198.18.7.0/24", ["interface"] = "nope0" }));
+
+        Assert.Equal(ApplyKind.MapsUpdated, result.Applied);
+        Assert.Contains("interface 'nope0' does not exist", result.Message);
+        Assert.Contains("1 route withdrawn", result.Message);
+        Assert.Equal(0, Redirect("198.18.7.1"));
+        var withdrawn = Assert.Single(PluginHost.Observe.StatusReport.Status(_rig.RuntimeDirectory).Single().Withdrawn);
+        Assert.Equal(("nope0", 1), (withdrawn.Interface, withdrawn.Routes));
     }
 }
