@@ -22,12 +22,16 @@ internal static class StatusCommand
             string dir = CommonOptions.ResolveRuntimeDirectory(parse.GetValue(config), parse.GetValue(runtime));
             var rows = StatusReport.Status(dir);
             var history = Hosting.ReloadHistory.Load(dir);
+            var quarantined = Plugins.PluginCalls.Read(Plugins.PluginCalls.QuarantineFileIn(dir));
             if (parse.GetValue(json))
             {
-                Console.WriteLine(JsonSerializer.Serialize(new { pipelines = rows, reloads = history }, HostJson.Options));
+                Console.WriteLine(JsonSerializer.Serialize(new { pipelines = rows, reloads = history, quarantined }, HostJson.Options));
                 return 0;
             }
             PrintHistory(history);
+            foreach (var q in quarantined)
+                Console.WriteLine($"plugin {q.Plugin} QUARANTINED since {q.Since:u}: a host died in its {q.Call} (build sha256 {q.Sha256}); " +
+                    "its stages keep what runs until a new build is dropped in");
             if (rows.Count == 0)
             {
                 Console.WriteLine("no pipelines deployed");
@@ -38,6 +42,8 @@ internal static class StatusCommand
                 Console.WriteLine($"{r.Name,-16} {r.Interface + " " + r.Direction,-22} {r.Namespace ?? "-",-14} {r.Generation,4} " +
                     $"{(r.Attached ? r.LinkId.ToString() : "-"),6} {(r.Attached ? r.ProgramId.ToString() : "-"),8}  " +
                     (r.Attached ? string.Join(" → ", r.Stages) : $"NOT ATTACHED: {r.Problem}"));
+            foreach (var r in rows.Where(r => r.Attached && r.Problem is not null))
+                Console.WriteLine($"{r.Name}: PROBLEM: {r.Problem}");
             // Routes whose interface is missing or down: the kernel routes their packets until it is back.
             foreach (var r in rows)
                 foreach (var w in r.Withdrawn)

@@ -26,6 +26,9 @@ internal sealed class RunningHost(string configPath, bool detachOnExit, ILoggerF
 
     private readonly ILogger _log = loggers.CreateLogger("pluginhost");
 
+    /// <summary>How long SIGTERM waits for the host to stop cleanly before the process ends regardless.</summary>
+    public static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(10);
+
     /// <summary>
     /// Apply the configuration, then follow changes until <paramref name="stop"/>, SIGINT or SIGTERM. A failed first
     /// apply, or anything that fails to start, stops the host with the exception (the pinned datapath, if any,
@@ -41,13 +44,35 @@ internal sealed class RunningHost(string configPath, bool detachOnExit, ILoggerF
                                        $"{(holder is null ? "(pid not written yet)" : $"pid {holder}")} (stop it first, or give this host another runtimeDirectory)");
         Features.RequireTcx(); // before anything is loaded: a clear message instead of an attach error
         var engine = new HostEngine(hostConfig, loggers);
-        engine.Apply();
+        // A previous host that died inside a plugin call left its record: that build is quarantined, not called again.
+        engine.QuarantineLeftovers();
+        try
+        {
+            engine.Apply();
+        }
+        catch (HostException e) when (PluginHost.Datapath.PipelineState.LoadAll(hostConfig.RuntimeDirectory).Count > 0)
+        {
+            // A datapath is deployed and keeps forwarding: stay up to manage it (status, API, the next good config)
+            // rather than exit, be restarted and fail again.
+            _log.LogError("first apply failed; the deployed datapath keeps forwarding and the host stays up: {Error}", e.Message);
+        }
 
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(stop);
+        // Stop means stop: if the writer is busy (a plugin call, a compile) past the stop timeout, the process ends
+        // anyway; the datapath is pinned and keeps forwarding.
+        void Stop()
+        {
+            stopping.Cancel();
+            _ = Task.Delay(StopTimeout).ContinueWith(_ =>
+            {
+                _log.LogError("stopping took longer than {Seconds} s: exiting now (the datapath stays pinned)", StopTimeout.TotalSeconds);
+                Environment.Exit(1);
+            }, TaskScheduler.Default);
+        }
         var reconciler = new Reconciler(configPath, engine, loggers.CreateLogger<Reconciler>());
         // Registered for the whole run, detaching included: a second Ctrl-C must not kill the host half-way.
-        using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stopping.Cancel(); });
-        using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stopping.Cancel(); });
+        using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; Stop(); });
+        using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; Stop(); });
         using var onHup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; reconciler.Post(new Trigger(Reconciler.ReloadSource, "SIGHUP")); });
 
         var started = new Stack<(string What, Func<ValueTask> Stop)>();

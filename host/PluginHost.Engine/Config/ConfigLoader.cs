@@ -12,7 +12,7 @@ namespace PluginHost.Config;
 /// </summary>
 public static partial class ConfigLoader
 {
-    private static readonly string[] TopLevelKeys = ["pluginsDirectory", "bpfRoot", "runtimeDirectory", "cacheDirectory", "api", "metrics", "pipelines"];
+    private static readonly string[] TopLevelKeys = ["pluginsDirectory", "bpfRoot", "runtimeDirectory", "cacheDirectory", "pluginCallTimeout", "api", "metrics", "pipelines"];
     private static readonly string[] PipelineKeys = ["name", "interface", "direction", "namespace", "stages"];
     private static readonly string[] StageKeys = ["plugin", "settings"];
 
@@ -107,10 +107,27 @@ public static partial class ConfigLoader
                 Error(metrics["listen"], $"invalid listen address '{metricsListen}': expected host:port such as 127.0.0.1:9464");
         }
 
+        var pluginCallTimeout = HostConfig.DefaultPluginCallTimeout;
+        var timeoutNode = root["pluginCallTimeout"];
+        if (!timeoutNode.IsMissing)
+        {
+            if (timeoutNode.Kind == SettingsKind.Scalar && double.TryParse(timeoutNode.Scalar, System.Globalization.NumberStyles.Float,
+                    System.Globalization.CultureInfo.InvariantCulture, out double seconds) && seconds is >= 0.1 and <= 600)
+                pluginCallTimeout = TimeSpan.FromSeconds(seconds);
+            else
+                Error(timeoutNode, $"invalid timeout '{Cut(timeoutNode.Scalar)}': expected seconds between 0.1 and 600");
+        }
+
         if (errors.Count > 0)
             throw new ConfigException(errors);
-        return new HostConfig(file, plugins, bpfRoot, runtime, cache, pipelines) { ApiGroup = apiGroup, MetricsListen = metricsListen };
+        return new HostConfig(file, plugins, bpfRoot, runtime, cache, pipelines)
+        {
+            ApiGroup = apiGroup, MetricsListen = metricsListen, PluginCallTimeout = pluginCallTimeout,
+        };
     }
+
+    // A value echoed in an error, never whole.
+    private static string Cut(string? value) => value is null ? "" : value.Length <= 200 ? value : value[..200] + "…";
 
     private static PipelineConfig? ParsePipeline(SettingsNode p, Action<SettingsNode, string> error)
     {

@@ -17,6 +17,11 @@ public sealed record HostConfig(
     /// <summary>Where /metrics listens (host:port), or null: off.</summary>
     public string? MetricsListen { get; init; }
 
+    /// <summary>How long one call into plugin code (settings validation, a migration) may take before it is abandoned.</summary>
+    public TimeSpan PluginCallTimeout { get; init; } = DefaultPluginCallTimeout;
+
+    public static readonly TimeSpan DefaultPluginCallTimeout = TimeSpan.FromSeconds(10);
+
     /// <summary>The control socket: owner root, mode 0600 (0660 with <see cref="ApiGroup"/>).</summary>
     public string ControlSocket => ControlSocketIn(RuntimeDirectory);
 

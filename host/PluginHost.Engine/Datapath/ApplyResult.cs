@@ -40,3 +40,6 @@ internal sealed class CommitFailedException(string message, IReadOnlyList<string
     /// <summary>True when every pipeline runs what it ran before the apply (every revert succeeded).</summary>
     public bool DatapathUnchanged { get; } = datapathUnchanged;
 }
+
+/// <summary>The desired state changed while an apply was prepared: nothing was committed; the newer state is applied next.</summary>
+public sealed class StaleDesiredStateException(string message) : HostException(message);

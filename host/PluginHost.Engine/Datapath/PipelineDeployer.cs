@@ -71,8 +71,9 @@ internal sealed partial class PipelineDeployer
     /// <summary>Apply one pipeline (see <see cref="ApplyAll"/>).</summary>
     public ApplyResult Apply(PlannedPipeline planned) => ApplyAll([planned]).Single();
 
-    /// <summary>Apply every pipeline of a configuration, all or nothing.</summary>
-    public IReadOnlyList<ApplyResult> ApplyAll(IReadOnlyList<PlannedPipeline> pipelines)
+    /// <summary>Apply every pipeline of a configuration, all or nothing. <paramref name="beforeCommit"/>, asked once every
+    /// pipeline is prepared, can still call the apply off (a reason: the desired state changed meanwhile).</summary>
+    public IReadOnlyList<ApplyResult> ApplyAll(IReadOnlyList<PlannedPipeline> pipelines, Func<string?>? beforeCommit = null)
     {
         if (pipelines.Count == 0)
             return [];
@@ -88,6 +89,13 @@ internal sealed partial class PipelineDeployer
             for (int i = prepared.Count - 1; i >= 0; i--)
                 Abort(prepared[i]);
             throw;
+        }
+
+        if (beforeCommit?.Invoke() is { } stale)
+        {
+            for (int i = prepared.Count - 1; i >= 0; i--)
+                Abort(prepared[i]);
+            throw new StaleDesiredStateException($"apply configuration: not committed: {stale}");
         }
 
         int committed = 0;

@@ -30,6 +30,7 @@ public sealed partial class HostEngine
     private readonly PluginCatalogCache _plugins = new();
     private readonly MapContentsMemory _mapContents = new();
     private readonly HeldGenerations _held = new();
+    private readonly LastGoodStages _lastGood = new();
     private PipelineDeployer _deployer;
 
     public HostEngine(HostConfig config, ILoggerFactory loggers, TimeSpan? retireAfter = null, TimeProvider? time = null)
@@ -110,7 +111,13 @@ public sealed partial class HostEngine
         try
         {
             IReadOnlyList<PlannedPipeline> planned = [];
-            var results = WithPlugins(catalog => _deployer.ApplyAll(planned = PipelinePlanner.Plan(effective, catalog)));
+            // What the files said when this apply began: checked again before anything commits, so an apply that took
+            // long (a slow plugin, a large table) never puts a configuration in place that was replaced meanwhile.
+            string desired = DesiredStamp();
+            var calls = new PluginCalls(Config.RuntimeDirectory, Config.PluginCallTimeout);
+            var results = WithPlugins(catalog => _deployer.ApplyAll(planned = PipelinePlanner.Plan(effective, catalog, calls, _lastGood),
+                beforeCommit: () => DesiredStamp() == desired ? null
+                    : $"{Config.SourcePath} or its runtime changes were rewritten during the apply; the newer configuration is applied next"));
             history.Succeeded(results).Save(Config.RuntimeDirectory);
             Interfaces.Applied(Config.RuntimeDirectory, planned);
             // Dropping traffic is never implicit: say what still runs without a configuration.
@@ -119,8 +126,10 @@ public sealed partial class HostEngine
             Applied?.Invoke(watch.Elapsed, null);
             return results;
         }
-        catch (Exception e) when (e is not OutOfMemoryException)
+        catch (Exception e)
         {
+            if (e is OutOfMemoryException)
+                GC.Collect(); // room to record the failure; the loop goes on with the running datapath
             history.Failed(e.Message).Save(Config.RuntimeDirectory);
             Applied?.Invoke(watch.Elapsed, e);
             throw;
@@ -129,6 +138,28 @@ public sealed partial class HostEngine
         {
             Progress.Idle();
         }
+    }
+
+    // The desired state on disk: the configuration file and the runtime changes kept beside it.
+    private string DesiredStamp()
+    {
+        using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        foreach (var path in new[] { Config.SourcePath, OverlayPath })
+            if (File.Exists(path))
+                hash.AppendData(File.ReadAllBytes(path));
+        return Convert.ToHexString(hash.GetCurrentHash());
+    }
+
+    /// <summary>
+    /// At the start of a running host: plugin calls a previous host died in (it left their in-flight records) put
+    /// those plugin builds in quarantine; returns them.
+    /// </summary>
+    public IReadOnlyList<QuarantinedPlugin> QuarantineLeftovers()
+    {
+        var found = new PluginCalls(Config.RuntimeDirectory, Config.PluginCallTimeout).QuarantineLeftovers(_time.GetUtcNow());
+        foreach (var q in found)
+            LogQuarantined(q.Plugin, q.Call, q.Sha256);
+        return found;
     }
 
     // Plugins stay loaded while the plugins directory is unchanged; a replaced set is released and then
@@ -151,6 +182,7 @@ public sealed partial class HostEngine
     [MethodImpl(MethodImplOptions.NoInlining)] // no plugin object may stay on this frame
     private void ReleaseCatalog(PluginCatalog catalog)
     {
+        _lastGood.Clear(); // plans keep their plugin's migration delegate alive
         foreach (var plugin in catalog.Plugins.Values)
             if (AssemblyLoadContext.GetLoadContext(plugin.Instance.GetType().Assembly) is { } context)
                 _unloading.Add((new WeakReference(context), plugin.Instance.Name, _time.GetUtcNow()));
@@ -284,6 +316,9 @@ public sealed partial class HostEngine
 
     public static IReadOnlyList<string> Unconfigured(HostConfig config) =>
         PipelineState.LoadAll(config.RuntimeDirectory).Select(s => s.Name).Where(n => config.Pipelines.All(p => p.Name != n)).Order().ToList();
+
+    [LoggerMessage(EventId = 202, Level = LogLevel.Error, Message = "plugin {Plugin} is quarantined: the previous host died in its {Call} (build sha256 {Sha256}); stages using it keep what runs until a new build is dropped in")]
+    private partial void LogQuarantined(string plugin, string call, string sha256);
 
     [LoggerMessage(EventId = 201, Level = LogLevel.Warning, Message = "pipeline {Pipeline} is deployed but no longer configured: it keeps forwarding; `pluginhost uninstall --config {Config} --pipeline {Pipeline}` removes it")]
     private partial void LogUnconfigured(string pipeline, string config);

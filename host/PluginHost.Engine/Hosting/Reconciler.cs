@@ -157,8 +157,9 @@ public sealed partial class Reconciler(string configPath, HostEngine engine, ILo
                 engine.Apply();
             }
         }
-        catch (Exception e) when (e is not OutOfMemoryException)
+        catch (Exception e)
         {
+            // Everything an apply throws ends here, out-of-memory included: the loop and the running datapath go on.
             Interlocked.Increment(ref _failures);
             // Say what happened: a commit that could not be reverted everywhere left some pipelines on the new generation.
             if (e is Datapath.CommitFailedException { DatapathUnchanged: false })

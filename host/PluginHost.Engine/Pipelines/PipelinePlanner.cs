@@ -33,8 +33,14 @@ public sealed record Withdrawal(string Interface, string Reason, int Routes);
 /// </summary>
 internal static class PipelinePlanner
 {
-    public static IReadOnlyList<PlannedPipeline> Plan(HostConfig config, PluginCatalog catalog)
+    /// <param name="calls">How plugin code is called: with a time limit and, for an apply, an in-flight record
+    /// (see <see cref="PluginCalls"/>); null: with the configured limit and no record (validate).</param>
+    /// <param name="lastGood">Stages' last good plans, kept and used when a plugin fails on settings it accepted before.</param>
+    public static IReadOnlyList<PlannedPipeline> Plan(HostConfig config, PluginCatalog catalog, PluginCalls? calls = null, LastGoodStages? lastGood = null)
     {
+        calls ??= new PluginCalls(config.RuntimeDirectory, config.PluginCallTimeout, record: false);
+        lastGood ??= new LastGoodStages();
+        var quarantined = calls.Quarantined();
         var errors = new List<ConfigError>();
         foreach (var problem in catalog.Errors)
             errors.Add(new ConfigError(config.SourcePath, 0, "pluginsDirectory", problem));
@@ -43,7 +49,7 @@ internal static class PipelinePlanner
         foreach (var pipeline in config.Pipelines)
         {
             // Interface names mean something only inside the pipeline's namespace, so validate there.
-            var result = NamespaceScope.Run(pipeline.Namespace, () => PlanOne(config, pipeline, catalog, errors));
+            var result = NamespaceScope.Run(pipeline.Namespace, () => PlanOne(config, pipeline, catalog, errors, calls, quarantined, lastGood));
             if (result is not null)
                 planned.Add(result);
         }
@@ -52,7 +58,8 @@ internal static class PipelinePlanner
         return planned;
     }
 
-    private static PlannedPipeline? PlanOne(HostConfig config, PipelineConfig pipeline, PluginCatalog catalog, List<ConfigError> errors)
+    private static PlannedPipeline? PlanOne(HostConfig config, PipelineConfig pipeline, PluginCatalog catalog, List<ConfigError> errors,
+        PluginCalls calls, IReadOnlyList<QuarantinedPlugin> quarantined, LastGoodStages lastGood)
     {
         int before = errors.Count;
         void Error(SettingsNode node, string message) =>
@@ -75,15 +82,47 @@ internal static class PipelinePlanner
                 continue;
             }
             var plugin = loaded.Instance;
-            var context = new StageContext(pipeline, Path.GetDirectoryName(config.SourcePath)!, Error, outputs);
+            var build = PluginCalls.Build(stage.Plugin, loaded.AssemblyPath);
+            string stageKey = LastGoodStages.KeyOf(build.Sha256, stage.Settings);
+            // A stage whose plugin fails on settings it accepted before keeps its last good plan: only its own changes wait.
+            bool KeepLastGood(string why)
+            {
+                if (!lastGood.TryGet(pipeline.Name, stages.Count, stageKey, out var plan, out var kept))
+                    return false;
+                stages.Add(plan);
+                entries.Add(kept);
+                outputs.Warn(stage.Node, $"{why}; the stage keeps its last good settings");
+                return true;
+            }
+            if (quarantined.FirstOrDefault(q => q.Plugin == build.Plugin && q.Sha256 == build.Sha256) is { } q)
+            {
+                string why = $"plugin {q.Plugin} is quarantined: a host died in its {q.Call} ({q.Since:u}; " +
+                    $"{Path.GetFileName(q.Dll)} sha256 {q.Sha256[..Math.Min(12, q.Sha256.Length)]}…): drop in a new build, or remove it from {calls.QuarantineFile} to try this one again";
+                if (!KeepLastGood(why))
+                    Error(stage.Node["plugin"], why);
+                continue;
+            }
+            // A call abandoned at its time limit may still report errors from its own thread: they no longer count.
+            var gate = new CallGate();
+            var context = new StageContext(pipeline, Path.GetDirectoryName(config.SourcePath)!,
+                (node, message) => { if (gate.Open) Error(node, message); }, outputs);
             StageSetup setup;
             try
             {
-                setup = plugin.Configure(stage.Settings, context);
+                setup = calls.Run(build, "Configure", pipeline.Namespace, () => plugin.Configure(stage.Settings, context));
+            }
+            catch (PluginTimeoutException e)
+            {
+                gate.Open = false;
+                if (!KeepLastGood(e.Message))
+                    Error(stage.Node, e.Message);
+                continue;
             }
             catch (Exception e)
             {
-                Error(stage.Node, $"plugin {plugin.Name} failed to validate its settings: {e.GetType().Name}: {e.Message}");
+                string why = $"plugin {stage.Plugin} failed to validate its settings: {e.GetType().Name}: {e.Message}";
+                if (!KeepLastGood(why))
+                    Error(stage.Node, why);
                 continue;
             }
             // Encode every entry now: a bad entry is a config error, not a half-applied map, and the bytes are
@@ -124,6 +163,7 @@ internal static class PipelinePlanner
                 Migrate = migration is null ? null : migration.Migrate,
             });
             entries.Add(packed);
+            lastGood.Remember(pipeline.Name, stages.Count - 1, stageKey, stages[^1], packed);
         }
         if (errors.Count > before)
             return null;
@@ -134,6 +174,13 @@ internal static class PipelinePlanner
             Withdrawn = outputs.Withdrawn(),
             Warnings = outputs.Warnings(config.SourcePath),
         };
+    }
+
+    private sealed class CallGate
+    {
+        private volatile bool _open = true;
+
+        public bool Open { get => _open; set => _open = value; }
     }
 
     /// <summary>
@@ -193,9 +240,15 @@ internal static class PipelinePlanner
 
         public List<Withdrawal> Withdrawn() => _withdrawn.Where(w => w.Value.Routes > 0).Select(w => new Withdrawal(w.Key, w.Value.Reason, w.Value.Routes)).ToList();
 
+        private readonly List<(SettingsNode Node, string Message)> _other = [];
+
+        /// <summary>A warning about a stage, located like an error (a stage kept on its last good plan).</summary>
+        public void Warn(SettingsNode node, string message) => _other.Add((node, message));
+
         public List<ConfigError> Warnings(string file) => _located.Values.Where(w => w.Routes > 0)
             .Select(w => new ConfigError(file, w.Node.Line, w.Node.Path,
                 $"{w.Reason}: {Routes(w.Routes)} withdrawn until it is up (the kernel routes {(w.Routes == 1 ? "its" : "their")} packets)"))
+            .Concat(_other.Select(o => new ConfigError(file, o.Node.Line, o.Node.Path, o.Message)))
             .ToList();
 
         public static string Routes(int n) => n == 1 ? "1 route" : $"{n:N0} routes";

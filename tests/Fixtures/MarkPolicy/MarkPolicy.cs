@@ -6,7 +6,8 @@ namespace PluginHost.Tests.Fixtures;
 /// A test plugin built in four versions from this one file (v1..v4 folders): it records, in a
 /// datapath-owned map, how many packets each IPv4 source sent, and hands every packet on.
 /// v1 and v2 differ in code only; v3 changes the state map's layout without a migration; v4 makes
-/// the same change with one. Settings can inject a verifier bug, a template bug or a canary that cannot pass.
+/// the same change with one. Settings can inject a verifier bug, a template bug or a canary that cannot pass, and
+/// make <c>Configure</c> hang or end the process while a marker file exists (<c>hangWhile</c>, <c>exitWhile</c>).
 /// </summary>
 public sealed class MarkPolicy : IRoutingPlugin
 #if MARK_V4
@@ -44,7 +45,12 @@ public sealed class MarkPolicy : IRoutingPlugin
     public StageSetup Configure(SettingsNode settings, IStageContext context)
     {
         if (!settings.IsMissing)
-            settings.RejectUnknownKeys(context, "verifierBug", "templateBug", "canaryBug");
+            settings.RejectUnknownKeys(context, "verifierBug", "templateBug", "canaryBug", "hangWhile", "exitWhile");
+        if (settings["hangWhile"].Scalar is { } hang)
+            while (File.Exists(hang))
+                Thread.Sleep(10); // a plugin stuck in its settings code
+        if (settings["exitWhile"].Scalar is { } exit && File.Exists(exit))
+            Environment.Exit(3); // a plugin that ends the process
         // canaryBug: a canary expecting a drop from a stage that hands every packet on.
         var canaries = settings["canaryBug"].Scalar == "true"
             ? [new CanaryPacket("expects a drop", CanaryFrames.Ipv4Udp(System.Net.IPAddress.Parse("198.18.1.1"), System.Net.IPAddress.Parse("198.18.9.1")), CanaryVerdict.Drop)]

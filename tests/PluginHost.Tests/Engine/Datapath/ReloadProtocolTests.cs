@@ -396,4 +396,16 @@ public sealed class ReloadProtocolTests
         Assert.Equal(new[] { "ph_chain", "ph_entry", "ph_stats" }, restored.Select(Path.GetFileName).Order());
         Assert.Equal(EntryId("a", 1), _kernel.Running(Link("a")));
     }
+
+    [Fact]
+    public void A_desired_state_that_changed_during_the_prepare_commits_nothing()
+    {
+        var before = DeployTwo();
+
+        var e = Assert.Throws<StaleDesiredStateException>(() =>
+            _deployer.ApplyAll([Pipeline("a", 2, 10, 11), Pipeline("b", 2, 20)], beforeCommit: () => "config.yaml was rewritten during the apply"));
+
+        Assert.Contains("not committed: config.yaml was rewritten", e.Message);
+        AssertUnchanged(before);
+    }
 }

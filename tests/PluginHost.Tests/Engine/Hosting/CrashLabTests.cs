@@ -177,4 +177,54 @@ public sealed class CrashLabTests : IDisposable
         // The server's wrong uplink sees no datagram of the stream; a handful of ARP frames at most.
         Assert.True(wrong <= 4, $"{wrong} packets arrived on the wrong uplink");
     }
+
+    [KernelFact]
+    public void APluginThatEndsTheProcessKillsTheHostOnceThenIsQuarantinedWhileTrafficFlows()
+    {
+        string marker = Path.Combine(_rig.Work, "exit");
+        // MarkPolicy (ends the process in Configure while the marker exists) in front of SourcePolicy: source A to up2.
+        _rig.WriteConfig(_lab.Router.Name, RouterLab.RouterLan, $"""
+                  - plugin: MarkPolicy
+                    settings: {"{"} exitWhile: {marker} {"}"}
+                  - plugin: SourcePolicy
+                    settings:
+                      routes:
+                        - from: {RouterLab.ClientSourceA}/32
+                          interface: {RouterLab.RouterUplink2}
+                          via: {RouterLab.Uplink2Gateway}
+            """);
+        var host = StartHost();
+        WaitFor(() => ReloadHistory.Load(_rig.RuntimeDirectory).Reloads >= 1, "the host's first apply");
+        UdpTraffic.Send(_lab.Client, RouterLab.ClientSourceA, new IPEndPoint(RouterLab.ServerAddress, 9999), 3); // neighbours
+        Thread.Sleep(200);
+        using var udp = UdpStream.Start(_lab.Client, RouterLab.ClientSourceA, _lab.Server, new IPEndPoint(RouterLab.ServerAddress, 9100), Pps);
+        Thread.Sleep(300);
+        long wrongBefore = WrongPathPackets();
+        uint program = _rig.AttachedProgramId();
+
+        File.WriteAllText(marker, "end the process in Configure");
+        HostSignals.Reload(host.Id); // SIGHUP: re-read and apply, which calls MarkPolicy.Configure
+        Assert.True(host.WaitForExit(30_000), "the plugin ends the host");
+        Assert.Equal(3, host.ExitCode);
+
+        var restarted = StartHost(); // as systemd would; the marker is still there: a crash loop without quarantine
+        WaitFor(() => File.Exists(PidFile(_rig.RuntimeDirectory)), "the restarted host up");
+        Thread.Sleep(1500);
+        Assert.False(restarted.HasExited, "the restarted host stays up");
+        var quarantined = PluginHost.Plugins.PluginCalls.Read(PluginHost.Plugins.PluginCalls.QuarantineFileIn(_rig.RuntimeDirectory));
+        Assert.Equal(("MarkPolicy", "Configure"), (Assert.Single(quarantined).Plugin, quarantined[0].Call));
+        Assert.Contains("quarantined", ReloadHistory.Load(_rig.RuntimeDirectory).LastFailure);
+        Assert.Equal(program, _rig.AttachedProgramId()); // the running generation kept
+
+        Thread.Sleep(300);
+        var result = udp.Stop();
+        long wrong = WrongPathPackets() - wrongBefore;
+        _out.WriteLine($"udp: {result}; packets on the wrong uplink: {wrong}");
+        Assert.Equal(0, result.Lost);
+        Assert.True(wrong <= 4, $"{wrong} packets arrived on the wrong uplink");
+        HostSignals.RequestStop(restarted.Id);
+        Assert.True(restarted.WaitForExit(10_000), "the host stops on SIGTERM");
+    }
+
+    private static string PidFile(string runtimeDirectory) => Path.Combine(runtimeDirectory, "pluginhost.pid");
 }

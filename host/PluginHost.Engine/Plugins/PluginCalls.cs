@@ -1,0 +1,135 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using PluginHost.Observe;
+
+namespace PluginHost.Plugins;
+
+/// <summary>A plugin build: its name, DLL and the DLL's SHA-256 (a new build is a new identity).</summary>
+public sealed record PluginBuild(string Plugin, string Dll, string Sha256);
+
+/// <summary>A plugin call the host died in, and when the next host found out.</summary>
+public sealed record QuarantinedPlugin(string Plugin, string Dll, string Sha256, string Call, DateTimeOffset Since);
+
+/// <summary>A call into plugin code did not return in time; it was abandoned.</summary>
+public sealed class PluginTimeoutException(string message) : HostException(message);
+
+/// <summary>
+/// Every call the host makes into plugin code during an apply goes through here. It runs on a thread of its own (in
+/// the pipeline's network namespace) and is abandoned when it takes longer than the configured limit, so a looping
+/// plugin cannot stall the single writer. While it runs, a record of it sits in <c>RUNTIME/plugin-calls/</c>: a host
+/// that dies inside a plugin call (Environment.Exit, a stack overflow, an exception on the plugin's own thread)
+/// leaves the record behind, and the next host quarantines that build instead of calling it again (a crash loop).
+/// </summary>
+public sealed class PluginCalls(string runtimeDirectory, TimeSpan timeout, bool record = true)
+{
+    private static readonly Dictionary<(string Path, long Length, DateTime Written), string> Hashes = [];
+    private static readonly Lock HashLock = new();
+
+    /// <summary>Where in-flight records go; none when not recording (validate: a crash there costs no datapath).</summary>
+    private string? CallsDirectory => record ? Path.Combine(runtimeDirectory, "plugin-calls") : null;
+
+    public string QuarantineFile => QuarantineFileIn(runtimeDirectory);
+
+    public static string QuarantineFileIn(string runtimeDirectory) => Path.Combine(runtimeDirectory, "quarantine.json");
+
+    /// <summary>The build of the plugin whose DLL is <paramref name="dll"/> (hashed once per file version).</summary>
+    public static PluginBuild Build(string plugin, string dll)
+    {
+        var info = new FileInfo(dll);
+        var key = (dll, info.Exists ? info.Length : -1, info.Exists ? info.LastWriteTimeUtc : default);
+        lock (HashLock)
+        {
+            if (!Hashes.TryGetValue(key, out var hash))
+                Hashes[key] = hash = info.Exists ? Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(dll))) : "";
+            return new PluginBuild(plugin, dll, hash);
+        }
+    }
+
+    /// <summary>Run <paramref name="call"/> (named <paramref name="what"/>) of <paramref name="build"/> with the time limit.</summary>
+    public T Run<T>(PluginBuild build, string what, string? ns, Func<T> call)
+    {
+        string? record = CallsDirectory is null ? null : Path.Combine(CallsDirectory, $"{Guid.NewGuid():N}.json");
+        if (record is not null)
+        {
+            Directory.CreateDirectory(CallsDirectory!);
+            File.WriteAllText(record, JsonSerializer.Serialize(new QuarantinedPlugin(build.Plugin, build.Dll, build.Sha256, what, default), HostJson.Options));
+        }
+        T result = default!;
+        Exception? failure = null;
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                result = Net.NamespaceScope.Run(ns, call);
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
+        }) { IsBackground = true, Name = $"plugin {build.Plugin} {what}" };
+        thread.Start();
+        if (!thread.Join(timeout))
+            // The record stays: if this call never returns and the host is stopped, the next host quarantines the build.
+            throw new PluginTimeoutException($"call plugin {build.Plugin} {what}: no answer within {timeout.TotalSeconds:0.#} s; abandoned " +
+                "(its thread keeps running until the host restarts; pluginCallTimeout sets the limit)");
+        if (record is not null)
+            File.Delete(record);
+        if (failure is not null)
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
+        return result;
+    }
+
+    /// <summary>
+    /// At start: calls a previous host died in (records left behind) quarantine their builds. Returns the builds
+    /// quarantined now.
+    /// </summary>
+    public IReadOnlyList<QuarantinedPlugin> QuarantineLeftovers(DateTimeOffset now)
+    {
+        string calls = Path.Combine(runtimeDirectory, "plugin-calls");
+        if (!Directory.Exists(calls))
+            return [];
+        var found = new List<QuarantinedPlugin>();
+        foreach (var file in Directory.GetFiles(calls, "*.json"))
+        {
+            try
+            {
+                if (JsonSerializer.Deserialize<QuarantinedPlugin>(File.ReadAllText(file), HostJson.Options) is { } q)
+                    found.Add(q with { Since = now });
+            }
+            catch (JsonException)
+            {
+                // A record cut short by the death itself: nothing to quarantine by.
+            }
+            File.Delete(file);
+        }
+        if (found.Count > 0)
+            SaveQuarantine(Quarantined().Concat(found).DistinctBy(q => (q.Plugin, q.Sha256)).ToList());
+        return found;
+    }
+
+    /// <summary>Builds refused because a host died calling them.</summary>
+    public IReadOnlyList<QuarantinedPlugin> Quarantined() => Read(QuarantineFile);
+
+    public static IReadOnlyList<QuarantinedPlugin> Read(string quarantineFile)
+    {
+        try
+        {
+            return File.Exists(quarantineFile)
+                ? JsonSerializer.Deserialize<List<QuarantinedPlugin>>(File.ReadAllText(quarantineFile), HostJson.Options) ?? []
+                : [];
+        }
+        catch (JsonException)
+        {
+            return [];
+        }
+    }
+
+    private void SaveQuarantine(IReadOnlyList<QuarantinedPlugin> all)
+    {
+        string tmp = QuarantineFile + ".tmp";
+        using (var stream = new FileStream(tmp, new FileStreamOptions
+               { Mode = FileMode.Create, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite }))
+            JsonSerializer.Serialize(stream, all, HostJson.Options);
+        File.Move(tmp, QuarantineFile, overwrite: true);
+    }
+}
