@@ -83,9 +83,21 @@ public sealed class ControlClient : IDisposable
         }
         using (response)
         {
-            var body = JsonDocument.Parse(response.Content.ReadAsStream()).RootElement.Clone();
+            JsonElement body;
+            try
+            {
+                body = JsonDocument.Parse(response.Content.ReadAsStream()).RootElement.Clone();
+            }
+            catch (JsonException)
+            {
+                throw new ControlException($"call {request.RequestUri}: HTTP {(int)response.StatusCode} with a body that is not JSON");
+            }
             if (!response.IsSuccessStatusCode)
-                throw new ControlException(body.TryGetProperty("error", out var error) ? error.GetString()! : $"call {request.RequestUri}: HTTP {(int)response.StatusCode}");
+                // Problem details (RFC 9457): the detail is the message; "error" is what hosts before them sent.
+                throw new ControlException(body.ValueKind == JsonValueKind.Object && (body.TryGetProperty("detail", out var detail) || body.TryGetProperty("error", out detail))
+                    && detail.ValueKind == JsonValueKind.String
+                    ? detail.GetString()!
+                    : $"call {request.RequestUri}: HTTP {(int)response.StatusCode}");
             return body;
         }
     }

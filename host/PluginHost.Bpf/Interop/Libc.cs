@@ -83,6 +83,8 @@ internal static unsafe partial class Libc
 
     public const int SIGHUP = 1;
     public const int SIGTERM = 15;
+    public const int SIGKILL = 9;
+    public const int ESRCH = 3;
 
     [LibraryImport(Lib, EntryPoint = "chown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int Chown(string path, int owner, int group);

@@ -9,35 +9,21 @@ public static class BpfFs
     /// <summary>Fail early, with the remedy, when <paramref name="root"/> is not on a mounted bpffs.</summary>
     public static void EnsureUsable(string root)
     {
-        string? probe = root;
-        while (probe is not null && !Directory.Exists(probe))
-            probe = Path.GetDirectoryName(probe);
-        if (probe is null || !IsBpfFs(probe))
+        if (!IsOnBpfFs(root))
             throw new BpfException($"use BPF filesystem at {root}: not on a mounted bpffs (mount -t bpf bpf /sys/fs/bpf)");
         Directory.CreateDirectory(root);
     }
 
-    private static bool IsBpfFs(string path)
+    /// <summary>Whether <paramref name="root"/> (or, while it does not exist yet, its nearest existing parent) is on a mounted bpffs; creates nothing.</summary>
+    public static bool IsOnBpfFs(string root)
     {
-        // /proc/self/mountinfo lists mount points; pick the longest one that contains path.
-        string best = "";
-        string bestType = "";
-        foreach (var line in File.ReadLines("/proc/self/mountinfo"))
-        {
-            var parts = line.Split(' ');
-            int dash = Array.IndexOf(parts, "-");
-            if (dash < 0 || parts.Length < dash + 2)
-                continue;
-            string mountPoint = parts[4];
-            if ((path == mountPoint || path.StartsWith(mountPoint.TrimEnd('/') + "/", StringComparison.Ordinal) || mountPoint == "/")
-                && mountPoint.Length >= best.Length)
-            {
-                best = mountPoint;
-                bestType = parts[dash + 1];
-            }
-        }
-        return bestType == "bpf";
+        string? probe = root;
+        while (probe is not null && !Directory.Exists(probe))
+            probe = Path.GetDirectoryName(probe);
+        return probe is not null && IsBpfFs(probe);
     }
+
+    private static bool IsBpfFs(string path) => Mount.Of(path).Type == "bpf";
 
     internal static void Pin(SafeFd fd, string path)
     {

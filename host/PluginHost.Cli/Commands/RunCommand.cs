@@ -88,7 +88,7 @@ internal static class ValidateCommand
                 RequireKernel();
                 try
                 {
-                    var ok = new HostEngine(ConfigLoader.Load(parse.GetValue(config)!.FullName), loggers).Validate();
+                    var ok = Validate(ConfigLoader.Load(parse.GetValue(config)!.FullName), loggers);
                     Console.WriteLine(JsonSerializer.Serialize(new
                     {
                         valid = true,
@@ -106,8 +106,7 @@ internal static class ValidateCommand
             return CommonOptions.Guard(() =>
             {
                 RequireKernel();
-                var engine = new HostEngine(ConfigLoader.Load(parse.GetValue(config)!.FullName), loggers);
-                foreach (var p in engine.Validate())
+                foreach (var p in Validate(ConfigLoader.Load(parse.GetValue(config)!.FullName), loggers))
                 {
                     Console.WriteLine($"ok: pipeline {p.Config.Name} on {p.Config.Interface} {p.Config.Direction.ToString().ToLowerInvariant()}" +
                         $": {string.Join(" → ", p.Plan.Stages.Select(s => s.PluginName))} ({p.EntryCount} map entries)");
@@ -119,6 +118,22 @@ internal static class ValidateCommand
             });
         });
         return command;
+    }
+
+    // Everything `run` would refuse before applying: the plugins' verdicts and the machine's (HostChecks), reported together.
+    private static IReadOnlyList<Pipelines.PlannedPipeline> Validate(HostConfig config, Microsoft.Extensions.Logging.ILoggerFactory loggers)
+    {
+        var host = HostChecks.Find(config);
+        IReadOnlyList<Pipelines.PlannedPipeline> planned;
+        try
+        {
+            planned = new HostEngine(config, loggers).Validate();
+        }
+        catch (ConfigException e) when (host.Count > 0)
+        {
+            throw new ConfigException([.. e.Errors, .. host]);
+        }
+        return host.Count == 0 ? planned : throw new ConfigException(host);
     }
 
     // A kernel without tcx fails validation; without privileges the probe cannot tell, and `run` probes again.

@@ -37,12 +37,15 @@ internal sealed class RunningHost(string configPath, bool detachOnExit, ILoggerF
     public async Task<int> RunAsync(CancellationToken stop)
     {
         var hostConfig = ConfigLoader.Load(configPath);
+        // What validate checks of the machine (bpffs, api.group, addresses, directories): refused before anything is applied.
+        HostChecks.Require(hostConfig);
         // Before anything is applied, served or pinned: a second host on this directory would take over the socket
         // and the datapath of the first, which would keep running unmanaged. Held until the host has stopped.
         using var runtimeLock = RuntimeLock.TryAcquire(hostConfig.RuntimeDirectory, out int? holder)
             ?? throw new HostException($"run host: runtime directory {hostConfig.RuntimeDirectory} is held by pluginhost " +
                                        $"{(holder is null ? "(pid not written yet)" : $"pid {holder}")} (stop it first, or give this host another runtimeDirectory)");
         Features.RequireTcx(); // before anything is loaded: a clear message instead of an attach error
+        HostChecks.RequireListen(hostConfig); // the metrics port is bound after the apply: it must be free now
         var engine = new HostEngine(hostConfig, loggers);
         // A previous host that died inside a plugin call left its record: that build is quarantined, not called again.
         engine.QuarantineLeftovers();

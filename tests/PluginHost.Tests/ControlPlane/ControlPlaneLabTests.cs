@@ -248,6 +248,222 @@ public sealed class ControlPlaneLabTests : IDisposable
         Assert.Contains("pluginhost_reloads_total", scrape);
     }
 
+    // One raw call on the control socket: the status, the content type and the body, whatever they are.
+    private async Task<(int Status, string? ContentType, string Body)> Call(HttpMethod method, string path, string? body = null)
+    {
+        string socket = Path.Combine(_rig.RuntimeDirectory, "api", "pluginhost.sock");
+        using var http = new HttpClient(new SocketsHttpHandler
+        {
+            ConnectCallback = async (_, token) =>
+            {
+                var s = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+                await s.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(socket), token);
+                return new System.Net.Sockets.NetworkStream(s, ownsSocket: true);
+            },
+        }) { BaseAddress = new Uri("http://pluginhost/"), Timeout = TimeSpan.FromSeconds(30) };
+        var request = new HttpRequestMessage(method, path);
+        if (body is not null)
+            request.Content = new StringContent(body, System.Text.Encoding.UTF8, "application/json");
+        using var response = await http.SendAsync(request);
+        string text = await response.Content.ReadAsStringAsync();
+        _out.WriteLine($"{method} {path} {(body is null ? "" : body.Length > 80 ? body[..80] + "..." : body)} -> {(int)response.StatusCode}\n{text}");
+        return ((int)response.StatusCode, response.Content.Headers.ContentType?.MediaType, text);
+    }
+
+    // Bytes written as they are (the host answers before it reads a body over its limit, and closes).
+    private async Task<(int Status, string? ContentType, string Body)> RawCall(string request)
+    {
+        using var s = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+        await s.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(Path.Combine(_rig.RuntimeDirectory, "api", "pluginhost.sock")));
+        await s.SendAsync(System.Text.Encoding.ASCII.GetBytes(request));
+        var response = new MemoryStream();
+        var buffer = new byte[4096];
+        using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        for (int n; (n = await s.ReceiveAsync(buffer, System.Net.Sockets.SocketFlags.None, limit.Token)) > 0;)
+        {
+            response.Write(buffer, 0, n);
+            string sofar = System.Text.Encoding.UTF8.GetString(response.ToArray());
+            if (sofar.Contains("\r\n\r\n") && sofar.TrimEnd().EndsWith('}'))
+                break;
+        }
+        string text = System.Text.Encoding.UTF8.GetString(response.ToArray());
+        _out.WriteLine($"raw {request[..request.IndexOf('\r')]} -> {text}");
+        int split = text.IndexOf("\r\n\r\n", StringComparison.Ordinal);
+        var headers = text[..split].Split("\r\n");
+        string? type = headers.FirstOrDefault(h => h.StartsWith("Content-Type:", StringComparison.OrdinalIgnoreCase))?.Split(':', 2)[1].Split(';')[0].Trim();
+        string body = text[(split + 4)..]; // maybe chunked: the one JSON object inside
+        return (int.Parse(headers[0].Split(' ')[1]), type, body[body.IndexOf('{')..(body.LastIndexOf('}') + 1)]);
+    }
+
+    // An error is RFC 9457 problem details whose status is the response's; returns the detail.
+    private static string AssertProblem(int expectedStatus, (int Status, string? ContentType, string Body) response)
+    {
+        Assert.Equal(expectedStatus, response.Status);
+        Assert.Equal("application/problem+json", response.ContentType);
+        var problem = JsonDocument.Parse(response.Body).RootElement;
+        Assert.Equal("about:blank", problem.GetProperty("type").GetString());
+        Assert.False(string.IsNullOrEmpty(problem.GetProperty("title").GetString()));
+        Assert.Equal(expectedStatus, problem.GetProperty("status").GetInt32());
+        string detail = problem.GetProperty("detail").GetString()!;
+        Assert.DoesNotContain("Object reference", detail);
+        Assert.DoesNotContain("Exception", detail);
+        return detail;
+    }
+
+    [KernelFact]
+    public async Task MalformedRequestsGetProblemDetailsWithAMessage()
+    {
+        StartHost();
+        var post = HttpMethod.Post;
+        Assert.Equal("parse request: invalid JSON at byte 18: The JSON object contains a trailing comma at the end",
+            AssertProblem(400, await Call(post, "/v1/commands", """{"noun": "route", }""")));
+        // Byte 30 of the body (line 3): where "add" follows "verb" without a colon.
+        Assert.Equal("parse request: invalid JSON at byte 30: '\"' is invalid after a property name. Expected a ':'",
+            AssertProblem(400, await Call(post, "/v1/commands", "{\n  \"noun\": \"route\",\n  \"verb\" \"add\"}")));
+        Assert.Equal("parse request: the body is empty (expected a JSON object with noun, verb and arguments)",
+            AssertProblem(400, await Call(post, "/v1/commands", "")));
+        Assert.Equal("run command: arguments must be an object (got null)",
+            AssertProblem(400, await Call(post, "/v1/commands", """{"noun": "route", "verb": "add", "arguments": null}""")));
+        Assert.Equal("run command: arguments must be an object (got nothing)",
+            AssertProblem(400, await Call(post, "/v1/commands", """{"noun": "route", "verb": "list"}""")));
+        Assert.Equal("run command: arguments must be an object of strings (arguments.from is the number 5)",
+            AssertProblem(400, await Call(post, "/v1/commands", """{"noun": "route", "verb": "add", "arguments": {"from": 5}}""")));
+        Assert.Equal("run command: verb must be a non-empty string (got null)",
+            AssertProblem(400, await Call(post, "/v1/commands", """{"noun": "route", "verb": null, "arguments": {}}""")));
+        Assert.Equal("run command: the request must be an object (got an array)",
+            AssertProblem(400, await Call(post, "/v1/commands", "[1, 2]")));
+        Assert.Equal("run command: unknown field 'color' (expected one of: noun, verb, arguments, pipeline, stage)",
+            AssertProblem(400, await Call(post, "/v1/commands", """{"noun": "route", "verb": "list", "arguments": {}, "color": "red"}""")));
+        // A plugin's refusal keeps its message; an unknown command is the host's.
+        Assert.Contains("invalid prefix '198.18.1.0/33'", AssertProblem(400, await Call(post, "/v1/commands",
+            """{"noun": "route", "verb": "add", "arguments": {"from": "198.18.1.0/33", "interface": "up2"}}""")));
+        Assert.Contains("route explode", AssertProblem(400, await Call(post, "/v1/commands", """{"noun": "route", "verb": "explode", "arguments": {}}""")));
+
+        // Over the body limit, unknown routes and methods, unknown pipelines.
+        Assert.Equal($"read request POST /v1/commands: body larger than {ControlServer.MaxBodyBytes} bytes",
+            AssertProblem(413, await RawCall($"POST /v1/commands HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {ControlServer.MaxBodyBytes + 1}\r\n\r\n{{")));
+        Assert.StartsWith("route request GET /v1/nope: no such endpoint (the API serves GET /v1/status",
+            AssertProblem(404, await Call(HttpMethod.Get, "/v1/nope")));
+        Assert.StartsWith("route request DELETE /etc/shadow.txt: no such endpoint", AssertProblem(404, await Call(HttpMethod.Delete, "/etc/shadow.txt")));
+        Assert.Equal("route request GET /v1/reload: method not allowed (allowed: POST)", AssertProblem(405, await Call(HttpMethod.Get, "/v1/reload")));
+        Assert.Equal("show pipeline nope: no such pipeline", AssertProblem(404, await Call(HttpMethod.Get, "/v1/pipelines/nope")));
+        Assert.Equal("show pipeline ..%2F..%2Fetc: no such pipeline", AssertProblem(404, await Call(HttpMethod.Get, "/v1/pipelines/..%2F..%2Fetc")));
+
+        // The CLI reads the detail as it read "error" before.
+        var (exit, output) = Cli("route", "add", "--config", _rig.ConfigPath, "--from", "198.18.1.0/33", "--interface", "up2");
+        Assert.Equal(1, exit);
+        Assert.Contains("invalid prefix '198.18.1.0/33'", output);
+        // And the host still serves.
+        Assert.Equal(200, (await Call(HttpMethod.Get, "/v1/status")).Status);
+        Assert.Equal(200, (await Call(post, "/v1/commands", """{"noun": "route", "verb": "list", "arguments": {}}""")).Status);
+    }
+
+    [KernelFact]
+    public async Task IdleConnectionsDoNotBlockStatusAndAreClosedAfterTheKeepAliveTimeout()
+    {
+        StartHost();
+        string socket = Path.Combine(_rig.RuntimeDirectory, "api", "pluginhost.sock");
+        var idle = new List<System.Net.Sockets.Socket>();
+        try
+        {
+            // More than the 547 that once filled the accept queue would need more fds than a test should take: 400 say the same.
+            for (int i = 0; i < 400; i++)
+            {
+                var s = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+                idle.Add(s);
+                s.Connect(new System.Net.Sockets.UnixDomainSocketEndPoint(socket));
+            }
+            // One that starts a request and never finishes its headers.
+            idle[0].Send("GET /v1/status HTTP/1.1\r\nHost: x\r\n"u8);
+
+            var watch = Stopwatch.StartNew();
+            Assert.Equal(200, (await Call(HttpMethod.Get, "/v1/status")).Status);
+            Assert.InRange(watch.Elapsed.TotalSeconds, 0, 2);
+            var (exit, _) = Cli("status", "--runtime-dir", _rig.RuntimeDirectory);
+            Assert.Equal(0, exit);
+
+            // The host closes every idle connection after its keep-alive timeout (and the slow one after the headers timeout).
+            var closing = idle.Select(async s =>
+            {
+                var buffer = new byte[4096];
+                using var limit = new CancellationTokenSource(ControlServer.KeepAliveTimeout + TimeSpan.FromSeconds(10));
+                while (await s.ReceiveAsync(buffer, System.Net.Sockets.SocketFlags.None, limit.Token) > 0)
+                {
+                }
+                return watch.Elapsed;
+            }).ToList();
+            var closedAfter = await Task.WhenAll(closing);
+            _out.WriteLine($"idle connections closed after {closedAfter.Min().TotalSeconds:F1} to {closedAfter.Max().TotalSeconds:F1} s");
+            Assert.InRange(closedAfter[0].TotalSeconds, 0, ControlServer.HeadersTimeout.TotalSeconds + 3);
+            Assert.All(closedAfter, t => Assert.InRange(t.TotalSeconds, 0, ControlServer.KeepAliveTimeout.TotalSeconds + 5));
+        }
+        finally
+        {
+            foreach (var s in idle)
+                s.Dispose();
+        }
+        Assert.Equal(200, (await Call(HttpMethod.Get, "/v1/status")).Status);
+    }
+
+    // run refuses what validate refuses, before it applies anything: no pins, no state, no socket.
+    private void AssertRefusedByValidateAndRun(string expected)
+    {
+        var (exit, output) = Cli("validate", "--config", _rig.ConfigPath);
+        Assert.Equal(1, exit);
+        Assert.Contains(expected, output);
+        var (jsonExit, json) = Cli("validate", "--json", "--config", _rig.ConfigPath);
+        Assert.Equal(1, jsonExit);
+        Assert.False(JsonDocument.Parse(json).RootElement.GetProperty("valid").GetBoolean());
+
+        var (runExit, runOutput) = CliBounded(TimeSpan.FromSeconds(60), "run", "--config", _rig.ConfigPath);
+        Assert.NotEqual(0, runExit);
+        Assert.Contains(expected, runOutput);
+        Assert.DoesNotContain("running (pid", runOutput);
+        Assert.False(Directory.Exists(_rig.BpfRoot), "nothing pinned");
+        Assert.False(Directory.Exists(Path.Combine(_rig.RuntimeDirectory, "pipelines")), "no pipeline state");
+        Assert.False(File.Exists(Path.Combine(_rig.RuntimeDirectory, "api", "pluginhost.sock")), "no socket");
+    }
+
+    [KernelFact]
+    public void ValidateRefusesWhatRunWouldRefuseAndRunRefusesBeforeApplying()
+    {
+        string config = File.ReadAllText(_rig.ConfigPath);
+
+        // bpfRoot on a filesystem that is not bpffs (line 2 of the file).
+        string notBpf = Path.Combine(_rig.Work, "pins");
+        File.WriteAllText(_rig.ConfigPath, config.Replace($"bpfRoot: {_rig.BpfRoot}", $"bpfRoot: {notBpf}"));
+        AssertRefusedByValidateAndRun($"{_rig.ConfigPath}:2: bpfRoot: '{notBpf}' is not on a mounted bpffs");
+        Assert.False(Directory.Exists(notBpf));
+        var error = JsonDocument.Parse(Cli("validate", "--json", "--config", _rig.ConfigPath).Output).RootElement.GetProperty("errors").EnumerateArray().Single();
+        Assert.Equal("bpfRoot", error.GetProperty("fieldPath").GetString());
+        Assert.Equal(2, error.GetProperty("line").GetInt32());
+
+        // An api.group that does not exist.
+        File.WriteAllText(_rig.ConfigPath, config + "api:\n  group: ph-no-such-group\n");
+        int groupLine = File.ReadAllLines(_rig.ConfigPath).ToList().FindIndex(l => l.Contains("ph-no-such-group")) + 1;
+        AssertRefusedByValidateAndRun($"{_rig.ConfigPath}:{groupLine}: api.group: no group 'ph-no-such-group' in /etc/group");
+
+        // A metrics port another process holds: validate cannot know who will hold it when run starts, run can.
+        File.WriteAllText(_rig.ConfigPath, config);
+        var holder = new System.Net.Sockets.TcpListener(IPAddress.Loopback, _metricsPort);
+        holder.Start();
+        try
+        {
+            Assert.Equal(0, Cli("validate", "--config", _rig.ConfigPath).Exit);
+            var (runExit, runOutput) = CliBounded(TimeSpan.FromSeconds(60), "run", "--config", _rig.ConfigPath);
+            Assert.Equal(1, runExit);
+            Assert.Contains($"metrics.listen: cannot listen on '127.0.0.1:{_metricsPort}': the port is in use by another process", runOutput);
+            Assert.False(Directory.Exists(_rig.BpfRoot), "nothing pinned");
+        }
+        finally
+        {
+            holder.Stop();
+        }
+
+        // The configuration as it was runs.
+        StartHost();
+    }
+
     private static double Metric(string scrape, string counter)
     {
         string prefix = $"pluginhost_stage_total{{pipeline=\"p\",stage=\"0\",plugin=\"SourcePolicy\",counter=\"{counter}\"}} ";
