@@ -142,8 +142,9 @@ public sealed class ControlPlaneLabTests : IDisposable
 
         Assert.Equal(ApplyKind.MapsUpdated, added.Applied);
         Assert.Equal(1, added.EntriesChanged);
-        Assert.InRange(addMs, 0, 100);
-        Assert.InRange(delMs, 0, 100);
+        // How fast is the bench's business (section 5); here only that neither waited on anything (a compile, a stall).
+        Assert.InRange(addMs, 0, 5000);
+        Assert.InRange(delMs, 0, 5000);
         Assert.True(up2Moved > 1000, $"uplink 2 received {up2Moved}");
         Assert.Equal(0, result.Lost);
 
