@@ -110,7 +110,12 @@ public sealed partial class HostEngine
         try
         {
             IReadOnlyList<PlannedPipeline> planned = [];
-            var results = WithPlugins(catalog => _deployer.ApplyAll(planned = PipelinePlanner.Plan(effective, catalog)));
+            var results = WithPlugins(catalog =>
+            {
+                planned = PipelinePlanner.Plan(effective, catalog);
+                Interfaces.Returning(Config.RuntimeDirectory, planned);
+                return _deployer.ApplyAll(planned);
+            });
             history.Succeeded(results).Save(Config.RuntimeDirectory);
             Interfaces.Applied(Config.RuntimeDirectory, planned);
             // Dropping traffic is never implicit: say what still runs without a configuration.
