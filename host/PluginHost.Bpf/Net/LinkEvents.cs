@@ -43,24 +43,35 @@ public static class Rtnetlink
     private const int HeaderBytes = 16, IfInfoBytes = 16, IfAddrBytes = 8;
     private const uint IFF_UP = 0x1, IFF_RUNNING = 0x40;
 
-    /// <summary>The events in one datagram (several messages, each 4-byte aligned); unknown messages are skipped, a truncated one ends the datagram.</summary>
-    public static List<LinkEvent> Parse(ReadOnlySpan<byte> datagram)
+    /// <summary>One message of a datagram: its type, its sequence number and its body (after <c>struct nlmsghdr</c>).</summary>
+    public delegate void MessageVisitor(ushort type, uint seq, ReadOnlySpan<byte> body);
+
+    /// <summary>Visit each message of a datagram (several, each 4-byte aligned); a truncated one ends the datagram.</summary>
+    public static void ForEach(ReadOnlySpan<byte> datagram, MessageVisitor visit)
     {
-        var events = new List<LinkEvent>();
         while (datagram.Length >= HeaderBytes)
         {
             int length = (int)BinaryPrimitives.ReadUInt32LittleEndian(datagram);
-            ushort type = BinaryPrimitives.ReadUInt16LittleEndian(datagram[4..]);
             if (length < HeaderBytes || length > datagram.Length)
                 break;
-            var body = datagram[HeaderBytes..length];
+            visit(BinaryPrimitives.ReadUInt16LittleEndian(datagram[4..]), BinaryPrimitives.ReadUInt32LittleEndian(datagram[8..]), datagram[HeaderBytes..length]);
+            datagram = datagram[Math.Min(datagram.Length, Align(length))..];
+        }
+    }
+
+    /// <summary>The events in one datagram; unknown messages are skipped, a truncated one ends the datagram.</summary>
+    public static List<LinkEvent> Parse(ReadOnlySpan<byte> datagram)
+    {
+        var events = new List<LinkEvent>();
+        ForEach(datagram, (type, _, body) =>
+        {
             switch (type)
             {
                 case RTM_NEWLINK or RTM_DELLINK when body.Length >= IfInfoBytes:
                 {
                     int index = BinaryPrimitives.ReadInt32LittleEndian(body[4..]);
                     uint flags = BinaryPrimitives.ReadUInt32LittleEndian(body[8..]);
-                    string? name = Attribute(body[IfInfoBytes..], IFLA_IFNAME);
+                    string? name = Text(AttributeValue(body[IfInfoBytes..], IFLA_IFNAME));
                     events.Add(new LinkEvent(type == RTM_NEWLINK ? LinkEventKind.LinkChanged : LinkEventKind.LinkRemoved, index, name,
                         (flags & (IFF_UP | IFF_RUNNING)) == (IFF_UP | IFF_RUNNING)));
                     break;
@@ -68,7 +79,7 @@ public static class Rtnetlink
                 case RTM_NEWADDR or RTM_DELADDR when body.Length >= IfAddrBytes:
                 {
                     int index = (int)BinaryPrimitives.ReadUInt32LittleEndian(body[4..]);
-                    string? label = Attribute(body[IfAddrBytes..], IFA_LABEL);
+                    string? label = Text(AttributeValue(body[IfAddrBytes..], IFA_LABEL));
                     // An IPv4 label may carry an alias suffix ("up1:0"): the interface is the part before it.
                     if (label?.IndexOf(':') is int colon and >= 0)
                         label = label[..colon];
@@ -79,13 +90,12 @@ public static class Rtnetlink
                     events.Add(new LinkEvent(LinkEventKind.Overrun, 0, null));
                     break;
             }
-            datagram = datagram[Math.Min(datagram.Length, Align(length))..];
-        }
+        });
         return events;
     }
 
-    // A NUL-terminated string attribute (struct rtattr: u16 length, u16 type, payload; each 4-byte aligned).
-    private static string? Attribute(ReadOnlySpan<byte> attributes, ushort wanted)
+    /// <summary>The payload of attribute <paramref name="wanted"/> (struct rtattr: u16 length, u16 type, payload; each 4-byte aligned), or null.</summary>
+    public static byte[]? AttributeValue(ReadOnlySpan<byte> attributes, ushort wanted)
     {
         while (attributes.Length >= 4)
         {
@@ -94,14 +104,19 @@ public static class Rtnetlink
             if (length < 4 || length > attributes.Length)
                 return null;
             if (type == wanted)
-            {
-                var value = attributes[4..length];
-                int end = value.IndexOf((byte)0);
-                return System.Text.Encoding.ASCII.GetString(end >= 0 ? value[..end] : value);
-            }
+                return attributes[4..length].ToArray();
             attributes = attributes[Math.Min(attributes.Length, Align(length))..];
         }
         return null;
+    }
+
+    // A NUL-terminated string payload.
+    private static string? Text(byte[]? value)
+    {
+        if (value is null)
+            return null;
+        int end = Array.IndexOf(value, (byte)0);
+        return System.Text.Encoding.ASCII.GetString(value, 0, end >= 0 ? end : value.Length);
     }
 
     private static int Align(int length) => (length + 3) & ~3;

@@ -115,9 +115,13 @@ public sealed partial class HostEngine
             // long (a slow plugin, a large table) never puts a configuration in place that was replaced meanwhile.
             string desired = DesiredStamp();
             var calls = new PluginCalls(Config.RuntimeDirectory, Config.PluginCallTimeout);
-            var results = WithPlugins(catalog => _deployer.ApplyAll(planned = PipelinePlanner.Plan(effective, catalog, calls, _lastGood),
-                beforeCommit: () => DesiredStamp() == desired ? null
-                    : $"{Config.SourcePath} or its runtime changes were rewritten during the apply; the newer configuration is applied next"));
+            var results = WithPlugins(catalog =>
+            {
+                planned = PipelinePlanner.Plan(effective, catalog, calls, _lastGood);
+                Interfaces.Returning(Config.RuntimeDirectory, planned);
+                return _deployer.ApplyAll(planned, beforeCommit: () => DesiredStamp() == desired ? null
+                    : $"{Config.SourcePath} or its runtime changes were rewritten during the apply; the newer configuration is applied next");
+            });
             history.Succeeded(results).Save(Config.RuntimeDirectory);
             Interfaces.Applied(Config.RuntimeDirectory, planned);
             // Dropping traffic is never implicit: say what still runs without a configuration.

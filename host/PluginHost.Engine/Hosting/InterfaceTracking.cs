@@ -52,6 +52,42 @@ public sealed partial class InterfaceTracking(ILogger logger)
             || watched is not null && (e.Name is not null && watched.Names.Contains(e.Name) || e.Ifindex > 0 && watched.Ifindexes.Contains(e.Ifindex));
     }
 
+    /// <summary>
+    /// Before an apply rewrites the routes to interfaces that are back (withdrawn by the last apply, up in
+    /// <paramref name="planned"/>): make their incomplete neighbour entries solicit now (<see cref="Neighbours.Reprobe"/>).
+    /// Redirects in the few ms between the interface going down and the apply that withdrew its routes left such an entry for
+    /// their next hop; its retransmit timer (1 s) would otherwise hold the restored routes' packets (queued, then dropped)
+    /// for up to a second. Best effort: a failure is logged, the apply goes on.
+    /// </summary>
+    public void Returning(string runtimeDirectory, IReadOnlyList<PlannedPipeline> planned)
+    {
+        List<(string? Namespace, string Interface, int Ifindex)> back;
+        lock (_gate)
+        {
+            var withdrawn = Withdrawn(runtimeDirectory);
+            back = planned.SelectMany(p => (withdrawn.GetValueOrDefault(p.Config.Name) ?? []).Keys
+                    .Where(i => p.Interfaces.GetValueOrDefault(i) > 0 && p.Withdrawn.All(w => w.Interface != i))
+                    .Select(i => (p.Config.Namespace, i, p.Interfaces[i])))
+                .Distinct().ToList();
+        }
+        foreach (var (ns, name, ifindex) in back)
+        {
+            try
+            {
+                int asked = NamespaceScope.Run(ns, () => Neighbours.Reprobe(ifindex));
+                if (asked > 0)
+                    LogReprobed(name, asked);
+            }
+            catch (HostException e)
+            {
+                LogReprobeFailed(name, e.Message);
+            }
+        }
+    }
+
+    private Dictionary<string, Dictionary<string, WithdrawnInterface>> Withdrawn(string runtimeDirectory) =>
+        _withdrawn ??= WithdrawnRoutes.Load(runtimeDirectory).ToDictionary(p => p.Key, p => p.Value.ToDictionary(w => w.Interface));
+
     /// <summary>Take in what an apply used and withdrew: log the changes, save them for <c>status</c>, follow the namespaces.</summary>
     public void Applied(string runtimeDirectory, IReadOnlyList<PlannedPipeline> planned)
     {
@@ -59,7 +95,7 @@ public sealed partial class InterfaceTracking(ILogger logger)
         bool changed;
         lock (_gate)
         {
-            _withdrawn ??= WithdrawnRoutes.Load(runtimeDirectory).ToDictionary(p => p.Key, p => p.Value.ToDictionary(w => w.Interface));
+            _withdrawn = Withdrawn(runtimeDirectory);
             foreach (var p in planned)
             {
                 string name = p.Config.Name;
@@ -119,6 +155,12 @@ public sealed partial class InterfaceTracking(ILogger logger)
 
     [LoggerMessage(EventId = 310, Level = LogLevel.Warning, Message = "pipeline {Pipeline}: interface {Interface} is {State}: {Routes} withdrawn, the kernel routes their packets until it is back ({Reason})")]
     private partial void LogWithdrawn(string pipeline, string @interface, string state, string routes, string reason);
+
+    [LoggerMessage(EventId = 314, Level = LogLevel.Information, Message = "interface {Interface} is back: {Count} incomplete neighbour entries left from while it was down asked again")]
+    private partial void LogReprobed(string @interface, int count);
+
+    [LoggerMessage(EventId = 315, Level = LogLevel.Warning, Message = "ask the neighbours of interface {Interface} again: {Error} (its next hops resolve on the kernel's next retry, within about a second)")]
+    private partial void LogReprobeFailed(string @interface, string error);
 
     [LoggerMessage(EventId = 311, Level = LogLevel.Information, Message = "pipeline {Pipeline}: interface {Interface} is back (ifindex {Ifindex}): {Routes} restored after {Seconds:F1} s")]
     private partial void LogBack(string pipeline, string @interface, int ifindex, string routes, double seconds);

@@ -109,4 +109,74 @@ public sealed class InterfaceEventsTests
         Assert.True(OnLink.HasAny(subnets, System.Net.Sockets.AddressFamily.InterNetwork));
         Assert.False(OnLink.HasAny([Subnet.Of(IPAddress.Parse("fe80::1"), 64)], System.Net.Sockets.AddressFamily.InterNetworkV6));
     }
+
+    [Fact]
+    public void ANeighbourRequestIsAnNdmsgWithItsDestination()
+    {
+        var entry = new NeighbourEntry(2, 5, Neighbours.NUD_NONE, IPAddress.Parse("198.18.4.2").GetAddressBytes());
+
+        var m = Neighbours.Request(Neighbours.RTM_NEWNEIGH, 0x105, 7, entry, Neighbours.NTF_USE);
+
+        Assert.Equal(16 + 12 + 8, m.Length);
+        Assert.Equal((uint)m.Length, BinaryPrimitives.ReadUInt32LittleEndian(m));
+        Assert.Equal(Neighbours.RTM_NEWNEIGH, BinaryPrimitives.ReadUInt16LittleEndian(m.AsSpan(4)));
+        Assert.Equal(0x105, BinaryPrimitives.ReadUInt16LittleEndian(m.AsSpan(6))); // request, ack, replace
+        Assert.Equal(7u, BinaryPrimitives.ReadUInt32LittleEndian(m.AsSpan(8)));
+        Assert.Equal(2, m[16]);                                                    // ndm_family
+        Assert.Equal(5, BinaryPrimitives.ReadInt32LittleEndian(m.AsSpan(20)));    // ndm_ifindex
+        Assert.Equal(Neighbours.NUD_NONE, BinaryPrimitives.ReadUInt16LittleEndian(m.AsSpan(24)));
+        Assert.Equal(Neighbours.NTF_USE, m[26]);                                   // ndm_flags
+        Assert.Equal(8, BinaryPrimitives.ReadUInt16LittleEndian(m.AsSpan(28)));    // NDA_DST: 4 + 4 bytes
+        Assert.Equal(Neighbours.NDA_DST, BinaryPrimitives.ReadUInt16LittleEndian(m.AsSpan(30)));
+        Assert.Equal([198, 18, 4, 2], m[32..]);
+        Assert.Equal(16 + 12, Neighbours.Request(Neighbours.RTM_GETNEIGH, 0x301, 1, new NeighbourEntry(0, 0, 0, []), 0).Length); // a dump asks for no destination
+    }
+
+    private static byte[] Neighbour(int ifindex, ushort state, IPAddress? destination, uint seq = 1)
+    {
+        var ndm = new byte[12];
+        ndm[0] = (byte)(destination?.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? 10 : 2);
+        BinaryPrimitives.WriteInt32LittleEndian(ndm.AsSpan(4), ifindex);
+        BinaryPrimitives.WriteUInt16LittleEndian(ndm.AsSpan(8), state);
+        byte[] attributes = [];
+        if (destination is not null)
+        {
+            var bytes = destination.GetAddressBytes();
+            attributes = new byte[4 + bytes.Length];
+            BinaryPrimitives.WriteUInt16LittleEndian(attributes, (ushort)attributes.Length);
+            BinaryPrimitives.WriteUInt16LittleEndian(attributes.AsSpan(2), Neighbours.NDA_DST);
+            bytes.CopyTo(attributes, 4);
+        }
+        var m = Message(Neighbours.RTM_NEWNEIGH, [.. ndm, .. new byte[] { 8, 0, 2, 0, 1, 2, 3, 4 }, .. attributes]); // NDA_LLADDR-like noise first
+        BinaryPrimitives.WriteUInt32LittleEndian(m.AsSpan(8), seq);
+        return m;
+    }
+
+    private static byte[] Control(ushort type, uint seq, int error = 0)
+    {
+        var m = Message(type, new byte[4]);
+        BinaryPrimitives.WriteUInt32LittleEndian(m.AsSpan(8), seq);
+        BinaryPrimitives.WriteInt32LittleEndian(m.AsSpan(16), error);
+        return m;
+    }
+
+    [Fact]
+    public void ANeighbourDumpBecomesItsEntriesAndEndsAtDoneOrError()
+    {
+        byte[] datagram = [.. Neighbour(5, Neighbours.NUD_INCOMPLETE, IPAddress.Parse("198.18.4.2")),
+            .. Neighbour(3, 0x02, IPAddress.Parse("2001:db8:2::2")), .. Neighbour(4, 0x40, null), .. Control(Rtnetlink.NLMSG_DONE, 1)];
+
+        var entries = Neighbours.ParseEntries(datagram);
+
+        Assert.Equal(2, entries.Count); // the one without a destination is skipped
+        Assert.Equal((2, 5, Neighbours.NUD_INCOMPLETE), (entries[0].Family, entries[0].Ifindex, entries[0].State));
+        Assert.Equal(IPAddress.Parse("198.18.4.2"), new IPAddress(entries[0].Destination));
+        Assert.Equal((10, 3, (ushort)0x02), (entries[1].Family, entries[1].Ifindex, entries[1].State));
+        Assert.Equal(IPAddress.Parse("2001:db8:2::2"), new IPAddress(entries[1].Destination));
+        Assert.Equal(0, Neighbours.End(datagram, 1));
+        Assert.Null(Neighbours.End(datagram, 2));                                      // another request's
+        Assert.Null(Neighbours.End(Neighbour(5, 1, IPAddress.Loopback), 1));           // more to come
+        Assert.Equal(-2, Neighbours.End(Control(Rtnetlink.NLMSG_ERROR, 3, -2), 3));    // ENOENT
+        Assert.Equal(0, Neighbours.End(Control(Rtnetlink.NLMSG_ERROR, 3), 3));         // an ack
+    }
 }

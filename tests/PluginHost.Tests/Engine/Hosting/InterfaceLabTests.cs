@@ -16,6 +16,9 @@ namespace PluginHost.Tests.Engine.Hosting;
 /// Interfaces come and go under a running host (the real <c>pluginhost run</c>), with traffic: an uplink deleted and
 /// recreated (a new ifindex), another set down and up. While an uplink is out, its sources' packets follow the kernel's
 /// route (up1), counted as target down, none lost; once it is back, its traffic returns to it with no operator action.
+/// The few packets redirected to the downed uplink before the apply withdrew its route wait on its next hop's neighbour
+/// entry; when it is back, the host has that entry solicit at once, so they arrive (late) and the restored route's
+/// packets do not wait for the entry's retransmit timer (up to a second, which lost 0.3-0.8 s of traffic before).
 /// </summary>
 [Trait("Category", "Lab")]
 [Collection(LabCollection.Name)]
@@ -113,8 +116,8 @@ public sealed class InterfaceLabTests : IDisposable
         WaitFor(() => Arrives(b, up1), "source B on the kernel's route (up1)", TimeSpan.FromSeconds(2));
         Thread.Sleep(500);
         var down = StatusReport.Status(_rig.RuntimeDirectory).Single();
+        returned = Stopwatch.GetTimestamp(); // before the command: the ip process's own run time counts against the host
         Ip.Run("-n", _lab.Router.Name, "link", "set", Uplink3, "up");
-        returned = Stopwatch.GetTimestamp();
         WaitFor(() => Arrives(b, up3), "source B back on up3", TimeSpan.FromSeconds(5));
         var backB = Since(b, up3, returned);
         Thread.Sleep(300);
@@ -131,13 +134,13 @@ public sealed class InterfaceLabTests : IDisposable
         _out.WriteLine($"status while up3 was down: {string.Join("; ", down.Withdrawn.Select(w => $"{w.Interface}: {w.Reason}, {w.Routes}"))}");
 
         Assert.Equal(0, resultA.Lost);
-        Assert.True(resultB.Lost <= Pps / 2, $"source B lost {resultB.Lost} while up3 went down (the apply that withdraws its route)");
+        Assert.Equal(0, resultB.Lost);
         Assert.True(resultA.ArrivalsByInterface.GetValueOrDefault(up1) > Pps / 4, "source A followed the kernel route while up2 was gone");
         Assert.True(resultB.ArrivalsByInterface.GetValueOrDefault(up1) > Pps / 4, "source B followed the kernel route while up3 was down");
         Assert.True(gone.Stages[0][StageCounter.TargetDown] > Pps / 4, "source A's packets counted as target down");
         Assert.True(counters.Stages[0][StageCounter.TargetDown] > gone.Stages[0][StageCounter.TargetDown] + Pps / 4, "source B's packets counted as target down");
         Assert.True(backA < TimeSpan.FromSeconds(1), $"A back after {backA.TotalMilliseconds:F0} ms");
-        Assert.True(backB < TimeSpan.FromSeconds(1), $"B back after {backB.TotalMilliseconds:F0} ms");
+        Assert.True(backB < TimeSpan.FromMilliseconds(250), $"B back after {backB.TotalMilliseconds:F0} ms (not held by up3's neighbour entry)");
         Assert.Equal(Uplink3, Assert.Single(down.Withdrawn).Interface);
         Assert.Empty(StatusReport.Status(_rig.RuntimeDirectory).Single().Withdrawn);
         Assert.Equal(0, history.Failures);
