@@ -44,7 +44,8 @@ public sealed class ChainBuilder(Sandbox sandbox) : IDisposable
         {
             var config = ConfigLoader.Parse(yaml, Path.Combine(sandbox.WorkDirectory, $"{name}.yaml"));
             if (!_catalogs.TryGetValue(config.PluginsDirectory, out var catalog))
-                _catalogs[config.PluginsDirectory] = catalog = PluginCatalog.Load(config.PluginsDirectory);
+                _catalogs[config.PluginsDirectory] = catalog = PluginCatalog.Load(config.PluginsDirectory, // every plugin there: the catalog serves many chains
+                    Directory.GetDirectories(config.PluginsDirectory).Select(d => Path.GetFileName(d)!));
             var watch = Stopwatch.StartNew();
             var planned = PipelinePlanner.Plan(config, catalog).Single();
             var spec = ChainComposer.Compose(planned.Plan);

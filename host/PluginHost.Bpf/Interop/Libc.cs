@@ -92,6 +92,14 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "chown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int Chown(string path, int owner, int group);
 
+    public const int AT_FDCWD = -100;
+    public const int AT_SYMLINK_NOFOLLOW = 0x100;
+    public const uint STATX_BASIC = 0x7ff; // type, mode, nlink, uid, gid, times, ino, size, blocks
+
+    /// <summary><c>statx(2)</c>: the same layout on every architecture (unlike <c>struct stat</c>); <paramref name="buffer"/> is 256 bytes.</summary>
+    [LibraryImport(Lib, EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Statx(int dirfd, string path, int flags, uint mask, byte* buffer);
+
     [LibraryImport(Lib, EntryPoint = "strerror")]
     public static partial nint StrError(int errnum);
 

@@ -19,7 +19,7 @@ internal static class ControlCommands
         var config = CommonOptions.Config(required: false);
         var runtime = CommonOptions.RuntimeDirectory();
         var json = CommonOptions.Json();
-        var list = new Command("list", "List the plugins in the plugins directory and their runtime commands") { config, runtime, json };
+        var list = new Command("list", "List the plugins in the plugins directory (loaded, failed or unused) and their runtime commands") { config, runtime, json };
         list.SetAction(parse => CommonOptions.Guard(() =>
         {
             var listing = Listing(parse.GetValue(config), parse.GetValue(runtime));
@@ -30,7 +30,7 @@ internal static class ControlCommands
             }
             foreach (var p in listing.Plugins)
             {
-                Console.WriteLine($"{p.Name,-16} {p.Version,-10} {p.Description}");
+                Console.WriteLine($"{p.Name,-16} {p.Version,-10} {(p.State == "loaded" ? p.Description : $"({p.State}: not loaded)")}");
                 Console.WriteLine($"{"",-16} {p.Assembly}");
                 foreach (var c in p.Commands)
                     Console.WriteLine($"{"",-16} pluginhost {c.Noun} {c.Verb} {string.Join(' ', c.Arguments.Select(a => a.Required ? $"--{a.Name} X" : $"[--{a.Name} X]"))}");

@@ -27,7 +27,7 @@ public sealed partial class HostEngine
     private readonly TimeSpan _retireAfter;
     private readonly TimeProvider _time;
     private readonly List<(WeakReference Context, string Plugins, DateTimeOffset Since)> _unloading = [];
-    private readonly PluginCatalogCache _plugins = new();
+    private readonly PluginCatalogCache _plugins;
     private readonly MapContentsMemory _mapContents = new();
     private readonly HeldGenerations _held = new();
     private readonly LastGoodStages _lastGood = new();
@@ -39,6 +39,7 @@ public sealed partial class HostEngine
         _loggers = loggers;
         _log = loggers.CreateLogger<HostEngine>();
         _retireAfter = retireAfter ?? DefaultRetireAfter;
+        _plugins = new PluginCatalogCache(loggers.CreateLogger<PluginCatalogCache>());
         Config = config;
         _deployer = NewDeployer(config);
         Interfaces = new InterfaceTracking(loggers.CreateLogger<InterfaceTracking>());
@@ -166,11 +167,12 @@ public sealed partial class HostEngine
         return found;
     }
 
-    // Plugins stay loaded while the plugins directory is unchanged; a replaced set is released and then
-    // watched until it is collected. Host state keeps only copies of what the plugins returned.
+    // Only the plugins the configuration names are loaded (and only once trusted); they stay loaded while their files are
+    // unchanged; a replaced set is released and then watched until it is collected. Host state keeps only copies of what
+    // the plugins returned.
     private T WithPlugins<T>(Func<PluginCatalog, T> work)
     {
-        var catalog = _plugins.Get(Config.PluginsDirectory, out var replaced);
+        var catalog = _plugins.Get(Config.PluginsDirectory, PluginCatalog.NamesIn(Config), out var replaced);
         if (replaced is not null)
             ReleaseCatalog(replaced);
         return work(catalog);
@@ -189,7 +191,7 @@ public sealed partial class HostEngine
         _lastGood.Clear(); // plans keep their plugin's migration delegate alive
         foreach (var plugin in catalog.Plugins.Values)
             if (AssemblyLoadContext.GetLoadContext(plugin.Instance.GetType().Assembly) is { } context)
-                _unloading.Add((new WeakReference(context), plugin.Instance.Name, _time.GetUtcNow()));
+                _unloading.Add((new WeakReference(context), plugin.Name, _time.GetUtcNow()));
         catalog.Dispose();
     }
 
@@ -236,11 +238,15 @@ public sealed partial class HostEngine
             after, applied.Kind, applied.EntriesChanged, clock.Elapsed.TotalMilliseconds);
     }
 
-    /// <summary>The plugins in the plugins directory, their runtime commands, and the problems loading the others.</summary>
+    /// <summary>
+    /// The plugins in the plugins directory: those the configuration names (loaded, with their runtime commands, or failed,
+    /// with why) and the others (not loaded; with what would fail); from copies taken at load, so a broken plugin cannot fail it.
+    /// </summary>
     public PluginListing ListPlugins() => WithPlugins(catalog => new PluginListing(
-        catalog.Plugins.Values.OrderBy(p => p.Instance.Name).Select(p => new PluginInfo(p.Instance.Name, p.Instance.Description, p.AssemblyPath,
-            p.Instance.GetType().Assembly.GetName().Version?.ToString() ?? "",
-            (p.Instance as IRuntimeCommands)?.Commands.Select(c => c with { Arguments = c.Arguments.ToList() }).ToList() ?? [])).ToList(),
+        catalog.Plugins.Values.Select(p => new PluginInfo(p.Name, p.Description, p.AssemblyPath, p.Version, p.Commands))
+            .Concat(catalog.Failed.Select(f => new PluginInfo(f.Key, "", Path.Combine(catalog.Directory, f.Key, f.Key + ".dll"), "", []) { State = "failed", Error = f.Value }))
+            .Concat(catalog.Unused.Select(u => new PluginInfo(u.Name, "", u.AssemblyPath, "", []) { State = "unused", Error = u.Problem }))
+            .OrderBy(p => p.Name, StringComparer.Ordinal).ToList(),
         catalog.Errors.ToList()));
 
     private static string Describe(ApplyKind kind) => kind switch
@@ -334,4 +340,11 @@ public sealed partial class HostEngine
 /// <summary>What <c>plugins list</c> shows; host-owned copies, nothing of the plugins kept.</summary>
 public sealed record PluginListing(IReadOnlyList<PluginInfo> Plugins, IReadOnlyList<string> Errors);
 
-public sealed record PluginInfo(string Name, string Description, string Assembly, string Version, IReadOnlyList<RuntimeCommand> Commands);
+public sealed record PluginInfo(string Name, string Description, string Assembly, string Version, IReadOnlyList<RuntimeCommand> Commands)
+{
+    /// <summary>"loaded"; "failed" (named by the configuration, not loaded: <see cref="Error"/> says why); "unused" (not named, not loaded).</summary>
+    public string State { get; init; } = "loaded";
+
+    /// <summary>Why it failed to load, or (unused) why it would.</summary>
+    public string? Error { get; init; }
+}

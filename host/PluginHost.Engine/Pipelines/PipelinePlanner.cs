@@ -41,9 +41,8 @@ internal static class PipelinePlanner
         calls ??= new PluginCalls(config.RuntimeDirectory, config.PluginCallTimeout, record: false);
         lastGood ??= new LastGoodStages();
         var quarantined = calls.Quarantined();
+        // A plugin that failed to load fails the stages that use it (below); folders nobody names block nothing.
         var errors = new List<ConfigError>();
-        foreach (var problem in catalog.Errors)
-            errors.Add(new ConfigError(config.SourcePath, 0, "pluginsDirectory", problem));
 
         var planned = new List<PlannedPipeline>();
         foreach (var pipeline in config.Pipelines)
@@ -77,8 +76,7 @@ internal static class PipelinePlanner
         {
             if (!catalog.Plugins.TryGetValue(stage.Plugin, out var loaded))
             {
-                string available = catalog.Plugins.Count == 0 ? "none loaded" : string.Join(", ", catalog.Plugins.Keys.Order());
-                Error(stage.Node["plugin"], $"unknown plugin '{stage.Plugin}' (available in {catalog.Directory}: {available})");
+                Error(stage.Node["plugin"], catalog.Failed.GetValueOrDefault(stage.Plugin) ?? $"load plugin {stage.Plugin}: not loaded");
                 continue;
             }
             var plugin = loaded.Instance;
@@ -127,7 +125,7 @@ internal static class PipelinePlanner
             }
             // Encode every entry now: a bad entry is a config error, not a half-applied map, and the bytes are
             // what the maps get (no plugin object is kept).
-            var maps = plugin.Maps.Select(m => new StageMap(stages.Count, "check", m)).ToDictionary(m => m.Schema.Name);
+            var maps = loaded.Maps.Select(m => new StageMap(stages.Count, "check", m)).ToDictionary(m => m.Schema.Name);
             var packed = maps.Values.ToDictionary(m => m.Schema.Name, m => new PackedEntries(m.Key.Size, m.Value.Size));
             foreach (var entry in setup.Entries)
             {
@@ -138,7 +136,7 @@ internal static class PipelinePlanner
                 }
                 catch (FormatException e)
                 {
-                    Error(stage.Node, $"plugin {plugin.Name} produced an entry its schema refuses: {e.Message}");
+                    Error(stage.Node, $"plugin {loaded.Name} produced an entry its schema refuses: {e.Message}");
                 }
             }
             foreach (var table in setup.Tables)
@@ -150,13 +148,13 @@ internal static class PipelinePlanner
                 }
                 catch (FormatException e)
                 {
-                    Error(stage.Node, $"plugin {plugin.Name} produced a table its schema refuses: {e.Message}");
+                    Error(stage.Node, $"plugin {loaded.Name} produced a table its schema refuses: {e.Message}");
                 }
             }
             // Copy out of the plugin: the plan must not keep plugin objects alive past this pass
             // (the migration delegate is used only while the catalog that owns the plugin is open).
             var migration = plugin as IMapMigration;
-            stages.Add(new StagePlan(plugin.Name, plugin.Template with { }, plugin.Maps.ToList(),
+            stages.Add(new StagePlan(loaded.Name, loaded.Template, loaded.Maps.ToList(),
                 new Dictionary<string, long>(setup.Constants))
             {
                 Canaries = setup.Canaries.Select(c => c with { Frame = c.Frame.ToArray() }).ToList(),

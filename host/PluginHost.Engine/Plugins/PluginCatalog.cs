@@ -2,72 +2,182 @@ using System.Reflection.Metadata;
 using System.Reflection.PortableExecutable;
 using McMaster.NETCore.Plugins;
 using PluginHost.Compose;
+using PluginHost.Config;
 using PluginHost.Contract;
 
 namespace PluginHost.Plugins;
 
-/// <summary>A plugin instance with the loader that owns its assembly.</summary>
-public sealed record LoadedPlugin(IRoutingPlugin Instance, string AssemblyPath);
+/// <summary>
+/// A loaded plugin: its instance (for <c>Configure</c> and migrations) and host-owned copies of everything else it
+/// declares, each read once, guarded, when it was loaded (a property that throws fails the load, not a listing or a reload).
+/// </summary>
+public sealed class LoadedPlugin
+{
+    internal LoadedPlugin(IRoutingPlugin instance, string assemblyPath, string name, string description, StageTemplate template,
+        IReadOnlyList<MapSchema> maps, IReadOnlyList<RuntimeCommand> commands)
+    {
+        Instance = instance;
+        AssemblyPath = assemblyPath;
+        Name = name;
+        Description = description;
+        Template = template;
+        Maps = maps;
+        Commands = commands;
+        Version = instance.GetType().Assembly.GetName().Version?.ToString() ?? "";
+    }
+
+    public IRoutingPlugin Instance { get; }
+    public string AssemblyPath { get; }
+    public string Name { get; }
+    public string Description { get; }
+    public StageTemplate Template { get; }
+    public IReadOnlyList<MapSchema> Maps { get; }
+
+    /// <summary>Its runtime commands (none unless it implements <see cref="IRuntimeCommands"/>).</summary>
+    public IReadOnlyList<RuntimeCommand> Commands { get; }
+
+    public string Version { get; }
+}
+
+/// <summary>A plugin folder the configuration does not name: listed, never loaded (only its files and metadata are checked).</summary>
+/// <param name="Problem">Why it would not load if named; null when nothing is wrong with it.</param>
+public sealed record UnusedPlugin(string Name, string AssemblyPath, string? Problem);
 
 /// <summary>
-/// The plugins found in a directory (one folder per plugin: <c>NAME/NAME.dll</c>), each in its own
-/// collectible load context that shares only the contract with the host. Dispose unloads them:
-/// copy what you need out of the plugins first.
+/// The plugins the configuration names, from a directory of one folder per plugin (<c>NAME/NAME.dll</c>), each in its own
+/// collectible load context that shares only the contract with the host. Nothing else in the directory is loaded, and a
+/// plugin is loaded only once <see cref="PluginTrust"/> accepts its files. Dispose unloads them: copy what you need out of
+/// the plugins first.
 /// </summary>
 public sealed class PluginCatalog : IDisposable
 {
     // One plugin folder as loaded: what its files were (signature), its load context, what it gave.
-    private sealed class Folder(string path, string signature)
+    private sealed class Folder(string name, string path, string signature)
     {
+        public string Name { get; } = name;
         public string Path { get; } = path;
         public string Signature { get; } = signature;
         public PluginLoader? Loader { get; set; }
-        public List<LoadedPlugin> Plugins { get; } = [];
-        public List<string> Errors { get; } = [];
+        public LoadedPlugin? Plugin { get; set; }
+        public string? Error { get; set; }
     }
 
     private readonly List<Folder> _folders = [];
     private readonly Dictionary<string, LoadedPlugin> _plugins = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _failed = new(StringComparer.Ordinal);
+    private readonly List<UnusedPlugin> _unused = [];
 
     private PluginCatalog(string directory) => Directory = directory;
 
     public string Directory { get; }
 
+    /// <summary>The named plugins that loaded, by name.</summary>
     public IReadOnlyDictionary<string, LoadedPlugin> Plugins => _plugins;
 
-    /// <summary>Problems found while loading; a plugin with a problem is left out.</summary>
-    public List<string> Errors { get; } = [];
+    /// <summary>The named plugins that did not load, with why ("load plugin X: ..."); only the stages using them fail.</summary>
+    public IReadOnlyDictionary<string, string> Failed => _failed;
+
+    /// <summary>Plugin folders the configuration does not name: not loaded; their problems block nothing.</summary>
+    public IReadOnlyList<UnusedPlugin> Unused => _unused;
+
+    /// <summary>Every problem: the named plugins that failed, then unused folders that would.</summary>
+    public IReadOnlyList<string> Errors =>
+        _failed.OrderBy(f => f.Key, StringComparer.Ordinal).Select(f => f.Value)
+            .Concat(_unused.Where(u => u.Problem is not null).Select(u => $"unused plugin folder {u.Name} (not loaded): {u.Problem}")).ToList();
+
+    /// <summary>The plugin names a configuration uses (its stages' <c>plugin:</c>), each once.</summary>
+    public static IReadOnlyList<string> NamesIn(HostConfig config) =>
+        config.Pipelines.SelectMany(p => p.Stages).Select(s => s.Plugin).Distinct(StringComparer.Ordinal).ToList();
 
     /// <summary>
-    /// Load every plugin folder of <paramref name="directory"/>. Folders whose files are unchanged since
+    /// Load the plugins <paramref name="names"/> from <paramref name="directory"/>. Folders whose files are unchanged since
     /// <paramref name="reuse"/> loaded them are taken over from it, loaded and JIT-compiled already (and no longer
-    /// unloaded with it): changing one plugin does not reload the others.
+    /// unloaded with it): changing one plugin does not reload the others. Trust is checked again for every one.
     /// </summary>
-    public static PluginCatalog Load(string directory, PluginCatalog? reuse = null)
+    public static PluginCatalog Load(string directory, IEnumerable<string> names, PluginCatalog? reuse = null)
     {
         var catalog = new PluginCatalog(directory);
-        if (!System.IO.Directory.Exists(directory))
+        var wanted = names.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+        bool exists = System.IO.Directory.Exists(directory);
+        string? directoryProblem = !exists ? $"the plugins directory {directory} does not exist"
+            : PluginTrust.Check(directory, PluginTrust.DirectoryRule);
+        string? allowListProblem = null;
+        var allowList = exists && directoryProblem is null ? PluginTrust.AllowList.Read(directory, out allowListProblem) : null;
+        foreach (var name in wanted)
         {
-            catalog.Errors.Add($"load plugins from {directory}: no such directory");
-            return catalog;
-        }
-        foreach (var path in System.IO.Directory.GetDirectories(directory).Order(StringComparer.Ordinal))
-        {
-            string dll = System.IO.Path.Combine(path, System.IO.Path.GetFileName(path) + ".dll");
-            if (!File.Exists(dll))
+            string path = System.IO.Path.Combine(directory, name);
+            if (!StageMap.Identifier().IsMatch(name) || name.Length > 32)
+                catalog._failed[name] = $"load plugin {name}: not a plugin name (a C identifier of at most 32 characters, the name of its folder and DLL)";
+            else if ((directoryProblem ?? allowListProblem) is { } problem)
+                catalog._failed[name] = $"load plugin {name}: {problem}";
+            else if (Unknown(directory, name) is { } unknown)
+                catalog._failed[name] = unknown;
+            else if (Untrusted(directory, path, allowList) is { } untrusted)
+                catalog._failed[name] = $"load plugin {name}: {untrusted}";
+            if (catalog._failed.ContainsKey(name))
                 continue;
+            // The same files as a folder the previous catalog loaded (or failed to load): take its outcome over, run nothing again.
             string signature = Signature(path);
             var folder = reuse?._folders.FirstOrDefault(f => f.Path == path && f.Signature == signature);
             if (folder is not null)
                 reuse!.Release(folder);
             else
             {
-                folder = new Folder(path, signature);
-                LoadOne(dll, folder);
+                folder = new Folder(name, path, signature);
+                LoadOne(System.IO.Path.Combine(path, name + ".dll"), folder);
             }
             catalog.Add(folder);
         }
+        if (exists)
+            catalog.ListUnused(wanted);
         return catalog;
+    }
+
+    // Null when NAME/NAME.dll is there; else the "unknown plugin" problem, naming what is there.
+    private static string? Unknown(string directory, string name)
+    {
+        if (File.Exists(System.IO.Path.Combine(directory, name, name + ".dll")))
+            return null;
+        var available = FolderNames(directory).ToList();
+        return $"unknown plugin '{name}': no {name}/{name}.dll in {directory} (available: {(available.Count == 0 ? "none" : string.Join(", ", available))})";
+    }
+
+    // The folders of the directory that hold their DLL (NAME/NAME.dll).
+    private static IEnumerable<string> FolderNames(string directory) =>
+        System.IO.Directory.GetDirectories(directory).Select(System.IO.Path.GetFileName).OfType<string>()
+            .Where(n => File.Exists(System.IO.Path.Combine(directory, n, n + ".dll"))).Order(StringComparer.Ordinal);
+
+    // Null when the folder, everything in it, and (with an allow-list) every DLL's hash are trusted.
+    private static string? Untrusted(string directory, string folder, PluginTrust.AllowList? allowList)
+    {
+        if (PluginTrust.Check(folder, PluginTrust.PluginRule) is { } problem)
+            return problem;
+        foreach (var entry in System.IO.Directory.EnumerateFileSystemEntries(folder, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+            if (PluginTrust.Check(entry, PluginTrust.PluginRule) is { } inside)
+                return inside;
+        if (allowList is null)
+            return null;
+        foreach (var relative in PluginTrust.Dlls(directory, folder))
+        {
+            string file = System.IO.Path.Combine(directory, relative);
+            if (allowList.Problem(relative, file, PluginTrust.Sha256(file)) is { } pinned)
+                return pinned;
+        }
+        return null;
+    }
+
+    // The folders nobody named: checked without running any of their code, so a listing can say what is wrong with them.
+    private void ListUnused(IReadOnlyCollection<string> wanted)
+    {
+        foreach (var name in FolderNames(Directory).Where(n => !wanted.Contains(n)))
+        {
+            string folder = System.IO.Path.Combine(Directory, name);
+            string dll = System.IO.Path.Combine(folder, name + ".dll");
+            string? problem = PluginTrust.Check(folder, PluginTrust.PluginRule) ?? PluginTrust.Check(dll, PluginTrust.PluginRule);
+            if (problem is null)
+                problem = StaticProblem(dll);
+            _unused.Add(new UnusedPlugin(name, dll, problem));
+        }
     }
 
     // A folder's files: DLLs by content (a copy that keeps the old time and size still counts as a change), others by size and time.
@@ -81,28 +191,22 @@ public sealed class PluginCatalog : IDisposable
     private void Add(Folder folder)
     {
         _folders.Add(folder);
-        Errors.AddRange(folder.Errors);
-        foreach (var plugin in folder.Plugins)
-        {
-            if (_plugins.TryGetValue(plugin.Instance.Name, out var other))
-                Errors.Add($"load plugin {plugin.AssemblyPath}: the name '{plugin.Instance.Name}' is already taken by {other.AssemblyPath}");
-            else
-                _plugins[plugin.Instance.Name] = plugin;
-        }
+        if (folder.Plugin is { } plugin)
+            _plugins[folder.Name] = plugin;
+        else
+            _failed[folder.Name] = folder.Error ?? $"load plugin {folder.Name}: it did not load";
     }
 
     // Hand a folder over to another catalog: this one no longer lists it or unloads it.
     private void Release(Folder folder)
     {
         _folders.Remove(folder);
-        foreach (var plugin in folder.Plugins)
-            if (_plugins.TryGetValue(plugin.Instance.Name, out var listed) && ReferenceEquals(listed, plugin))
-                _plugins.Remove(plugin.Instance.Name);
+        _plugins.Remove(folder.Name);
     }
 
-    private static void LoadOne(string dll, Folder folder)
+    // What can be told of a DLL without running it: is it .NET, does it reference the contract, of the right major.
+    private static string? StaticProblem(string dll)
     {
-        string file = Path.GetFileName(dll);
         Version? referenced;
         try
         {
@@ -110,17 +214,19 @@ public sealed class PluginCatalog : IDisposable
         }
         catch (Exception e) when (e is BadImageFormatException or InvalidOperationException or IOException)
         {
-            folder.Errors.Add($"load plugin {dll}: not a .NET assembly ({e.Message})");
-            return;
+            return $"{dll} is not a .NET assembly ({e.Message})";
         }
         if (referenced is null)
+            return $"{dll} does not reference PluginHost.Contract";
+        return ContractCheck.Problem(System.IO.Path.GetFileName(dll), referenced, typeof(IRoutingPlugin).Assembly.GetName().Version!);
+    }
+
+    private static void LoadOne(string dll, Folder folder)
+    {
+        string name = folder.Name;
+        if (StaticProblem(dll) is { } problem)
         {
-            folder.Errors.Add($"load plugin {dll}: it does not reference PluginHost.Contract");
-            return;
-        }
-        if (ContractCheck.Problem(file, referenced, typeof(IRoutingPlugin).Assembly.GetName().Version!) is { } problem)
-        {
-            folder.Errors.Add(problem);
+            folder.Error = problem.StartsWith("load plugin ", StringComparison.Ordinal) ? problem : $"load plugin {name}: {problem}";
             return;
         }
 
@@ -134,24 +240,82 @@ public sealed class PluginCatalog : IDisposable
                 .Where(t => typeof(IRoutingPlugin).IsAssignableFrom(t) && !t.IsAbstract && t.GetConstructor(Type.EmptyTypes) is not null)
                 .ToList();
             if (types.Count == 0)
-                folder.Errors.Add($"load plugin {dll}: no class implements IRoutingPlugin with a public parameterless constructor");
+            {
+                folder.Error = $"load plugin {name} ({dll}): no class implements IRoutingPlugin with a public parameterless constructor";
+                return;
+            }
+            var found = new List<string>();
             foreach (var type in types)
             {
-                var instance = (IRoutingPlugin)Activator.CreateInstance(type)!;
-                var schemaProblems = instance.Maps.SelectMany(StageMap.Validate).ToList();
-                if (!StageMap.Identifier().IsMatch(instance.Name) || instance.Name.Length > 32)
-                    schemaProblems.Add($"plugin name '{instance.Name}' must be a C identifier of at most 32 characters (it names programs)");
-                if (schemaProblems.Count > 0)
-                    folder.Errors.AddRange(schemaProblems.Select(p => $"load plugin {instance.Name} ({dll}): {p}"));
-                else
-                    folder.Plugins.Add(new LoadedPlugin(instance, dll));
+                IRoutingPlugin instance;
+                try
+                {
+                    instance = (IRoutingPlugin)Activator.CreateInstance(type)!;
+                }
+                catch (System.Reflection.TargetInvocationException e) when (e.InnerException is { } inner and not OutOfMemoryException)
+                {
+                    throw new PluginMemberException($"its constructor threw {inner.GetType().Name}: {inner.Message}");
+                }
+                string actual = Read("Name", () => instance.Name);
+                found.Add(actual);
+                if (actual != name)
+                    continue;
+                if (folder.Plugin is not null)
+                {
+                    folder.Error = $"load plugin {name} ({dll}): two classes are named '{name}'";
+                    folder.Plugin = null;
+                    return;
+                }
+                folder.Plugin = Copy(instance, dll, name);
             }
+            if (folder.Plugin is null)
+                folder.Error = $"load plugin {name} ({dll}): it offers no plugin named '{name}' (its plugins: {string.Join(", ", found.Select(f => $"'{f}'"))}; " +
+                    "the folder, the DLL and the plugin's Name must be the same)";
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            folder.Errors.Add($"load plugin {dll}: {e.GetBaseException().Message}");
+            folder.Plugin = null;
+            folder.Error = e is PluginMemberException ? $"load plugin {name} ({dll}): {e.Message}" : $"load plugin {name} ({dll}): {e.GetBaseException().Message}";
         }
     }
+
+    // Everything the host reads from a plugin besides Configure, read once here: host-owned copies, checked.
+    private static LoadedPlugin Copy(IRoutingPlugin instance, string dll, string name)
+    {
+        string description = Read("Description", () => instance.Description) ?? "";
+        var template = Read("Template", () => instance.Template) ?? throw new PluginMemberException("its Template is null");
+        if (template.FileName is null || template.Text is null)
+            throw new PluginMemberException("its Template has no file name or text");
+        var maps = Read("Maps", () => instance.Maps?.ToList()) ?? throw new PluginMemberException("its Maps is null");
+        if (maps.Any(m => m is null || m.Key is null || m.Value is null))
+            throw new PluginMemberException("its Maps holds a null schema or field list");
+        maps = maps.Select(m => m with { Key = m.Key.ToList(), Value = m.Value.ToList() }).ToList();
+        var commands = instance is IRuntimeCommands offers
+            ? Read("Commands", () => offers.Commands?.ToList()) ?? throw new PluginMemberException("its Commands is null")
+            : [];
+        if (commands.Any(c => c is null || c.Arguments is null))
+            throw new PluginMemberException("its Commands holds a null command or argument list");
+        var problems = maps.SelectMany(StageMap.Validate).ToList();
+        if (problems.Count > 0)
+            throw new PluginMemberException(string.Join("; ", problems));
+        return new LoadedPlugin(instance, dll, name, description, template with { }, maps,
+            commands.Select(c => c with { Arguments = c.Arguments.ToList() }).ToList());
+    }
+
+    private static T Read<T>(string member, Func<T> read)
+    {
+        try
+        {
+            return read();
+        }
+        catch (Exception e) when (e is not OutOfMemoryException and not PluginMemberException)
+        {
+            throw new PluginMemberException($"reading its {member} threw {e.GetType().Name}: {e.Message}");
+        }
+    }
+
+    // A plugin member that threw or gave nothing usable: the plugin does not load.
+    private sealed class PluginMemberException(string message) : HostException(message);
 
     /// <summary>The version of PluginHost.Contract an assembly was built against, read without loading it.</summary>
     internal static Version? ReferencedContractVersion(string dll)
@@ -173,7 +337,7 @@ public sealed class PluginCatalog : IDisposable
         _plugins.Clear();
         foreach (var folder in _folders)
         {
-            folder.Plugins.Clear();
+            folder.Plugin = null;
             folder.Loader?.Dispose();
         }
         _folders.Clear();

@@ -47,9 +47,9 @@ internal static class CommandRunner
             {
                 if (request.Stage is { } wanted && wanted != i)
                     continue;
-                if (!catalog.Plugins.TryGetValue(pipeline.Stages[i].Plugin, out var plugin) || plugin.Instance is not IRuntimeCommands offers)
+                if (!catalog.Plugins.TryGetValue(pipeline.Stages[i].Plugin, out var plugin))
                     continue;
-                var command = offers.Commands.FirstOrDefault(c => c.Noun == request.Noun && c.Verb == request.Verb);
+                var command = plugin.Commands.FirstOrDefault(c => c.Noun == request.Noun && c.Verb == request.Verb);
                 if (command is not null)
                     candidates.Add(new Target(pipeline, i, instances[i], command with { Arguments = command.Arguments.ToList() }));
             }
@@ -60,8 +60,8 @@ internal static class CommandRunner
     public static string Available(HostConfig config, PluginCatalog catalog)
     {
         var all = config.Pipelines.SelectMany(p => p.Stages).Select(s => s.Plugin).Distinct()
-            .Select(name => catalog.Plugins.TryGetValue(name, out var p) ? p.Instance as IRuntimeCommands : null)
-            .Where(c => c is not null).SelectMany(c => c!.Commands).Select(c => $"{c.Noun} {c.Verb}").Distinct().ToList();
+            .Select(name => catalog.Plugins.TryGetValue(name, out var p) ? p.Commands : [])
+            .SelectMany(c => c).Select(c => $"{c.Noun} {c.Verb}").Distinct().ToList();
         return all.Count == 0 ? "no configured stage has runtime commands" : "available: " + string.Join(", ", all);
     }
 

@@ -46,7 +46,7 @@ public sealed class KernelChain : IDisposable
     public PlannedPipeline Plan(string stagesYaml, string direction = "ingress")
     {
         var config = ConfigLoader.Parse(ConfigYaml(stagesYaml, direction), "/test/config.yaml");
-        using var catalog = PluginCatalog.Load(config.PluginsDirectory);
+        using var catalog = PluginCatalog.Load(config.PluginsDirectory, PluginCatalog.NamesIn(config));
         return PipelinePlanner.Plan(config, catalog).Single();
     }
 

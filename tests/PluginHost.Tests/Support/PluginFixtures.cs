@@ -11,7 +11,7 @@ public abstract class PluginFixture : IDisposable
 {
     protected PluginFixture(string name)
     {
-        Catalog = PluginCatalog.Load(Repo.PluginsDirectory);
+        Catalog = PluginCatalog.Load(Repo.PluginsDirectory, [name]);
         Plugin = Catalog.Plugins.TryGetValue(name, out var loaded) ? loaded.Instance
             : throw new InvalidOperationException(
                 $"load {name} from {Repo.PluginsDirectory}: not found ({string.Join("; ", Catalog.Errors)}) (build the solution first)");

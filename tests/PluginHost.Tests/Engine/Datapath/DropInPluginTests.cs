@@ -41,7 +41,7 @@ public sealed class DropInPluginTests : IDisposable
                           interface: out1
             """).Replace($"pluginsDirectory: {Repo.PluginsDirectory}", $"pluginsDirectory: {_plugins}");
         var config = ConfigLoader.Parse(yaml, "/test/config.yaml");
-        using var catalog = PluginCatalog.Load(config.PluginsDirectory);
+        using var catalog = PluginCatalog.Load(config.PluginsDirectory, PluginCatalog.NamesIn(config));
         Assert.Empty(catalog.Errors);
         var plugin = catalog.Plugins["SourcePolicy"];
         Assert.StartsWith(_plugins, plugin.AssemblyPath);

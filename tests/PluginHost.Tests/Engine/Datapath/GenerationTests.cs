@@ -210,6 +210,7 @@ public sealed class GenerationTests : IDisposable
     public void APluginThatPreventsItsUnloadingIsReported()
     {
         _rig.UsePlugin(Path.Combine(Repo.Root, "artifacts", "test-plugins", "sticky", "StickyPolicy"));
+        _rig.WriteConfig(_net.Namespace.Name, KernelChain.Input, Stages + "\n      - plugin: StickyPolicy\n"); // only named plugins load
         var engine = _rig.Engine();
         engine.Apply();
         engine.ReleasePlugins();

@@ -30,7 +30,7 @@ public sealed class PluginCatalogTests : IDisposable
     [Fact]
     public void FindsSourcePolicyInTheBuildOutput()
     {
-        using var catalog = PluginCatalog.Load(Repo.PluginsDirectory);
+        using var catalog = PluginCatalog.Load(Repo.PluginsDirectory, ["SourcePolicy"]);
 
         Assert.Empty(catalog.Errors);
         var plugin = catalog.Plugins["SourcePolicy"];
@@ -55,12 +55,12 @@ public sealed class PluginCatalogTests : IDisposable
         }
         CopyFolder(Path.GetDirectoryName(SourcePolicyDll)!);
         CopyFolder(Repo.MarkPolicy(1));
-        var first = PluginCatalog.Load(_temp);
+        var first = PluginCatalog.Load(_temp, ["SourcePolicy", "MarkPolicy"]);
         var sourcePolicy = first.Plugins["SourcePolicy"].Instance;
         var markV1 = first.Plugins["MarkPolicy"].Instance;
 
         CopyFolder(Repo.MarkPolicy(2));
-        using var second = PluginCatalog.Load(_temp, reuse: first);
+        using var second = PluginCatalog.Load(_temp, ["SourcePolicy", "MarkPolicy"], reuse: first);
 
         Assert.Same(sourcePolicy, second.Plugins["SourcePolicy"].Instance);
         Assert.NotSame(markV1, second.Plugins["MarkPolicy"].Instance);
@@ -73,7 +73,7 @@ public sealed class PluginCatalogTests : IDisposable
     [Fact]
     public void PluginLivesInItsOwnCollectibleContextAndSharesTheContract()
     {
-        using var catalog = PluginCatalog.Load(Repo.PluginsDirectory);
+        using var catalog = PluginCatalog.Load(Repo.PluginsDirectory, ["SourcePolicy"]);
         var type = catalog.Plugins["SourcePolicy"].Instance.GetType();
 
         var context = AssemblyLoadContext.GetLoadContext(type.Assembly)!;
@@ -130,11 +130,29 @@ public sealed class PluginCatalogTests : IDisposable
         File.WriteAllBytes(Path.Combine(_temp, "Bad", "Bad.dll"), bytes);
         CopySourcePolicy("SourcePolicy");
 
-        using var catalog = PluginCatalog.Load(_temp);
+        using var catalog = PluginCatalog.Load(_temp, ["Bad", "SourcePolicy"]);
 
         var error = Assert.Single(catalog.Errors);
         Assert.Contains(Path.Combine("Bad", "Bad.dll"), error);
+        Assert.Equal(error, catalog.Failed["Bad"]);
         Assert.Contains("SourcePolicy", catalog.Plugins.Keys); // one bad plugin does not hide the others
+    }
+
+    [Fact]
+    public void AFolderNobodyNamesIsNotLoadedAndBlocksNothing()
+    {
+        Directory.CreateDirectory(Path.Combine(_temp, "Bad"));
+        File.WriteAllBytes(Path.Combine(_temp, "Bad", "Bad.dll"), new byte[4096]);
+        CopySourcePolicy("SourcePolicy");
+
+        using var catalog = PluginCatalog.Load(_temp, ["SourcePolicy"]);
+
+        Assert.Empty(catalog.Failed);
+        Assert.Equal(["SourcePolicy"], catalog.Plugins.Keys);
+        var unused = Assert.Single(catalog.Unused);
+        Assert.Equal("Bad", unused.Name);
+        Assert.Contains("not a .NET assembly", unused.Problem);
+        Assert.Contains("unused plugin folder Bad", Assert.Single(catalog.Errors)); // listed, but blocks nothing
     }
 
     [Fact]
@@ -143,7 +161,7 @@ public sealed class PluginCatalogTests : IDisposable
         Directory.CreateDirectory(Path.Combine(_temp, "Xunit"));
         File.Copy(typeof(FactAttribute).Assembly.Location, Path.Combine(_temp, "Xunit", "Xunit.dll"));
 
-        using var catalog = PluginCatalog.Load(_temp);
+        using var catalog = PluginCatalog.Load(_temp, ["Xunit"]);
 
         var error = Assert.Single(catalog.Errors);
         Assert.Contains("Xunit.dll", error);
@@ -151,13 +169,14 @@ public sealed class PluginCatalogTests : IDisposable
         Assert.Empty(catalog.Plugins);
     }
 
+    // The configuration names a folder, so the plugin in it must carry that name: SourcePolicy2/SourcePolicy2.dll says 'SourcePolicy'.
     [Fact]
-    public void SecondPluginWithTheSameNameIsRefused()
+    public void APluginWhoseNameIsNotItsFolderIsRefused()
     {
         CopySourcePolicy("SourcePolicy");
         CopySourcePolicy("SourcePolicy2");
 
-        using var catalog = PluginCatalog.Load(_temp);
+        using var catalog = PluginCatalog.Load(_temp, ["SourcePolicy", "SourcePolicy2"]);
 
         var error = Assert.Single(catalog.Errors);
         Assert.Contains("SourcePolicy2.dll", error);
@@ -166,28 +185,32 @@ public sealed class PluginCatalogTests : IDisposable
     }
 
     [Fact]
-    public void FoldersWithoutTheirDllAreIgnored()
+    public void FoldersWithoutTheirDllAreIgnoredUnlessNamed()
     {
         Directory.CreateDirectory(Path.Combine(_temp, "Empty"));
         File.WriteAllText(Path.Combine(_temp, "Empty", "Other.dll"), "not looked at");
 
-        using var catalog = PluginCatalog.Load(_temp);
+        using var catalog = PluginCatalog.Load(_temp, []);
+        using var named = PluginCatalog.Load(_temp, ["Empty"]);
 
         Assert.Empty(catalog.Errors);
-        Assert.Empty(catalog.Plugins);
+        Assert.Empty(catalog.Unused);
+        Assert.Contains("unknown plugin 'Empty': no Empty/Empty.dll", Assert.Single(named.Errors));
     }
 
     [Fact]
-    public void MissingDirectoryIsAnError()
+    public void MissingDirectoryIsAnErrorForThePluginsNamed()
     {
         string missing = Path.Combine(_temp, "nope");
 
-        using var catalog = PluginCatalog.Load(missing);
+        using var catalog = PluginCatalog.Load(missing, ["SourcePolicy"]);
+        using var none = PluginCatalog.Load(missing, []);
 
         var error = Assert.Single(catalog.Errors);
         Assert.Contains(missing, error);
-        Assert.Contains("no such directory", error);
+        Assert.Contains("does not exist", error);
         Assert.Empty(catalog.Plugins);
+        Assert.Empty(none.Errors);
     }
 
     [Fact]
@@ -207,7 +230,7 @@ public sealed class PluginCatalogTests : IDisposable
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static WeakReference LoadUseAndDispose(string directory)
     {
-        var catalog = PluginCatalog.Load(directory);
+        var catalog = PluginCatalog.Load(directory, ["SourcePolicy"]);
         var plugin = catalog.Plugins["SourcePolicy"].Instance;
         var context = AssemblyLoadContext.GetLoadContext(plugin.GetType().Assembly)!;
         Assert.True(context.IsCollectible);
