@@ -75,7 +75,7 @@ internal static class PipelinePlanner
                 continue;
             }
             var plugin = loaded.Instance;
-            var context = new StageContext(pipeline, Path.GetDirectoryName(config.SourcePath)!, Error, outputs);
+            var context = new StageContext(pipeline, config.Confinement, Error, outputs);
             StageSetup setup;
             try
             {
@@ -201,7 +201,7 @@ internal static class PipelinePlanner
         public static string Routes(int n) => n == 1 ? "1 route" : $"{n:N0} routes";
     }
 
-    private sealed class StageContext(PipelineConfig pipeline, string configDirectory, Action<SettingsNode, string> error, OutputView outputs) : IStageContext
+    private sealed class StageContext(PipelineConfig pipeline, PathConfinement confinement, Action<SettingsNode, string> error, OutputView outputs) : IStageContext
     {
         public OutputInterface ResolveOutput(SettingsNode node, string name, System.Net.IPAddress? via = null, int routes = 1) =>
             outputs.Resolve(node, name, via, routes);
@@ -226,7 +226,8 @@ internal static class PipelinePlanner
             return ok;
         }
 
-        public string ResolvePath(string path) => Path.GetFullPath(path, configDirectory);
+        // Confined to the configuration's directory and allowedPaths, symlinks resolved: UnauthorizedAccessException otherwise.
+        public string ResolvePath(string path) => confinement.Resolve(path);
 
         public void Error(SettingsNode node, string message) => error(node, message);
     }
