@@ -78,7 +78,12 @@ public interface IStageContext
     OutputInterface ResolveOutput(SettingsNode node, string name, System.Net.IPAddress? via = null, int routes = 1) =>
         TryResolveInterface(name, out int ifindex, out string error) ? new OutputInterface(ifindex) : new OutputInterface(0, InterfaceError: error);
 
-    /// <summary>An absolute path for a path given in settings: relative paths are relative to the configuration file.</summary>
+    /// <summary>
+    /// An absolute path for a path given in settings: relative paths are relative to the configuration file, symbolic links
+    /// resolved. A path outside the directories the host allows (the configuration's, and its <c>allowedPaths:</c>) throws
+    /// <see cref="UnauthorizedAccessException"/> whose message names the confinement: report it at the setting. Open what it
+    /// returns as a regular file of bounded size, without blocking (a FIFO would stall the host's writer).
+    /// </summary>
     string ResolvePath(string path);
 
     /// <summary>Report a problem with one settings value; the host adds the file and line.</summary>

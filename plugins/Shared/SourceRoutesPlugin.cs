@@ -72,7 +72,10 @@ internal abstract class SourceRoutesPlugin : IRoutingPlugin, IRuntimeCommands
             context.Error(settings, "expected a mapping with 'routes'");
             return StageSetup.Empty;
         }
-        settings.RejectUnknownKeys(context, "routes", "routesFile");
+        settings.RejectUnknownKeys(context, "routes", "routesFile", "routesFileMaxBytes");
+        long maxBytes = RoutesFileCache.DefaultMaxBytes;
+        if (!settings["routesFileMaxBytes"].IsMissing && !RoutesFileCache.TryParseSize(settings["routesFileMaxBytes"], context, out maxBytes))
+            return StageSetup.Empty;
         var routes = settings["routes"];
         if (!routes.IsMissing && routes.Kind != SettingsKind.Sequence)
         {
@@ -83,7 +86,7 @@ internal abstract class SourceRoutesPlugin : IRoutingPlugin, IRuntimeCommands
         var entries = new List<MapEntry>();
         var seen = new Dictionary<(UInt128, int), string>();
         var accepted = new Dictionary<(UInt128 Network, int Length), int>(); // → ifindex, in the order given
-        var (file, fileLines) = settings["routesFile"].IsMissing ? (null, FileRoutes.Empty) : _files.Read(settings["routesFile"], context);
+        var (file, fileLines) = settings["routesFile"].IsMissing ? (null, FileRoutes.Empty) : _files.Read(settings["routesFile"], context, maxBytes, MaxRoutes);
         foreach (var route in routes.Items)
         {
             if (route.Kind != SettingsKind.Mapping)

@@ -1,7 +1,5 @@
 using System.Text.RegularExpressions;
 using PluginHost.Contract;
-using YamlDotNet.Core;
-using YamlDotNet.RepresentationModel;
 
 namespace PluginHost.Config;
 
@@ -12,37 +10,47 @@ namespace PluginHost.Config;
 /// </summary>
 public static partial class ConfigLoader
 {
-    private static readonly string[] TopLevelKeys = ["pluginsDirectory", "bpfRoot", "runtimeDirectory", "cacheDirectory", "pluginCallTimeout", "api", "metrics", "pipelines"];
+    private static readonly string[] TopLevelKeys = ["pluginsDirectory", "bpfRoot", "runtimeDirectory", "cacheDirectory", "allowedPaths", "pluginCallTimeout", "api", "metrics", "pipelines"];
     private static readonly string[] PipelineKeys = ["name", "interface", "direction", "namespace", "stages"];
     private static readonly string[] StageKeys = ["plugin", "settings"];
 
-    public static HostConfig Load(string path)
+    public static HostConfig Load(string path, YamlLimits? limits = null)
     {
+        limits ??= YamlLimits.Default;
         string full = Path.GetFullPath(path);
-        if (!File.Exists(full))
-            throw new ConfigException([new ConfigError(full, 0, "(file)", "no such file")]);
-        return Parse(File.ReadAllText(full), full);
+        var info = new FileInfo(full);
+        if (!info.Exists)
+            throw new ConfigException([new ConfigError(full, 0, "(file)", Directory.Exists(full) ? "is a directory, not a file" : "no such file")]);
+        if (info.Length > limits.MaxFileBytes)
+            throw new ConfigException([new ConfigError(full, 0, "(file)", $"{info.Length:N0} bytes: at most {limits.MaxFileBytes:N0} bytes")]);
+        using var stream = new FileStream(full, new FileStreamOptions { Mode = FileMode.Open, Access = FileAccess.Read, Share = FileShare.ReadWrite });
+        // Read no further than the limit: the file may grow after it was measured.
+        var bytes = new byte[Math.Min(limits.MaxFileBytes, info.Length + 65_536) + 1];
+        int read = 0, n;
+        while (read < bytes.Length && (n = stream.Read(bytes, read, bytes.Length - read)) > 0)
+            read += n;
+        if (read > limits.MaxFileBytes)
+            throw new ConfigException([new ConfigError(full, 0, "(file)", $"more than {limits.MaxFileBytes:N0} bytes")]);
+        if (read == bytes.Length)
+            throw new ConfigException([new ConfigError(full, 0, "(file)", "grew while it was read (read it again)")]);
+        using var text = new StreamReader(new MemoryStream(bytes, 0, read), detectEncodingFromByteOrderMarks: true);
+        return Parse(text.ReadToEnd(), full, limits);
     }
 
-    public static HostConfig Parse(string yaml, string file)
+    public static HostConfig Parse(string yaml, string file, YamlLimits? limits = null)
     {
+        limits ??= YamlLimits.Default;
         var errors = new List<ConfigError>();
+        if (yaml.Length > limits.MaxFileBytes)
+            throw new ConfigException([new ConfigError(file, 0, "(file)", $"{yaml.Length:N0} characters: at most {limits.MaxFileBytes:N0}")]);
         SettingsNode root;
         try
         {
-            var stream = new YamlStream();
-            stream.Load(new StringReader(yaml));
-            root = stream.Documents.Count == 0
-                ? new SettingsNode("", 0, SettingsKind.Missing)
-                : ToNode(stream.Documents[0].RootNode, "");
+            root = BoundedYaml.Read(yaml, limits);
         }
         catch (ConfigException e)
         {
             throw new ConfigException(e.Errors.Select(x => x with { File = file }).ToList());
-        }
-        catch (YamlException e)
-        {
-            throw new ConfigException([new ConfigError(file, (int)e.Start.Line, "(syntax)", e.InnerException?.Message ?? e.Message)]);
         }
 
         void Error(SettingsNode node, string message) => errors.Add(new ConfigError(file, node.Line, node.Path, message));
@@ -58,7 +66,7 @@ public static partial class ConfigLoader
             var node = root[key];
             if (node.IsMissing)
                 return fallback;
-            if (node.Kind != SettingsKind.Scalar || string.IsNullOrWhiteSpace(node.Scalar))
+            if (node.Kind != SettingsKind.Scalar || string.IsNullOrWhiteSpace(node.Scalar) || node.Scalar.Contains('\0'))
             {
                 Error(node, "expected a path");
                 return fallback;
@@ -70,6 +78,17 @@ public static partial class ConfigLoader
         string bpfRoot = PathSetting("bpfRoot", HostConfig.DefaultBpfRoot);
         string runtime = PathSetting("runtimeDirectory", HostConfig.DefaultRuntimeDirectory);
         string cache = PathSetting("cacheDirectory", HostConfig.DefaultCacheDirectory);
+        var allowedPaths = new List<string>();
+        var allowedNode = root["allowedPaths"];
+        if (!allowedNode.IsMissing && allowedNode.Kind != SettingsKind.Sequence)
+            Error(allowedNode, "expected a list of directories");
+        foreach (var item in allowedNode.Items)
+        {
+            if (item.Kind != SettingsKind.Scalar || string.IsNullOrWhiteSpace(item.Scalar) || item.Scalar.Contains('\0'))
+                Error(item, "expected a directory");
+            else
+                allowedPaths.Add(Path.GetFullPath(item.Scalar!, baseDir));
+        }
 
         var pipelines = new List<PipelineConfig>();
         var pipelinesNode = root["pipelines"];
@@ -122,7 +141,7 @@ public static partial class ConfigLoader
             throw new ConfigException(errors);
         return new HostConfig(file, plugins, bpfRoot, runtime, cache, pipelines)
         {
-            ApiGroup = apiGroup, MetricsListen = metricsListen, PluginCallTimeout = pluginCallTimeout,
+            ApiGroup = apiGroup, MetricsListen = metricsListen, PluginCallTimeout = pluginCallTimeout, AllowedPaths = allowedPaths,
         };
     }
 
@@ -200,31 +219,6 @@ public static partial class ConfigLoader
         error(node, node.IsMissing ? "required field is missing" : "expected a single value");
         ok = false;
         return "";
-    }
-
-    private static SettingsNode ToNode(YamlNode node, string path)
-    {
-        int line = (int)node.Start.Line;
-        switch (node)
-        {
-            case YamlScalarNode scalar:
-                bool isNull = scalar.Style == ScalarStyle.Plain && scalar.Value is null or "" or "~" or "null";
-                return new SettingsNode(path, line, isNull ? SettingsKind.Missing : SettingsKind.Scalar, isNull ? null : scalar.Value);
-            case YamlMappingNode mapping:
-                var children = new Dictionary<string, SettingsNode>();
-                foreach (var (k, v) in mapping.Children)
-                {
-                    if (k is not YamlScalarNode { Value: { } key })
-                        throw new ConfigException([new ConfigError("", (int)k.Start.Line, path.Length == 0 ? "(root)" : path, "mapping keys must be plain names")]);
-                    children[key] = ToNode(v, path.Length == 0 ? key : $"{path}.{key}");
-                }
-                return new SettingsNode(path, line, SettingsKind.Mapping, children: children);
-            case YamlSequenceNode sequence:
-                var items = sequence.Children.Select((item, i) => ToNode(item, $"{path}[{i}]")).ToList();
-                return new SettingsNode(path, line, SettingsKind.Sequence, items: items);
-            default:
-                return new SettingsNode(path, line, SettingsKind.Missing);
-        }
     }
 
     [GeneratedRegex("^[a-z][a-z0-9-]{0,31}$")]

@@ -22,6 +22,15 @@ public sealed record HostConfig(
 
     public static readonly TimeSpan DefaultPluginCallTimeout = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// Directories that paths in settings and runtime commands (<c>routesFile:</c>, <c>route load FILE</c>) may name, symlinks
+    /// resolved: the configuration's directory, then <c>allowedPaths:</c>. Anything else is refused (<see cref="PathConfinement"/>).
+    /// </summary>
+    public IReadOnlyList<string> AllowedPaths { get; init; } = [];
+
+    /// <summary>Where a stage's files may be: <see cref="AllowedPaths"/>, or the configuration's directory alone when none are set.</summary>
+    public PathConfinement Confinement => new(Path.GetDirectoryName(SourcePath)!, AllowedPaths);
+
     /// <summary>The control socket: owner root, mode 0600 (0660 with <see cref="ApiGroup"/>).</summary>
     public string ControlSocket => ControlSocketIn(RuntimeDirectory);
 
@@ -48,9 +57,14 @@ public sealed record PipelineConfig(
 /// <summary>One stage: which plugin, with which settings.</summary>
 public sealed record StageConfig(string Plugin, SettingsNode Settings, SettingsNode Node);
 
-/// <summary>One problem in the configuration, located by file, line and field path.</summary>
+/// <summary>One problem in the configuration, located by file, line and field path.
+/// Echoed values are cut (<see cref="ConfigText.CutQuoted"/>): whoever wrote the message, it stays a few hundred characters.</summary>
 public sealed record ConfigError(string File, int Line, string FieldPath, string Message)
 {
+    public string FieldPath { get; init; } = ConfigText.Cut(FieldPath, 2 * ConfigText.MaxShown);
+
+    public string Message { get; init; } = ConfigText.CutQuoted(Message);
+
     public override string ToString() =>
         $"{File}{(Line > 0 ? $":{Line}" : "")}: {FieldPath}: {Message}";
 }

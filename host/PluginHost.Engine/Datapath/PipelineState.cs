@@ -52,9 +52,7 @@ public sealed record PipelineState(
     {
         string path = FilePath(runtimeDirectory, Name);
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        string tmp = path + ".tmp";
-        File.WriteAllText(tmp, JsonSerializer.Serialize(this, Json));
-        File.Move(tmp, path, overwrite: true);
+        PrivateFile.WriteAllText(path, JsonSerializer.Serialize(this, Json));
     }
 
     public static PipelineState? Load(string runtimeDirectory, string pipeline)

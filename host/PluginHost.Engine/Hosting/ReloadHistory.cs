@@ -31,14 +31,14 @@ public sealed record ReloadHistory(int Reloads, int Failures, DateTimeOffset? La
         Reloads = Reloads + 1,
         Failures = Failures + 1,
         LastFailureAt = DateTimeOffset.UtcNow,
-        LastFailure = error,
+        // Kept in a file and shown by status: its values are cut, and the whole is bounded (a reload may have thousands of errors).
+        LastFailure = Config.ConfigText.CutQuoted(error, 4 * Config.ConfigText.MaxMessage),
     };
 
     public void Save(string runtimeDirectory)
     {
         Directory.CreateDirectory(runtimeDirectory);
         string path = FilePath(runtimeDirectory);
-        File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(this, PipelineState.Json));
-        File.Move(path + ".tmp", path, overwrite: true);
+        Datapath.PrivateFile.WriteAllText(path, JsonSerializer.Serialize(this, PipelineState.Json));
     }
 }

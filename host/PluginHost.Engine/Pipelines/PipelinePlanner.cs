@@ -102,7 +102,7 @@ internal static class PipelinePlanner
             }
             // A call abandoned at its time limit may still report errors from its own thread: they no longer count.
             var gate = new CallGate();
-            var context = new StageContext(pipeline, Path.GetDirectoryName(config.SourcePath)!,
+            var context = new StageContext(pipeline, config.Confinement,
                 (node, message) => { if (gate.Open) Error(node, message); }, outputs);
             StageSetup setup;
             try
@@ -252,7 +252,7 @@ internal static class PipelinePlanner
         public static string Routes(int n) => n == 1 ? "1 route" : $"{n:N0} routes";
     }
 
-    private sealed class StageContext(PipelineConfig pipeline, string configDirectory, Action<SettingsNode, string> error, OutputView outputs) : IStageContext
+    private sealed class StageContext(PipelineConfig pipeline, PathConfinement confinement, Action<SettingsNode, string> error, OutputView outputs) : IStageContext
     {
         public OutputInterface ResolveOutput(SettingsNode node, string name, System.Net.IPAddress? via = null, int routes = 1) =>
             outputs.Resolve(node, name, via, routes);
@@ -277,7 +277,8 @@ internal static class PipelinePlanner
             return ok;
         }
 
-        public string ResolvePath(string path) => Path.GetFullPath(path, configDirectory);
+        // Confined to the configuration's directory and allowedPaths, symlinks resolved: UnauthorizedAccessException otherwise.
+        public string ResolvePath(string path) => confinement.Resolve(path);
 
         public void Error(SettingsNode node, string message) => error(node, message);
     }

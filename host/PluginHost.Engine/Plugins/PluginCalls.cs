@@ -118,9 +118,9 @@ public sealed class PluginCalls(string runtimeDirectory, TimeSpan timeout, bool 
                 ? JsonSerializer.Deserialize<List<QuarantinedPlugin>>(File.ReadAllText(quarantineFile), HostJson.Options) ?? []
                 : [];
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or IOException or UnauthorizedAccessException or ArgumentException)
         {
-            return [];
+            return []; // an unreadable quarantine file quarantines nothing (and is not the apply's business)
         }
     }
 

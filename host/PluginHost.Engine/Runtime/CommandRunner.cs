@@ -14,8 +14,8 @@ public sealed record CommandRequest(string Noun, string Verb, IReadOnlyDictionar
 public sealed record CommandResult(string Pipeline, int Stage, string Message, IReadOnlyList<IReadOnlyDictionary<string, string>> Items,
     ApplyKind? Applied, int EntriesChanged, double Milliseconds);
 
-/// <summary>A runtime command was refused (unknown, ambiguous, bad arguments); nothing changed.</summary>
-public sealed class CommandException(string message) : HostException(message);
+/// <summary>A runtime command was refused (unknown, ambiguous, bad arguments); nothing changed. Values it quotes are cut.</summary>
+public sealed class CommandException(string message) : HostException(ConfigText.CutQuoted(message));
 
 /// <summary>Finds the stage that offers a command and turns the command into an overlay edit.</summary>
 internal static class CommandRunner

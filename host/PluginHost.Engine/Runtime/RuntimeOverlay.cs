@@ -38,8 +38,7 @@ internal sealed class RuntimeOverlay
 
     public void Save(string path)
     {
-        File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(_edits, new JsonSerializerOptions { WriteIndented = true }));
-        File.Move(path + ".tmp", path, overwrite: true);
+        Datapath.PrivateFile.WriteAllText(path, JsonSerializer.Serialize(_edits, new JsonSerializerOptions { WriteIndented = true }));
     }
 
     /// <summary>A copy with one more edit: <paramref name="item"/> added under <paramref name="keyValue"/>, or removed when null.</summary>

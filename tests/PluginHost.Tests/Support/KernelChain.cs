@@ -30,9 +30,10 @@ public sealed class KernelChain : IDisposable
 
     public int Ifindex(string name) => int.Parse(Namespace.Exec("cat", $"/sys/class/net/{name}/ifindex").Trim());
 
-    /// <summary>A config document for one pipeline on in0 with the given stages YAML (indented under 'stages:').</summary>
+    /// <summary>A config document for one pipeline on in0 with the given stages YAML (indented under 'stages:'); routes files may be in the temporary directory.</summary>
     public string ConfigYaml(string stages, string direction = "ingress") => $"""
         pluginsDirectory: {Repo.PluginsDirectory}
+        allowedPaths: [{Path.GetTempPath()}]
         pipelines:
           - name: test
             interface: {Input}

@@ -118,7 +118,7 @@ public sealed class Ipv6SettingsTests(Ipv6Fixture fixture) : IClassFixture<Ipv6F
             var setup = Configure($"routesFile: {file}");
 
             Assert.Collection(_context.Errors,
-                e => Assert.Contains("routes6.txt:4: invalid prefix 'fe80::/64': link-local, multicast and unspecified sources are never routed", e.Message),
+                e => Assert.Contains("routes6.txt:4: invalid prefix (field 1): link-local, multicast and unspecified sources are never routed", e.Message),
                 e => Assert.Contains("routes6.txt:5: duplicate prefix 2001:db8:1::/48 (first given at line 2)", e.Message));
             var table = Assert.Single(setup.Tables);
             var map = new PluginHost.Compose.StageMap(0, "T-0", Assert.Single(_plugin.Maps));
