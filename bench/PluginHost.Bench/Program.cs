@@ -78,7 +78,7 @@ try
         if (options.Runs(BenchOptions.Footprint))
             footprint = new FootprintBench(host, options.Quick, Log).Run(cancel.Token);
         if (options.Runs(BenchOptions.ControlPlane))
-            controlPlane = new ControlPlaneBench(host, sandbox, options.Quick, Log).Run(cancel.Token);
+            controlPlane = new ControlPlaneBench(host, options.Quick, Log).Run(cancel.Token);
     }
 
     string command = string.Join(' ', ["bench/run", .. options.Arguments]);

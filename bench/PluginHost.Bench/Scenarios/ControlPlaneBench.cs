@@ -13,7 +13,7 @@ namespace PluginHost.Bench.Scenarios;
 /// <c>route load</c> of a 1,000,000-prefix routes file (the lookup section's generator and seed) and a few
 /// add/del pairs with that table in place. Commands go to the first SourcePolicy stage of <see cref="HostRig"/>.
 /// </summary>
-public sealed class ControlPlaneBench(HostRig host, PluginHost.Bench.Setup.Sandbox sandboxPaths, bool quick, Action<string> log)
+public sealed class ControlPlaneBench(HostRig host, bool quick, Action<string> log)
 {
     public const int LoadPrefixes = 1_000_000;
     public const double LoadTargetSeconds = 3.0;
@@ -30,7 +30,7 @@ public sealed class ControlPlaneBench(HostRig host, PluginHost.Bench.Setup.Sandb
         log($"control plane: {pairs} route add/del pairs through the API");
         var (add, del, hostAdd, hostDel) = Pairs(pairs, 1, cancel);
 
-        string file = Path.Combine(sandboxPaths.WorkDirectory, $"routes-{Prefixes}.txt");
+        string file = Path.Combine(host.Work, $"routes-{Prefixes}.txt"); // inside the host configuration's directory: route load is confined there
         log($"control plane: generating {Prefixes:N0} prefixes");
         RouteTable.Generate(Prefixes, seed: Prefixes).WriteRoutesFile(file, RouterLab.RouterUplink1, RouterLab.Uplink1Gateway);
         cancel.ThrowIfCancellationRequested();
