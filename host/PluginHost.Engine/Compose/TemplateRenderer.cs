@@ -22,6 +22,9 @@ internal static partial class TemplateRenderer
     private const char MarkClose = '\u0002';
 
     /// <summary>Render <paramref name="text"/> with <paramref name="model"/>; <paramref name="label"/> names it in errors.</summary>
+    /// <summary>The most one template may render: a chain is compiled whole, and clang is bounded too.</summary>
+    public const int MaxRenderedChars = 16 << 20;
+
     public static string Render(string text, string label, IReadOnlyDictionary<string, object?> model)
     {
         var template = Template.Parse(AddLineMarks(text), label);
@@ -31,7 +34,11 @@ internal static partial class TemplateRenderer
             throw new TemplateException(label, first.Span.Start.Line + 1, first.Message);
         }
 
-        var context = new TemplateContext { StrictVariables = true, EnableRelaxedMemberAccess = false, MemberRenamer = m => m.Name, LoopLimit = 100_000 };
+        // LimitToString 0: Scriban otherwise cuts a value's text at 1 MiB without a word; the whole output is bounded below instead.
+        var context = new TemplateContext
+        {
+            StrictVariables = true, EnableRelaxedMemberAccess = false, MemberRenamer = m => m.Name, LoopLimit = 100_000, LimitToString = 0,
+        };
         context.PushGlobal(ToScript(model));
         string rendered;
         try
@@ -42,6 +49,8 @@ internal static partial class TemplateRenderer
         {
             throw new TemplateException(label, e.Span.Start.Line + 1, e.OriginalMessage);
         }
+        if (rendered.Length > MaxRenderedChars)
+            throw new TemplateException(label, 0, $"rendered {rendered.Length:N0} characters, more than the limit of {MaxRenderedChars:N0}");
         return ToLineDirectives(rendered, label);
     }
 

@@ -205,4 +205,24 @@ public sealed partial class TemplateRendererTests
 
     [GeneratedRegex("^#line (\\d+) \"([^\"]*)\"$")]
     private static partial Regex LineDirective();
+
+    [Fact]
+    public void AFragmentLongerThanAMebibyteIsNotCutSilently()
+    {
+        string fragment = new('x', 3 << 20);
+
+        string output = TemplateRenderer.Render("{{ fragment }}\n", "host.sbn", new Dictionary<string, object?> { ["fragment"] = fragment });
+
+        Assert.Contains(fragment, output);
+    }
+
+    [Fact]
+    public void ARenderPastTheLimitIsAnError()
+    {
+        string fragment = new('x', TemplateRenderer.MaxRenderedChars + 1);
+
+        var e = Assert.Throws<TemplateException>(() => TemplateRenderer.Render("{{ fragment }}", "host.sbn", new Dictionary<string, object?> { ["fragment"] = fragment }));
+
+        Assert.Contains("more than the limit of 16,777,216", e.Message);
+    }
 }
