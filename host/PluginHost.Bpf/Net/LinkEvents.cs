@@ -34,7 +34,7 @@ public sealed record LinkEvent(LinkEventKind Kind, int Ifindex, string? Name, bo
 }
 
 /// <summary>Reads rtnetlink messages (<c>struct nlmsghdr</c>, <c>ifinfomsg</c>, <c>ifaddrmsg</c>, attributes); pure.</summary>
-public static class Rtnetlink
+internal static class Rtnetlink
 {
     public const ushort RTM_NEWLINK = 16, RTM_DELLINK = 17, RTM_NEWADDR = 20, RTM_DELADDR = 21;
     public const ushort NLMSG_NOOP = 1, NLMSG_ERROR = 2, NLMSG_DONE = 3, NLMSG_OVERRUN = 4;

@@ -42,4 +42,4 @@ internal sealed class CommitFailedException(string message, IReadOnlyList<string
 }
 
 /// <summary>The desired state changed while an apply was prepared: nothing was committed; the newer state is applied next.</summary>
-public sealed class StaleDesiredStateException(string message) : HostException(message);
+internal sealed class StaleDesiredStateException(string message) : HostException(message);

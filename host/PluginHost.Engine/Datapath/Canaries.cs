@@ -103,7 +103,7 @@ internal static class Canaries
 /// <summary>What the canaries of a generation showed.</summary>
 /// <param name="Checked">Canaries whose verdict was checked (and right).</param>
 /// <param name="Shadowed">Plugin canaries an earlier stage decided first, described.</param>
-public sealed record CanaryReport(int Checked, IReadOnlyList<string> Shadowed);
+internal sealed record CanaryReport(int Checked, IReadOnlyList<string> Shadowed);
 
 /// <summary>A canary came out wrong; the new generation was not attached.</summary>
 internal sealed class CanaryException(string message) : HostException(message);

@@ -5,7 +5,7 @@ namespace PluginHost.Datapath;
 /// traffic. Set <c>PLUGINHOST_FAULT_POINT</c> to a name below (or several, comma-separated) and the host kills
 /// itself with SIGKILL when it reaches that step; unset (always, in production), reaching a point does nothing.
 /// </summary>
-public static class FaultPoints
+internal static class FaultPoints
 {
     public const string Variable = "PLUGINHOST_FAULT_POINT";
 

@@ -5,7 +5,7 @@ namespace PluginHost.Datapath;
 /// whole to a temporary file created with mode 0600 (never a chmod after: no moment when another user could open it),
 /// then renamed over the old one.
 /// </summary>
-public static class PrivateFile
+internal static class PrivateFile
 {
     public const UnixFileMode Mode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
 

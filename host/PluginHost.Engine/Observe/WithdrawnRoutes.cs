@@ -12,7 +12,7 @@ public sealed record WithdrawnInterface(string Interface, string Reason, int Rou
 /// <c>RUNTIME/interfaces.json</c>: what each pipeline's last apply withdrew, by pipeline name, for <c>status</c> (the CLI
 /// reads it with no host running). Written by the host after every apply.
 /// </summary>
-public static class WithdrawnRoutes
+internal static class WithdrawnRoutes
 {
     public static string FilePath(string runtimeDirectory) => Path.Combine(runtimeDirectory, "interfaces.json");
 

@@ -11,7 +11,7 @@ public sealed record PluginBuild(string Plugin, string Dll, string Sha256);
 public sealed record QuarantinedPlugin(string Plugin, string Dll, string Sha256, string Call, DateTimeOffset Since);
 
 /// <summary>A call into plugin code did not return in time; it was abandoned.</summary>
-public sealed class PluginTimeoutException(string message) : HostException(message);
+internal sealed class PluginTimeoutException(string message) : HostException(message);
 
 /// <summary>
 /// Every call the host makes into plugin code during an apply goes through here. It runs on a thread of its own (in
