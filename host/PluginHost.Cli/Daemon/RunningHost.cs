@@ -49,6 +49,12 @@ internal sealed class RunningHost(string configPath, bool detachOnExit, ILoggerF
         var engine = new HostEngine(hostConfig, loggers);
         // A previous host that died inside a plugin call left its record: that build is quarantined, not called again.
         engine.QuarantineLeftovers();
+        // A plugin's own thread that throws ends the process (.NET cannot stop that): leave the same record first.
+        AppDomain.CurrentDomain.UnhandledException += (_, e) =>
+        {
+            if (engine.RecordCrash(e.ExceptionObject as Exception) is { } plugin)
+                _log.LogCritical("plugin {Plugin} threw on a thread of its own: the host dies; the next host quarantines this build", plugin);
+        };
         try
         {
             engine.Apply();

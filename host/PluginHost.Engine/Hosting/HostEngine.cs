@@ -156,6 +156,26 @@ public sealed partial class HostEngine
     }
 
     /// <summary>
+    /// The process is about to die of <paramref name="crash"/> (an unhandled exception): when a loaded plugin's code threw
+    /// it, record that, so the next host quarantines the build rather than crash again. Returns the plugin, if any.
+    /// </summary>
+    public string? RecordCrash(Exception? crash)
+    {
+        if (crash is null || _plugins.Current is not { } catalog)
+            return null;
+        var thrower = new System.Diagnostics.StackTrace(crash).GetFrames().Select(f => f.GetMethod()?.DeclaringType?.Assembly)
+            .Prepend(crash.TargetSite?.DeclaringType?.Assembly).Where(a => a is not null).ToHashSet();
+        foreach (var (name, plugin) in catalog.Plugins)
+            if (thrower.Contains(plugin.Instance.GetType().Assembly))
+            {
+                new PluginCalls(Config.RuntimeDirectory, Config.PluginCallTimeout)
+                    .RecordCrash(PluginCalls.Build(name, plugin.AssemblyPath), $"own thread ({crash.GetType().Name})");
+                return name;
+            }
+        return null;
+    }
+
+    /// <summary>
     /// At the start of a running host: plugin calls a previous host died in (it left their in-flight records) put
     /// those plugin builds in quarantine; returns them.
     /// </summary>

@@ -35,8 +35,7 @@ internal static class WithdrawnRoutes
     {
         Directory.CreateDirectory(runtimeDirectory);
         string path = FilePath(runtimeDirectory);
-        System.IO.File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(new File(pipelines), HostJson.Options));
-        System.IO.File.Move(path + ".tmp", path, overwrite: true);
+        Datapath.PrivateFile.WriteAllText(path, JsonSerializer.Serialize(new File(pipelines), HostJson.Options)); // 0600, like every runtime file
     }
 
     private static readonly IReadOnlyDictionary<string, IReadOnlyList<WithdrawnInterface>> Empty = new Dictionary<string, IReadOnlyList<WithdrawnInterface>>();

@@ -80,6 +80,18 @@ public sealed class PluginCalls(string runtimeDirectory, TimeSpan timeout, bool 
     }
 
     /// <summary>
+    /// The process is dying of an exception thrown in <paramref name="build"/>'s code outside a host call (on a thread of
+    /// its own): leave the same record a call would, so the next host quarantines the build instead of loading it again.
+    /// </summary>
+    public void RecordCrash(PluginBuild build, string what)
+    {
+        string dir = Path.Combine(runtimeDirectory, "plugin-calls");
+        Directory.CreateDirectory(dir);
+        File.WriteAllText(Path.Combine(dir, $"{Guid.NewGuid():N}.json"),
+            JsonSerializer.Serialize(new QuarantinedPlugin(build.Plugin, build.Dll, build.Sha256, what, default), HostJson.Options));
+    }
+
+    /// <summary>
     /// At start: calls a previous host died in (records left behind) quarantine their builds. Returns the builds
     /// quarantined now.
     /// </summary>

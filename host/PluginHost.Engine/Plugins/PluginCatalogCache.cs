@@ -38,6 +38,9 @@ internal sealed partial class PluginCatalogCache(ILogger? log = null) : IDisposa
     }
 
     /// <summary>Forget the current catalog and return it, for the caller to release.</summary>
+    /// <summary>The catalog loaded now, if any (no load).</summary>
+    public PluginCatalog? Current => _current;
+
     public PluginCatalog? Release()
     {
         var current = _current;

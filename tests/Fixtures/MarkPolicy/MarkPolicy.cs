@@ -45,12 +45,14 @@ public sealed class MarkPolicy : IRoutingPlugin
     public StageSetup Configure(SettingsNode settings, IStageContext context)
     {
         if (!settings.IsMissing)
-            settings.RejectUnknownKeys(context, "verifierBug", "templateBug", "canaryBug", "hangWhile", "exitWhile");
+            settings.RejectUnknownKeys(context, "verifierBug", "templateBug", "canaryBug", "hangWhile", "exitWhile", "throwOnThreadWhile");
         if (settings["hangWhile"].Scalar is { } hang)
             while (File.Exists(hang))
                 Thread.Sleep(10); // a plugin stuck in its settings code
         if (settings["exitWhile"].Scalar is { } exit && File.Exists(exit))
             Environment.Exit(3); // a plugin that ends the process
+        if (settings["throwOnThreadWhile"].Scalar is { } thrower && File.Exists(thrower))
+            new Thread(() => throw new InvalidOperationException("MarkPolicy's own thread failed")).Start(); // ends the process too
         // canaryBug: a canary expecting a drop from a stage that hands every packet on.
         var canaries = settings["canaryBug"].Scalar == "true"
             ? [new CanaryPacket("expects a drop", CanaryFrames.Ipv4Udp(System.Net.IPAddress.Parse("198.18.1.1"), System.Net.IPAddress.Parse("198.18.9.1")), CanaryVerdict.Drop)]

@@ -18,3 +18,9 @@ public sealed class KernelFactAttribute : FactAttribute
             Skip = "needs clang-19 (apt-get install clang-19); runs in CI";
     }
 }
+
+/// <summary>A <see cref="KernelFactAttribute"/> with data: the same rules for skipping (never under CI=true).</summary>
+public sealed class KernelTheoryAttribute : TheoryAttribute
+{
+    public KernelTheoryAttribute() => Skip = new KernelFactAttribute().Skip;
+}
