@@ -212,13 +212,19 @@ internal sealed partial class PipelineDeployer
                     break;
                 case MapFate.Reused when decision.IsDiffed:
                     // The map is shared with the running generation: the change is undone if this apply does not commit.
-                    prepared.TouchedPins.Add(decision.Pin);
-                    var opened = _kernel.OpenMap(decision.Pin);
-                    prepared.OpenedMaps.Add(opened);
-                    prepared.Changes.Add(_reconciler.Reconcile(decision, opened));
+                    ReconcileLive(prepared, decision);
                     break;
             }
         }
+    }
+
+    // A live map (pinned, used by the running generation) changed by difference; kept open for its undo.
+    private void ReconcileLive(PreparedGeneration prepared, MapDecision decision)
+    {
+        prepared.TouchedPins.Add(decision.Pin);
+        var map = _kernel.OpenMap(decision.Pin);
+        prepared.OpenedMaps.Add(map);
+        prepared.Changes.Add(_reconciler.Reconcile(decision, map));
     }
 
     private void Migrate(GenerationPlan plan, MapDecision decision, IMapAccess target)
@@ -250,12 +256,7 @@ internal sealed partial class PipelineDeployer
             try
             {
                 foreach (var decision in plan.Maps.Where(m => m.IsDiffed))
-                {
-                    prepared.TouchedPins.Add(decision.Pin);
-                    var map = _kernel.OpenMap(decision.Pin);
-                    prepared.OpenedMaps.Add(map);
-                    prepared.Changes.Add(_reconciler.Reconcile(decision, map));
-                }
+                    ReconcileLive(prepared, decision);
             }
             catch
             {

@@ -48,12 +48,7 @@ public sealed class PluginCalls(string runtimeDirectory, TimeSpan timeout, bool 
     /// <summary>Run <paramref name="call"/> (named <paramref name="what"/>) of <paramref name="build"/> with the time limit.</summary>
     public T Run<T>(PluginBuild build, string what, string? ns, Func<T> call)
     {
-        string? record = CallsDirectory is null ? null : Path.Combine(CallsDirectory, $"{Guid.NewGuid():N}.json");
-        if (record is not null)
-        {
-            Directory.CreateDirectory(CallsDirectory!);
-            File.WriteAllText(record, JsonSerializer.Serialize(new QuarantinedPlugin(build.Plugin, build.Dll, build.Sha256, what, default), HostJson.Options));
-        }
+        string? record = CallsDirectory is null ? null : WriteRecord(CallsDirectory, build, what);
         T result = default!;
         Exception? failure = null;
         var thread = new Thread(() =>
@@ -83,12 +78,15 @@ public sealed class PluginCalls(string runtimeDirectory, TimeSpan timeout, bool 
     /// The process is dying of an exception thrown in <paramref name="build"/>'s code outside a host call (on a thread of
     /// its own): leave the same record a call would, so the next host quarantines the build instead of loading it again.
     /// </summary>
-    public void RecordCrash(PluginBuild build, string what)
+    public void RecordCrash(PluginBuild build, string what) => WriteRecord(Path.Combine(runtimeDirectory, "plugin-calls"), build, what);
+
+    // One record: what the host is inside of (or died of), found by the next host's QuarantineLeftovers.
+    private static string WriteRecord(string directory, PluginBuild build, string what)
     {
-        string dir = Path.Combine(runtimeDirectory, "plugin-calls");
-        Directory.CreateDirectory(dir);
-        File.WriteAllText(Path.Combine(dir, $"{Guid.NewGuid():N}.json"),
-            JsonSerializer.Serialize(new QuarantinedPlugin(build.Plugin, build.Dll, build.Sha256, what, default), HostJson.Options));
+        Directory.CreateDirectory(directory);
+        string record = Path.Combine(directory, $"{Guid.NewGuid():N}.json");
+        File.WriteAllText(record, JsonSerializer.Serialize(new QuarantinedPlugin(build.Plugin, build.Dll, build.Sha256, what, default), HostJson.Options));
+        return record;
     }
 
     /// <summary>

@@ -27,11 +27,12 @@ public sealed class CrashLabTests : IDisposable
     private readonly RouterLab _lab = new("k" + Guid.NewGuid().ToString("N")[..4]);
     private readonly ReloadRig _rig = new();
     private readonly ITestOutputHelper _out;
-    private readonly List<Process> _hosts = [];
+    private readonly HostProcesses _hosts;
 
     public CrashLabTests(ITestOutputHelper output)
     {
         _out = output;
+        _hosts = new HostProcesses(output);
         _rig.UsePlugin(Repo.MarkPolicy(1));
     }
 
@@ -39,12 +40,7 @@ public sealed class CrashLabTests : IDisposable
     {
         try
         {
-            foreach (var host in _hosts)
-            {
-                if (!host.HasExited)
-                    host.Kill(entireProcessTree: true);
-                host.Dispose();
-            }
+            _hosts.Dispose();
         }
         finally
         {
@@ -72,33 +68,7 @@ public sealed class CrashLabTests : IDisposable
                           via: {RouterLab.Uplink2Gateway}
             """);
 
-    private Process StartHost(string? faultPoint = null)
-    {
-        var psi = new ProcessStartInfo(Path.Combine(Repo.Root, "artifacts", "pluginhost", "pluginhost"))
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        psi.ArgumentList.Add("run");
-        psi.ArgumentList.Add("--config");
-        psi.ArgumentList.Add(_rig.ConfigPath);
-        if (faultPoint is not null)
-            psi.Environment[FaultPoints.Variable] = faultPoint;
-        var process = Process.Start(psi)!;
-        string tag = faultPoint ?? "host";
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) _out.WriteLine($"{tag}: {e.Data}"); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) _out.WriteLine($"{tag}! {e.Data}"); };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        _hosts.Add(process);
-        return process;
-    }
 
-    private static void WaitFor(Func<bool> condition, string what, int seconds = 30)
-    {
-        if (!SpinWait.SpinUntil(condition, TimeSpan.FromSeconds(seconds)))
-            throw new TimeoutException($"waited {seconds} s for {what}");
-    }
 
     private long WrongPathPackets() => InterfaceCounters.Read(_lab.Server, RouterLab.ServerUplink1).RxPackets;
 
@@ -145,7 +115,7 @@ public sealed class CrashLabTests : IDisposable
                 // The host applies the other configuration (new code) and dies at the point.
                 bool old = withMark;
                 WriteConfig(!old);
-                var doomed = StartHost(point);
+                var doomed = _hosts.Start(_rig.ConfigPath, point);
                 Assert.True(doomed.WaitForExit(30_000), $"the host reaches fault point {point}");
                 Assert.Equal(137, doomed.ExitCode); // SIGKILL
 
@@ -153,8 +123,8 @@ public sealed class CrashLabTests : IDisposable
                 withMark = restartWithNew ? !old : old;
                 WriteConfig(withMark);
                 var before = ReloadHistory.Load(_rig.RuntimeDirectory);
-                var host = StartHost();
-                WaitFor(() => ReloadHistory.Load(_rig.RuntimeDirectory).Reloads > before.Reloads, $"the restarted host's first apply after {point}");
+                var host = _hosts.Start(_rig.ConfigPath);
+                HostProcesses.WaitFor(() => ReloadHistory.Load(_rig.RuntimeDirectory).Reloads > before.Reloads, $"the restarted host's first apply after {point}");
                 Assert.Equal(before.Failures, ReloadHistory.Load(_rig.RuntimeDirectory).Failures); // its first apply succeeded
                 string? problem = "not checked";
                 SpinWait.SpinUntil(() => (problem = Converged()) is null, TimeSpan.FromSeconds(10)); // the grace period, then the idle retire
@@ -195,8 +165,8 @@ public sealed class CrashLabTests : IDisposable
                           interface: {RouterLab.RouterUplink2}
                           via: {RouterLab.Uplink2Gateway}
             """);
-        var host = StartHost();
-        WaitFor(() => ReloadHistory.Load(_rig.RuntimeDirectory).Reloads >= 1, "the host's first apply");
+        var host = _hosts.Start(_rig.ConfigPath);
+        HostProcesses.WaitFor(() => ReloadHistory.Load(_rig.RuntimeDirectory).Reloads >= 1, "the host's first apply");
         UdpTraffic.Send(_lab.Client, RouterLab.ClientSourceA, new IPEndPoint(RouterLab.ServerAddress, 9999), 3); // neighbours
         Thread.Sleep(200);
         using var udp = UdpStream.Start(_lab.Client, RouterLab.ClientSourceA, _lab.Server, new IPEndPoint(RouterLab.ServerAddress, 9100), Pps);
@@ -209,8 +179,8 @@ public sealed class CrashLabTests : IDisposable
         Assert.True(host.WaitForExit(30_000), "the plugin ends the host");
         Assert.NotEqual(0, host.ExitCode);
 
-        var restarted = StartHost(); // as systemd would; the marker is still there: a crash loop without quarantine
-        WaitFor(() => File.Exists(PidFile(_rig.RuntimeDirectory)), "the restarted host up");
+        var restarted = _hosts.Start(_rig.ConfigPath); // as systemd would; the marker is still there: a crash loop without quarantine
+        HostProcesses.WaitFor(() => File.Exists(PidFile(_rig.RuntimeDirectory)), "the restarted host up");
         Thread.Sleep(1500);
         Assert.False(restarted.HasExited, "the restarted host stays up");
         var quarantined = PluginHost.Plugins.PluginCalls.Read(PluginHost.Plugins.PluginCalls.QuarantineFileIn(_rig.RuntimeDirectory));

@@ -30,22 +30,17 @@ public sealed class HotReloadLabTests : IDisposable
     public HotReloadLabTests(ITestOutputHelper output)
     {
         _out = output;
+        _hosts = new HostProcesses(output);
         _rig.UsePlugin(Repo.MarkPolicy(1));
     }
 
-    // Host processes this test started (by PID): stopped here if an assertion left one running.
-    private readonly List<Process> _hosts = [];
+    private readonly HostProcesses _hosts;
 
     public void Dispose()
     {
         try
         {
-            foreach (var host in _hosts)
-            {
-                if (!host.HasExited)
-                    host.Kill(entireProcessTree: true);
-                host.Dispose();
-            }
+            _hosts.Dispose();
         }
         finally
         {
@@ -190,8 +185,8 @@ public sealed class HotReloadLabTests : IDisposable
         WarmNeighbours(warm);
         WriteConfig(2);
 
-        var host = StartHost(); // owned (and disposed) by the test class
-        WaitFor(() => ReloadHistory.Load(_rig.RuntimeDirectory).Reloads >= 3 + 1, "the host's first apply");
+        var host = _hosts.Start(_rig.ConfigPath); // owned (and disposed) by the test class
+        HostProcesses.WaitFor(() => ReloadHistory.Load(_rig.RuntimeDirectory).Reloads >= 3 + 1, "the host's first apply");
         uint linkId, programId;
         using (var link = PluginHost.Kernel.TcxLink.OpenPinned(Path.Combine(_rig.BpfRoot, "p", "link")))
             (linkId, programId) = (link.Info.LinkId, link.Info.ProgramId);
@@ -211,8 +206,8 @@ public sealed class HotReloadLabTests : IDisposable
         Assert.True(udp.Received > receivedWhileDead, "traffic flows while no host runs");
 
         int reloadsBefore = ReloadHistory.Load(_rig.RuntimeDirectory).Reloads;
-        var restarted = StartHost();
-        WaitFor(() => ReloadHistory.Load(_rig.RuntimeDirectory).Reloads > reloadsBefore, "the restarted host's first apply");
+        var restarted = _hosts.Start(_rig.ConfigPath);
+        HostProcesses.WaitFor(() => ReloadHistory.Load(_rig.RuntimeDirectory).Reloads > reloadsBefore, "the restarted host's first apply");
         Thread.Sleep(300);
         var udpResult = udp.Stop();
         var tcpResult = tcp.Stop();
@@ -231,30 +226,7 @@ public sealed class HotReloadLabTests : IDisposable
         Assert.Equal(0, restarted.ExitCode);
     }
 
-    private Process StartHost()
-    {
-        var psi = new ProcessStartInfo(Path.Combine(Repo.Root, "artifacts", "pluginhost", "pluginhost"))
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        psi.ArgumentList.Add("run");
-        psi.ArgumentList.Add("--config");
-        psi.ArgumentList.Add(_rig.ConfigPath);
-        var process = Process.Start(psi)!;
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) _out.WriteLine("host: " + e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) _out.WriteLine("host! " + e.Data); };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        _hosts.Add(process);
-        return process;
-    }
 
-    private static void WaitFor(Func<bool> condition, string what)
-    {
-        if (!SpinWait.SpinUntil(condition, TimeSpan.FromSeconds(30)))
-            throw new TimeoutException($"waited 30 s for {what}");
-    }
 
     private static double Percentile(List<double> values, int p)
     {

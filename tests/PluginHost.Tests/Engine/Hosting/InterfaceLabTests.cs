@@ -32,11 +32,12 @@ public sealed class InterfaceLabTests : IDisposable
     private readonly RouterLab _lab = new("i" + Guid.NewGuid().ToString("N")[..4]);
     private readonly ReloadRig _rig = new();
     private readonly ITestOutputHelper _out;
-    private readonly List<Process> _hosts = [];
+    private readonly HostProcesses _hosts;
 
     public InterfaceLabTests(ITestOutputHelper output)
     {
         _out = output;
+        _hosts = new HostProcesses(output);
         // A third uplink, so that the kernel's own route (198.18.9.0/24 via up1) stays while up2 or up3 is out.
         Uplink(Uplink3, RouterUplink3Address, Uplink3Gateway);
         _rig.WriteConfig(_lab.Router.Name, RouterLab.RouterLan, $"""
@@ -56,12 +57,7 @@ public sealed class InterfaceLabTests : IDisposable
     {
         try
         {
-            foreach (var host in _hosts)
-            {
-                if (!host.HasExited)
-                    host.Kill(entireProcessTree: true);
-                host.Dispose();
-            }
+            _hosts.Dispose();
         }
         finally
         {
@@ -91,34 +87,34 @@ public sealed class InterfaceLabTests : IDisposable
     [KernelFact]
     public void DeletedRecreatedAndDownedUplinksFallBackToTheKernelRouteAndReturnWithNoOperatorAction()
     {
-        var host = StartHost();
-        WaitFor(() => ReloadHistory.Load(_rig.RuntimeDirectory).Reloads >= 1, "the host's first apply", TimeSpan.FromSeconds(30));
+        var host = _hosts.Start(_rig.ConfigPath);
+        HostProcesses.WaitFor(() => ReloadHistory.Load(_rig.RuntimeDirectory).Reloads >= 1, "the host's first apply", TimeSpan.FromSeconds(30));
         using var a = UdpStream.Start(_lab.Client, RouterLab.ClientSourceA, _lab.Server, new IPEndPoint(RouterLab.ServerAddress, 9300), Pps, trackInterfaces: true);
         using var b = UdpStream.Start(_lab.Client, RouterLab.ClientSourceB, _lab.Server, new IPEndPoint(RouterLab.ServerAddress, 9301), Pps, trackInterfaces: true);
         int up1 = ServerIfindex(RouterLab.ServerUplink1), up2 = ServerIfindex(RouterLab.ServerUplink2), up3 = ServerIfindex(Uplink3);
-        WaitFor(() => Arrives(a, up2) && Arrives(b, up3), "both streams on their uplinks", TimeSpan.FromSeconds(5));
+        HostProcesses.WaitFor(() => Arrives(a, up2) && Arrives(b, up3), "both streams on their uplinks", TimeSpan.FromSeconds(5));
 
         // up2 deleted (both ends: a veth pair), then recreated: a new ifindex on the router.
         int routerUp2 = _lab.Router.Run(() => Interfaces.Lookup(RouterLab.RouterUplink2).Ifindex);
         Ip.Run("-n", _lab.Router.Name, "link", "del", RouterLab.RouterUplink2);
-        WaitFor(() => Arrives(a, up1), "source A on the kernel's route (up1)", TimeSpan.FromSeconds(2));
+        HostProcesses.WaitFor(() => Arrives(a, up1), "source A on the kernel's route (up1)", TimeSpan.FromSeconds(2));
         Thread.Sleep(500);
         var gone = Counters();
         Uplink(RouterLab.RouterUplink2, RouterLab.RouterUplink2Address, RouterLab.Uplink2Gateway);
         long returned = Stopwatch.GetTimestamp();
         int newUp2 = ServerIfindex(RouterLab.ServerUplink2);
-        WaitFor(() => Arrives(a, newUp2), "source A back on the recreated up2", TimeSpan.FromSeconds(5));
+        HostProcesses.WaitFor(() => Arrives(a, newUp2), "source A back on the recreated up2", TimeSpan.FromSeconds(5));
         var backA = Since(a, newUp2, returned);
         Assert.NotEqual(routerUp2, _lab.Router.Run(() => Interfaces.Lookup(RouterLab.RouterUplink2).Ifindex));
 
         // up3 set down, then up.
         Ip.Run("-n", _lab.Router.Name, "link", "set", Uplink3, "down");
-        WaitFor(() => Arrives(b, up1), "source B on the kernel's route (up1)", TimeSpan.FromSeconds(2));
+        HostProcesses.WaitFor(() => Arrives(b, up1), "source B on the kernel's route (up1)", TimeSpan.FromSeconds(2));
         Thread.Sleep(500);
         var down = StatusReport.Status(_rig.RuntimeDirectory).Single();
         returned = Stopwatch.GetTimestamp(); // before the command: the ip process's own run time counts against the host
         Ip.Run("-n", _lab.Router.Name, "link", "set", Uplink3, "up");
-        WaitFor(() => Arrives(b, up3), "source B back on up3", TimeSpan.FromSeconds(5));
+        HostProcesses.WaitFor(() => Arrives(b, up3), "source B back on up3", TimeSpan.FromSeconds(5));
         var backB = Since(b, up3, returned);
         Thread.Sleep(300);
 
@@ -156,28 +152,5 @@ public sealed class InterfaceLabTests : IDisposable
 
     private PipelineCounters Counters() => CounterReader.ReadPinned(_rig.State);
 
-    private Process StartHost()
-    {
-        var psi = new ProcessStartInfo(Path.Combine(Repo.Root, "artifacts", "pluginhost", "pluginhost"))
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        psi.ArgumentList.Add("run");
-        psi.ArgumentList.Add("--config");
-        psi.ArgumentList.Add(_rig.ConfigPath);
-        var process = Process.Start(psi)!;
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) _out.WriteLine("host: " + e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) _out.WriteLine("host! " + e.Data); };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        _hosts.Add(process);
-        return process;
-    }
 
-    private static void WaitFor(Func<bool> condition, string what, TimeSpan timeout)
-    {
-        if (!SpinWait.SpinUntil(condition, timeout))
-            throw new TimeoutException($"waited {timeout.TotalSeconds:F0} s for {what}");
-    }
 }
