@@ -221,6 +221,67 @@ public sealed class ControlPlaneLabTests : IDisposable
         Assert.Contains("p: unchanged", rootOutput);
     }
 
+    // Issue 11: a member of api.group asks the root host to read /etc/shadow (and its own environment) through
+    // `route load`; an operator points `route load` at a FIFO. Traffic keeps its path throughout.
+    [KernelFact]
+    public void HostileRouteLoadsAreRefusedWithoutContentOrStallWhileTrafficKeepsItsUplink()
+    {
+        File.AppendAllText(_rig.ConfigPath, "api:\n  group: nogroup\n");
+        StartHost();
+        Route("add", ("from", $"{RouterLab.ClientSourceA}/32"), ("interface", RouterLab.RouterUplink2), ("via", RouterLab.Uplink2Gateway.ToString()));
+        UdpTraffic.Send(_lab.Router, RouterLab.RouterUplink2Address, new IPEndPoint(RouterLab.Uplink2Gateway, 9), 1);
+        Thread.Sleep(100);
+        int up2 = int.Parse(_lab.Server.Exec("cat", $"/sys/class/net/{RouterLab.ServerUplink2}/ifindex").Trim());
+        using var udp = UdpStream.Start(_lab.Client, RouterLab.ClientSourceA, _lab.Server, new IPEndPoint(RouterLab.ServerAddress, 9150), 5_000, trackInterfaces: true);
+        Thread.Sleep(300);
+
+        // The member (uid and gid nobody/nogroup) reaches the socket: the group's rights are real, not a denied connect.
+        File.SetUnixFileMode(_rig.Work, (UnixFileMode)0b111_101_101);
+        var (listExit, _) = CliAs("65534", "route", "list", "--runtime-dir", _rig.RuntimeDirectory);
+        Assert.Equal(0, listExit);
+        string shadowFirstLine = File.ReadLines("/etc/shadow").First();
+        string shadowUser = shadowFirstLine.Split(':')[0] + ":";
+        foreach (string target in (string[])["/etc/shadow", "/proc/self/environ"])
+        {
+            var (exit, output) = CliAs("65534", "route", "load", "--runtime-dir", _rig.RuntimeDirectory, "--file", target);
+            Assert.Equal(1, exit);
+            Assert.Contains($"settings.routesFile: routes file {target}", output);
+            Assert.Contains("is outside the allowed directories", output);
+            Assert.DoesNotContain(shadowUser, output);
+            Assert.DoesNotContain("PATH=", output);
+        }
+        // Nothing read is kept where others can see it: the history is root's alone and holds no content either.
+        string reloads = Path.Combine(_rig.RuntimeDirectory, "reloads.json");
+        if (File.Exists(reloads))
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(reloads));
+            Assert.DoesNotContain(shadowUser, File.ReadAllText(reloads));
+        }
+        Assert.DoesNotContain(shadowUser, Cli("status", "--json", "--runtime-dir", _rig.RuntimeDirectory).Output);
+
+        // A FIFO in the configuration's own directory: refused at once, not read (a read would block the writer).
+        string fifo = Path.Combine(_rig.Work, "routes.fifo");
+        using (var mkfifo = Process.Start("mkfifo", [fifo])!)
+            mkfifo.WaitForExit();
+        var watch = Stopwatch.StartNew();
+        var (fifoExit, fifoOutput) = Cli("route", "load", "--runtime-dir", _rig.RuntimeDirectory, "--file", fifo);
+        double fifoSeconds = watch.Elapsed.TotalSeconds;
+        Assert.Equal(1, fifoExit);
+        Assert.Contains($"routes file '{fifo}' is a FIFO, not a regular file", fifoOutput);
+        Assert.InRange(fifoSeconds, 0, 5);
+        // The writer is free: a route add goes through and takes effect.
+        var added = Route("add", ("from", $"{RouterLab.ClientSourceB}/32"), ("interface", RouterLab.RouterUplink2), ("via", RouterLab.Uplink2Gateway.ToString()));
+        Assert.Equal(ApplyKind.MapsUpdated, added.Applied);
+        Assert.Equal("up2", PathProbe.Measure(_lab, [RouterLab.ClientSourceB], 50).Single().Uplink);
+
+        Thread.Sleep(200);
+        var result = udp.Stop();
+        _out.WriteLine($"udp: {result}; arrivals by ifindex {string.Join(", ", result.ArrivalsByInterface.Select(i => $"{i.Key}: {i.Value}"))}; FIFO refused in {fifoSeconds:F2} s");
+        Assert.Equal(0, result.Lost);
+        Assert.True(result.Received > 1000, $"received {result.Received}");
+        Assert.Equal(result.ArrivalsByInterface.Values.Sum(), result.ArrivalsByInterface.GetValueOrDefault(up2)); // 0 wrong path
+    }
+
     [KernelFact]
     public async Task MetricsGrowUnderTrafficAndAgreeWithStatsJson()
     {
