@@ -118,6 +118,14 @@ public sealed record StageSetup(IReadOnlyList<MapEntry> Entries, IReadOnlyDictio
     /// <summary>Entries in compact form, for large tables; written together with <see cref="Entries"/>.</summary>
     public IReadOnlyList<EntryTable> Tables { get; init; } = [];
 
+    /// <summary>
+    /// This stage's capacity of some of its maps, by name, where it differs from the schema's <see cref="MapSchema.MaxEntries"/>
+    /// (contract 2.2): size large tables to what they hold, so a stage with ten rules does not reserve room for a million.
+    /// A changed capacity means new maps, so a new generation (compiled, then swapped in atomically): grow in steps
+    /// (powers of two, say), not by the entry.
+    /// </summary>
+    public IReadOnlyDictionary<string, uint> MapSizes { get; init; } = new Dictionary<string, uint>();
+
     /// <summary>A setup with no entries and no constants.</summary>
     public static StageSetup Empty { get; } = new([], new Dictionary<string, long>());
 }

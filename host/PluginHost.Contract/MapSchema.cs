@@ -64,7 +64,18 @@ public enum MapContents
 /// it changes, the plugin must implement <see cref="IMapMigration"/> or the reload is refused.
 /// </remarks>
 public sealed record MapSchema(string Name, MapKind Kind, IReadOnlyList<Field> Key, IReadOnlyList<Field> Value, uint MaxEntries,
-    MapContents Contents = MapContents.Config);
+    MapContents Contents = MapContents.Config)
+{
+    /// <summary>
+    /// Changed as one with the stage's other double-buffered maps (a <see cref="MapContents.Config"/> map only; contract 2.2).
+    /// The host keeps two copies of each, <c>maps.NAME.name</c> and <c>maps.NAME.name_b</c>, and a bank selector the
+    /// template reads once per packet with <c>{{ stage.bank }}</c> (0: the first copies, 1: the second). A change is
+    /// written into the copies no packet uses, then the selector flips: a packet sees every double-buffered map of the
+    /// stage either wholly before or wholly after the change, never a mix (a decision tree, a hash table, a rule set).
+    /// Before it writes a copy again, the host waits until no packet that started on it can still be running.
+    /// </summary>
+    public bool DoubleBuffered { get; init; }
+}
 
 /// <summary>
 /// Implemented by a plugin (on the same class as <see cref="IRoutingPlugin"/>) whose map layout

@@ -89,6 +89,28 @@ internal static unsafe partial class Libbpf
     [LibraryImport(Lib)]
     public static partial nint bpf_map__name(nint map);
 
+    public const int BPF_MAP_TYPE_ARRAY = 2;
+    public const int BPF_MAP_TYPE_ARRAY_OF_MAPS = 12;
+
+    /// <summary>libbpf 1.0's <c>struct bpf_map_create_opts</c> (later fields left out: <c>sz</c> tells libbpf where it ends).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct bpf_map_create_opts
+    {
+        public nuint sz;
+        public uint btf_fd;
+        public uint btf_key_type_id;
+        public uint btf_value_type_id;
+        public uint btf_vmlinux_value_type_id;
+        public uint inner_map_fd;
+        public uint map_flags;
+        public ulong map_extra;
+        public uint numa_node;
+        public uint map_ifindex;
+    }
+
+    [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int bpf_map_create(int mapType, string? mapName, uint keySize, uint valueSize, uint maxEntries, bpf_map_create_opts* opts);
+
     [LibraryImport(Lib)]
     public static partial int bpf_map_update_elem(int fd, void* key, void* value, ulong flags);
 

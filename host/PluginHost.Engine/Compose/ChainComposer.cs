@@ -68,7 +68,7 @@ internal static class ChainComposer
             if (!StageMap.Identifier().IsMatch(stage.PluginName))
                 throw new ArgumentException($"compose pipeline {plan.Name}: plugin name '{stage.PluginName}' is not a C identifier");
             string instance = InstanceName(plan.Stages.Select(s => s.PluginName).ToList(), i);
-            var maps = stage.Maps.Select(m => new StageMap(i, instance, m)).ToList();
+            var maps = StageMap.ForStage(i, instance, stage.Maps);
             string program = i == 0 ? ChainSpec.EntryProgram : $"ph_s{i}_{stage.PluginName.ToLowerInvariant()}";
             var spec = new StageSpec(i, stage.PluginName, instance, program, maps);
             stages.Add(spec);
@@ -84,10 +84,12 @@ internal static class ChainComposer
                 ["program"] = spec.ProgramName,
                 ["own_program"] = spec.HasOwnProgram,
                 ["next_slot"] = i + 1 < plan.Stages.Count ? i + 1 : -1,
+                ["bank"] = maps.Any(m => m.IsBankSelector) ? StageMap.BankExpression(i) : "0",
             };
-            model["maps"] = maps.ToDictionary(m => m.Schema.Name, m => (object?)new Dictionary<string, object?>
+            model["maps"] = maps.Where(m => !m.SecondCopy && !m.IsBankSelector).ToDictionary(m => m.Schema.Name, m => (object?)new Dictionary<string, object?>
             {
                 ["name"] = m.CName,
+                ["name_b"] = m.Schema.DoubleBuffered ? m.CName + "_b" : m.CName,
                 ["key_type"] = $"struct {m.Key.CName}",
                 ["value_type"] = $"struct {m.Value.CName}",
             });

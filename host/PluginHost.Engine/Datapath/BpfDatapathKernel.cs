@@ -66,6 +66,10 @@ internal sealed class BpfDatapathKernel : IDatapathKernel
 
     public IHeldGeneration Hold(PipelineState state) => new Held(state.RequiredPins.ToList());
 
+    private readonly Lazy<RcuFence> _fence = new(() => new RcuFence());
+
+    public void WaitForRunningPrograms() => _fence.Value.Wait();
+
     public PipelineCounters ReadCounters(string statsPin, int stages)
     {
         using var stats = BpfMap.OpenPinned(statsPin);

@@ -25,6 +25,9 @@ internal sealed record MapDecision(StageSpec Stage, StageMap Map, MapFate Fate, 
 {
     /// <summary>Configuration maps are made to hold <see cref="Desired"/>; per-CPU values are not compared, such maps are written whole when fresh.</summary>
     public bool IsDiffed => Map.Schema.Contents == MapContents.Config && Map.Schema.Kind != MapKind.PerCpuArray;
+
+    /// <summary>A copy of a double-buffered map or a bank selector: changed by <see cref="BankSwitcher"/> as a stage's group.</summary>
+    public bool IsBanked => Map.Schema.DoubleBuffered || Map.IsBankSelector;
 }
 
 /// <summary>
@@ -109,7 +112,19 @@ internal sealed record GenerationPlan(
                 else
                     decisions.Add(new MapDecision(stage, map, MapFate.Migrated, freshPin, old, desired));
             }
-        return new GenerationPlan(planned, spec, codeKey, false, generation, pipelineDir, live, decisions) { Recorded = recorded };
+        return new GenerationPlan(planned, spec, codeKey, false, generation, pipelineDir, live, FreshBanksWhole(decisions, pipelineDir, generation))
+            { Recorded = recorded };
+    }
+
+    // A stage's double-buffered copies and bank selector are reused together or not at all: a fresh selector (0) over
+    // reused copies could name the copy the running generation's packets use as the one to write.
+    private static List<MapDecision> FreshBanksWhole(List<MapDecision> decisions, string pipelineDir, uint generation)
+    {
+        var splitStages = decisions.Where(d => d.IsBanked).GroupBy(d => d.Stage.Index)
+            .Where(g => g.Any(d => d.Fate != MapFate.Reused)).Select(g => g.Key).ToHashSet();
+        return decisions.Select(d => d.IsBanked && splitStages.Contains(d.Stage.Index) && d.Fate == MapFate.Reused
+            ? d with { Fate = MapFate.Fresh, Pin = Path.Combine(pipelineDir, MapsDirectory, $"{d.Map.PinName}-g{generation}") }
+            : d).ToList();
     }
 
     /// <summary>

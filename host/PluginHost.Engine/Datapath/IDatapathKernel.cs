@@ -46,6 +46,9 @@ internal interface IDatapathKernel
     /// <summary>Open and keep fds on everything a running generation needs that is pinned now (see <see cref="PipelineState.RequiredPins"/>).</summary>
     IHeldGeneration Hold(PipelineState state);
 
+    /// <summary>Return once every BPF program running at the call has finished (an RCU grace period).</summary>
+    void WaitForRunningPrograms();
+
     /// <summary>Read a pinned stats map.</summary>
     PipelineCounters ReadCounters(string statsPin, int stages);
 }

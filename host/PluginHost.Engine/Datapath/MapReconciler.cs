@@ -15,6 +15,43 @@ internal sealed class MapReconciler(MapContentsMemory memory, ApplyProgress? pro
     /// <summary>One map changed: how many entries, how to put it back, and what it holds now.</summary>
     public sealed record Change(string Pin, int Entries, Action Undo, PackedIndex? Unchanged, PackedEntries Now);
 
+    /// <summary>How many entries the map holds that differ from the desired ones (written, changed or deleted), changing nothing.</summary>
+    public int Differences(MapDecision decision, IMapAccess kernel)
+    {
+        var map = decision.Map;
+        var desired = decision.Desired!;
+        var current = Current(decision, kernel);
+        var held = current.Entries;
+        var seen = new bool[held.Count];
+        int differences = 0;
+        for (int i = 0; i < desired.Count; i++)
+        {
+            int at = current.Find(desired.Key(i));
+            if (at < 0)
+            {
+                differences++;
+                continue;
+            }
+            seen[at] = true;
+            if (!held.Value(at).SequenceEqual(desired.Value(i)))
+                differences++;
+        }
+        for (int j = 0; j < held.Count; j++)
+            if (!seen[j] && current.Find(held.Key(j)) == j)
+                differences++;
+        // Read back from the kernel: remembered, as the next Reconcile of this map would.
+        memory.Set(decision.Pin, current);
+        return differences;
+    }
+
+    private PackedIndex Current(MapDecision decision, IMapAccess kernel)
+    {
+        if (memory.Get(decision.Pin) is { } remembered)
+            return remembered;
+        progress?.Phase($"reading {decision.Map.CName}");
+        return new PackedIndex(kernel.ReadAll(decision.Map.Key.Size, decision.Map.Value.Size, skipZero: decision.Map.Schema.Kind == MapKind.Array));
+    }
+
     public Change Reconcile(MapDecision decision, IMapAccess kernel)
     {
         var map = decision.Map;
@@ -30,12 +67,7 @@ internal sealed class MapReconciler(MapContentsMemory memory, ApplyProgress? pro
         }
 
         // Compared in memory by span (no allocation per entry, which matters for a million), then only the difference is written, in batches.
-        var current = memory.Get(decision.Pin);
-        if (current is null)
-        {
-            progress?.Phase($"reading {map.CName}");
-            current = new PackedIndex(kernel.ReadAll(map.Key.Size, map.Value.Size, skipZero: isArray));
-        }
+        var current = Current(decision, kernel);
         var held = current.Entries;
         var seen = new bool[held.Count];
         var writes = new PackedEntries(map.Key.Size, map.Value.Size);

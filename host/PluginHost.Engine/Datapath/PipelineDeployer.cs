@@ -40,6 +40,7 @@ internal sealed partial class PipelineDeployer
     private readonly LinkSwapper _links;
     private readonly Action<string> _fault;
     private readonly HeldGenerations _held;
+    private readonly BankSwitcher _banks;
 
     internal PipelineDeployer(string bpfRoot, string runtimeDirectory, ClangCompiler compiler, TimeSpan retireAfter,
         ILogger logger, ApplyProgress? progress = null, MapContentsMemory? memory = null, TimeProvider? time = null, HeldGenerations? held = null)
@@ -66,7 +67,11 @@ internal sealed partial class PipelineDeployer
         _reconciler = new MapReconciler(_memory, progress);
         _retirer = new GenerationRetirer(bpfRoot, store, kernel, time, _memory, _fault);
         _links = new LinkSwapper(kernel);
+        _banks = new BankSwitcher(kernel, _reconciler);
     }
+
+    /// <summary>Grace periods a change of double-buffered maps had to wait for (the rest ran in the background).</summary>
+    internal int BankGraceWaits => _banks.GraceWaits;
 
     /// <summary>Apply one pipeline (see <see cref="ApplyAll"/>).</summary>
     public ApplyResult Apply(PlannedPipeline planned) => ApplyAll([planned]).Single();
@@ -167,8 +172,9 @@ internal sealed partial class PipelineDeployer
         watch.Restart();
         var loaded = prepared.Loaded = _kernel.Load(plan.Spec, compiled.ObjectPath, plan.Generation, plan.ReusedPins);
         _fault(FaultPoints.AfterLoad);
-        foreach (var decision in plan.Maps)
+        foreach (var decision in plan.Maps.Where(d => !(d.IsBanked && d.Fate == MapFate.Reused)))
             Fill(prepared, decision, loaded.Map(decision.Map.CName));
+        SwitchReusedBanks(prepared); // shared with the running generation, like the reused maps above
         prepared.Load = watch.Elapsed;
         _fault(FaultPoints.AfterFill);
 
@@ -218,6 +224,13 @@ internal sealed partial class PipelineDeployer
         }
     }
 
+    // Each stage's reused double-buffered maps, changed as one (a stage's group is all reused or all fresh).
+    private void SwitchReusedBanks(PreparedGeneration prepared)
+    {
+        foreach (var group in prepared.Plan.Maps.Where(d => d.IsBanked && d.Fate == MapFate.Reused).GroupBy(d => d.Stage.Index))
+            _banks.Switch(prepared, group.ToList());
+    }
+
     // A live map (pinned, used by the running generation) changed by difference; kept open for its undo.
     private void ReconcileLive(PreparedGeneration prepared, MapDecision decision)
     {
@@ -255,8 +268,9 @@ internal sealed partial class PipelineDeployer
         {
             try
             {
-                foreach (var decision in plan.Maps.Where(m => m.IsDiffed))
+                foreach (var decision in plan.Maps.Where(m => m.IsDiffed && !m.IsBanked))
                     ReconcileLive(prepared, decision);
+                SwitchReusedBanks(prepared);
             }
             catch
             {

@@ -125,7 +125,8 @@ internal static class PipelinePlanner
             }
             // Encode every entry now: a bad entry is a config error, not a half-applied map, and the bytes are
             // what the maps get (no plugin object is kept).
-            var maps = loaded.Maps.Select(m => new StageMap(stages.Count, "check", m)).ToDictionary(m => m.Schema.Name);
+            var schemas = Sized(loaded, setup, stage.Node, Error);
+            var maps = schemas.Select(m => new StageMap(stages.Count, "check", m)).ToDictionary(m => m.Schema.Name);
             var packed = maps.Values.ToDictionary(m => m.Schema.Name, m => new PackedEntries(m.Key.Size, m.Value.Size));
             foreach (var entry in setup.Entries)
             {
@@ -154,7 +155,9 @@ internal static class PipelinePlanner
             // Copy out of the plugin: the plan must not keep plugin objects alive past this pass
             // (the migration delegate is used only while the catalog that owns the plugin is open).
             var migration = plugin as IMapMigration;
-            stages.Add(new StagePlan(loaded.Name, loaded.Template, loaded.Maps.ToList(),
+            foreach (var (name, entriesOf) in packed.Where(p => (uint)p.Value.Count > maps[p.Key].Schema.MaxEntries))
+                Error(stage.Node, $"plugin {loaded.Name} produced {entriesOf.Count} entries for map '{name}', which holds {maps[name].Schema.MaxEntries}");
+            stages.Add(new StagePlan(loaded.Name, loaded.Template, schemas,
                 new Dictionary<string, long>(setup.Constants))
             {
                 Canaries = setup.Canaries.Select(c => c with { Frame = c.Frame.ToArray() }).ToList(),
@@ -250,6 +253,23 @@ internal static class PipelinePlanner
             .ToList();
 
         public static string Routes(int n) => n == 1 ? "1 route" : $"{n:N0} routes";
+    }
+
+    /// <summary>Largest capacity a plugin may give one map of one stage (<see cref="StageSetup.MapSizes"/>).</summary>
+    public const uint MaxMapEntries = 1u << 26;
+
+    // The plugin's schemas with this stage's capacities (StageSetup.MapSizes) in place of the declared ones.
+    private static List<MapSchema> Sized(LoadedPlugin loaded, StageSetup setup, SettingsNode node, Action<SettingsNode, string> error)
+    {
+        var sizes = setup.MapSizes ?? new Dictionary<string, uint>();
+        foreach (var (name, size) in sizes)
+        {
+            if (loaded.Maps.All(m => m.Name != name))
+                error(node, $"plugin {loaded.Name} sized map '{name}', which it does not have");
+            else if (size is 0 or > MaxMapEntries)
+                error(node, $"plugin {loaded.Name} sized map '{name}' to {size} entries: expected 1 to {MaxMapEntries}");
+        }
+        return loaded.Maps.Select(m => sizes.TryGetValue(m.Name, out uint size) && size is > 0 and <= MaxMapEntries ? m with { MaxEntries = size } : m).ToList();
     }
 
     private sealed class StageContext(PipelineConfig pipeline, PathConfinement confinement, Action<SettingsNode, string> error, OutputView outputs) : IStageContext

@@ -295,7 +295,7 @@ public sealed class PluginCatalog : IDisposable
             : [];
         if (commands.Any(c => c is null || c.Arguments is null))
             throw new PluginMemberException("its Commands holds a null command or argument list");
-        var problems = maps.SelectMany(StageMap.Validate).ToList();
+        var problems = maps.SelectMany(StageMap.Validate).Concat(StageMap.ValidateSet(maps)).ToList();
         if (problems.Count > 0)
             throw new PluginMemberException(string.Join("; ", problems));
         return new LoadedPlugin(instance, dll, name, description, template with { }, maps,

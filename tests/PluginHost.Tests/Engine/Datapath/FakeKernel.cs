@@ -91,6 +91,13 @@ internal sealed class FakeKernel : IDatapathKernel
     public uint ProgramId(string programPin) => Programs[programPin];
 
     // Every retired generation counted 10 packets at the entry and 1 of everything in each stage.
+    /// <summary>Grace periods waited for (<see cref="IDatapathKernel.WaitForRunningPrograms"/>).</summary>
+    public int GracePeriods => _gracePeriods;
+
+    private int _gracePeriods;
+
+    public void WaitForRunningPrograms() => Interlocked.Increment(ref _gracePeriods);
+
     public PipelineCounters ReadCounters(string statsPin, int stages) =>
         CounterReader.FromRows("", 0, Enumerable.Repeat(("", ""), stages).ToList(),
             row => Enumerable.Range(0, CounterLayout.PerRow).Select(c => row == 0 ? (c == (int)EntryCounter.Packets ? 10ul : 0ul) : 1ul).ToArray());
