@@ -131,7 +131,7 @@ internal sealed class TreeBuilder
     private int BuildFamily(IReadOnlyList<RuleMatch> rules, IpFamily family, uint root)
     {
         _family = family;
-        var seen = new HashSet<RuleMatch>();
+        var seen = new HashSet<RuleMatch>(rules.Count);
         var global = new List<int>();
         int duplicates = 0;
         for (int i = 0; i < rules.Count; i++)
@@ -248,6 +248,7 @@ internal sealed class TreeBuilder
                 if ((side & 2) != 0)
                     right[toRight++] = r;
             }
+            Debug.Assert(toLeft == (list + 1) * leftCount && toRight == (list + 1) * rightCount, "the sweep's counts match the partition");
         }
         // The parent's lists are no longer needed: give them back before going down, so only the pending right
         // siblings along the current path hold memory.

@@ -67,6 +67,42 @@ public sealed class ClassifierTests(ITestOutputHelper output)
         Assert.InRange(maxRules, 1, TreeBuilder.LeafMax);
     }
 
+    /// <summary>
+    /// The alternatives Classifier/README.md compares: every binth and split choice gives a correct tree within
+    /// the limits; the printed rows are the README's figures.
+    /// </summary>
+    [ClassBenchTheory]
+    [InlineData("acl1-1k.rules", "acl1-1k.trace.gz")]
+    [InlineData("acl1-10k.rules", "acl1-10k.trace.gz")]
+    [InlineData("acl1-100k.rules.gz", "acl1-100k.trace.gz")]
+    public void EveryBinthAndSplitChoiceClassifiesTheTraceToTheExpectedRule(string rulesFile, string traceFile)
+    {
+        var rules = ClassBenchFormat.ReadRules(ClassBenchData.PathOf(rulesFile));
+        var trace = ClassBenchFormat.ReadTrace(ClassBenchData.PathOf(traceFile)).ToArray();
+        output.WriteLine($"{rulesFile}: choice | binth | build ms | nodes | leaves | slots | KiB | depth max/avg | nodes visited avg/max | rules checked avg/max");
+        foreach (var choice in Enum.GetValues<SplitChoice>())
+            foreach (int binth in new[] { 4, 8, 16 })
+            {
+                var tree = TreeBuilder.Build(rules, binth, choice);
+                var s = tree.Stats;
+                int wrong = 0, maxNodes = 0, maxRules = 0;
+                long nodes = 0, checkedRules = 0;
+                foreach (var entry in trace)
+                {
+                    var lookup = tree.Classify(entry.Key);
+                    wrong += lookup.Rule == entry.ExpectedRule ? 0 : 1;
+                    nodes += lookup.NodesVisited;
+                    checkedRules += lookup.RulesChecked;
+                    maxNodes = Math.Max(maxNodes, lookup.NodesVisited);
+                    maxRules = Math.Max(maxRules, lookup.RulesChecked);
+                }
+                output.WriteLine($"| {choice} | {binth} | {s.BuildTime.TotalMilliseconds:F0} | {s.Nodes} | {s.Leaves} | {s.Slots} | {s.TotalBytes / 1024} | " +
+                                 $"{s.MaxDepth} / {s.AverageDepth:F1} | {nodes / (double)trace.Length:F2} / {maxNodes} | {checkedRules / (double)trace.Length:F2} / {maxRules} |");
+                Assert.True(wrong == 0, $"{choice}, binth {binth}: {wrong} headers classified to another rule than the trace's");
+                Assert.InRange(s.MaxLeafRules, 1, binth);
+            }
+    }
+
     [ClassBenchFact]
     public void FlatLayoutOfTheClassBench10kTreeHoldsItsInvariants()
     {
