@@ -88,6 +88,14 @@ public interface IStageContext
 
     /// <summary>Report a problem with one settings value; the host adds the file and line.</summary>
     void Error(SettingsNode node, string message);
+
+    /// <summary>
+    /// Report something valid but probably unintended (a rule no packet can reach), located like an error; nothing is
+    /// refused. <c>validate</c> and <c>run</c> print it. (Contract 2.2; contexts written against 2.1 drop it.)
+    /// </summary>
+    void Warn(SettingsNode node, string message)
+    {
+    }
 }
 
 /// <summary>What <see cref="IStageContext.ResolveOutput"/> found (contract 2.1).</summary>
@@ -125,6 +133,10 @@ public sealed record StageSetup(IReadOnlyList<MapEntry> Entries, IReadOnlyDictio
     /// (powers of two, say), not by the entry.
     /// </summary>
     public IReadOnlyDictionary<string, uint> MapSizes { get; init; } = new Dictionary<string, uint>();
+
+    /// <summary>One line on what the stage holds, for <c>validate</c> and <c>status</c> ("9,794 rules; tree of 12,001 nodes,
+    /// depth 21; 3.1 MiB"). (Contract 2.2.)</summary>
+    public string? Summary { get; init; }
 
     /// <summary>A setup with no entries and no constants.</summary>
     public static StageSetup Empty { get; } = new([], new Dictionary<string, long>());

@@ -1,13 +1,18 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Security.Cryptography;
 using PluginHost.Contract;
+using PluginHost.Plugins.FiveTuplePolicy.Classifier;
 using PluginHost.Plugins.Shared;
 
 namespace PluginHost.Plugins.FiveTuplePolicy;
 
 /// <summary>
-/// Policy by 5-tuple: ordered IPv4 rules over protocol, source and destination prefixes and source and
-/// destination ports; the first rule that matches redirects the packet (interface, next hop), drops it or
-/// passes it to the kernel, and a packet no rule matches goes on to the next stage. Rules are compiled into
-/// the stage (constants, no map lookups), so a change is a new generation, swapped in atomically.
+/// Policy by 5-tuple: ordered rules over protocol, source and destination prefixes (IPv4 or IPv6) and port ranges;
+/// the first rule that matches redirects the packet (interface, next hop), drops it, passes it to the kernel or hands
+/// it to the next stage, and a packet no rule matches goes on to the next stage. Rules come from settings, then from a
+/// rules file. The host builds a decision tree over them (see Classifier/README.md) into double-buffered maps, so a
+/// change is map writes switched in by one flip, without compiling, and a packet's cost does not grow with the rules.
 /// </summary>
 /// <example>
 /// settings:
@@ -21,112 +26,318 @@ namespace PluginHost.Plugins.FiveTuplePolicy;
 ///     - protocol: udp
 ///       dport: 5000-5999
 ///       action: drop
+///   rulesFile: acl.rules
+///   defaultAction: next
 /// </example>
-public sealed class FiveTuplePolicyPlugin : IRoutingPlugin, IRuntimeCommands
+internal sealed class FiveTuplePolicyPlugin : IRoutingPlugin, IRuntimeCommands, IMapMigration
 {
-    /// <summary>Rules per stage: each is code in the stage program, which must stay small for the verifier and the i-cache.</summary>
-    public const int MaxRules = 64;
+    /// <summary>Rules per stage, settings and file together.</summary>
+    public const int MaxRules = 262_144;
 
     private const int MaxCanaries = 4;
-    private const uint CanarySource = 0xC000020A; // 192.0.2.10
-    private const uint CanaryDestination = 0xC0000201; // 192.0.2.1
+    private const int MinimumCapacity = 64;
+    private static readonly UInt128 CanarySource = 0xC000020A; // 192.0.2.10
+    private static readonly UInt128 CanaryDestination = 0xC0000201; // 192.0.2.1
+    private static readonly UInt128 CanarySource6 = UInt128.Parse("20010db8000000000000000000000010", System.Globalization.NumberStyles.HexNumber);
+    private static readonly UInt128 CanaryDestination6 = UInt128.Parse("20010db8000000000000000000000001", System.Globalization.NumberStyles.HexNumber);
 
     public string Name => "FiveTuplePolicy";
 
-    public string Description => "Ordered IPv4 rules on protocol, addresses and ports: redirect, drop or pass; the first match decides.";
+    public string Description => "Ordered IPv4/IPv6 rules on protocol, prefixes and port ranges, classified by a decision tree: redirect, drop, pass or next.";
 
     public StageTemplate Template { get; } = StageTemplate.FromResource(typeof(FiveTuplePolicyPlugin).Assembly, "five_tuple_policy.c.sbn");
 
-    public IReadOnlyList<MapSchema> Maps { get; } = [];
+    public IReadOnlyList<MapSchema> Maps { get; } =
+    [
+        new("nodes", MapKind.Array, [new("index", FieldType.U32)],
+            [new("thr_hi", FieldType.U64), new("thr_lo", FieldType.U64), new("left", FieldType.U32), new("right", FieldType.U32), new("dim", FieldType.U32)],
+            MinimumCapacity) { DoubleBuffered = true },
+        new("slots", MapKind.Array, [new("index", FieldType.U32)], [new("rule", FieldType.U32)], MinimumCapacity) { DoubleBuffered = true },
+        new("rules", MapKind.Array, [new("index", FieldType.U32)],
+        [
+            new("src_hi", FieldType.U64), new("src_lo", FieldType.U64), new("smask_hi", FieldType.U64), new("smask_lo", FieldType.U64),
+            new("dst_hi", FieldType.U64), new("dst_lo", FieldType.U64), new("dmask_hi", FieldType.U64), new("dmask_lo", FieldType.U64),
+            new("via6", FieldType.Ipv6), new("via4", FieldType.U32), new("ifindex", FieldType.U32), new("tag", FieldType.U32),
+            new("sport_lo", FieldType.U16), new("sport_hi", FieldType.U16), new("dport_lo", FieldType.U16), new("dport_hi", FieldType.U16),
+            new("proto_lo", FieldType.U8), new("proto_hi", FieldType.U8), new("ports", FieldType.U8), new("action", FieldType.U8),
+        ], MinimumCapacity) { DoubleBuffered = true },
+        // Written by the datapath: per rule position, which rule owns it (tag) and its packets and bytes.
+        new("hits", MapKind.Array, [new("index", FieldType.U32)],
+            [new("packets", FieldType.U64), new("bytes", FieldType.U64), new("tag", FieldType.U32)], MinimumCapacity, MapContents.State),
+    ];
 
     public IReadOnlyList<RuntimeCommand> Commands { get; } =
     [
-        new("rule", "add", "Add a named rule after the others (or replace the rule of that name)", "rules", "name", RuntimeAction.Add,
+        new("rule", "add", "Add a named rule after the settings' others (or replace the rule of that name)", "rules", "name", RuntimeAction.Add,
         [
             new("name", "the rule's name, to remove it later"),
-            new("protocol", "tcp, udp, icmp, ... or a number (default: any)", Required: false),
-            new("from", "source prefix (default: any)", Required: false),
-            new("to", "destination prefix (default: any)", Required: false),
-            new("sport", "source port or range, tcp/udp (default: any)", Required: false),
-            new("dport", "destination port or range, tcp/udp (default: any)", Required: false),
-            new("action", "redirect (default with --interface), drop or pass", Required: false),
+            new("protocol", "tcp, udp, sctp, icmp, ... or a number (default: any)", Required: false),
+            new("from", "source prefix, IPv4 or IPv6 (default: any)", Required: false),
+            new("to", "destination prefix, IPv4 or IPv6 (default: any)", Required: false),
+            new("sport", "source port or range, tcp/udp/sctp (default: any)", Required: false),
+            new("dport", "destination port or range, tcp/udp/sctp (default: any)", Required: false),
+            new("action", "redirect (default with --interface), drop, pass or next", Required: false),
             new("interface", "output interface, for redirect", Required: false),
             new("via", "next hop, for redirect (default: the packet's destination)", Required: false),
         ]),
         new("rule", "del", "Remove the rule of that name", "rules", "name", RuntimeAction.Remove, [new("name", "name of the rule to remove")]),
-        new("rule", "list", "Show the rules in effect, in order", "rules", "name", RuntimeAction.List, []),
+        new("rule", "list", "Show the settings' rules in effect, in order", "rules", "name", RuntimeAction.List, []),
+        new("rule", "load", "Use a rules file (ClassBench format, optional action per line): checked after the settings' rules", "rulesFile", "file",
+            RuntimeAction.Set, [new("file", "path to the rules file", IsPath: true)]),
     ];
 
     public StageSetup Configure(SettingsNode settings, IStageContext context)
     {
-        if (settings.IsMissing)
-            return Setup([]);
-        if (settings.Kind != SettingsKind.Mapping)
+        var rules = new List<PolicyRule>();
+        if (!settings.IsMissing && settings.Kind != SettingsKind.Mapping)
         {
-            context.Error(settings, "expected a mapping with 'rules'");
-            return Setup([]);
+            context.Error(settings, "expected a mapping with 'rules' and/or 'rulesFile'");
+            return Setup(rules, settings, context);
         }
-        settings.RejectUnknownKeys(context, "rules");
+        if (!settings.IsMissing)
+            settings.RejectUnknownKeys(context, "rules", "rulesFile", "defaultAction");
         var list = settings["rules"];
         if (!list.IsMissing && list.Kind != SettingsKind.Sequence)
-        {
             context.Error(list, "expected a list of rules");
-            return Setup([]);
-        }
-        if (list.Items.Count > MaxRules)
-            context.Error(list, $"{list.Items.Count} rules: at most {MaxRules} per stage (each rule is code in the stage; " +
-                "for large tables use SourcePolicy's maps, or split the rules over several FiveTuplePolicy stages)");
-        var rules = new List<Rule>();
-        var names = new Dictionary<string, string>();
-        foreach (var node in list.Items.Take(MaxRules))
+        else
         {
-            if (RuleParser.Parse(node, context) is not { } rule)
-                continue;
-            if (rule.Name.Length > 0 && !names.TryAdd(rule.Name, node["name"].Path))
+            var names = new Dictionary<string, string>();
+            for (int i = 0; i < list.Items.Count; i++)
             {
-                context.Error(node["name"], $"duplicate rule name '{rule.Name}' (first given at {names[rule.Name]})");
-                continue;
+                var node = list.Items[i];
+                if (RuleParser.Parse(node, i, context) is not { } rule)
+                    continue;
+                if (rule.Name.Length > 0 && !names.TryAdd(rule.Name, node["name"].Path))
+                {
+                    context.Error(node["name"], $"duplicate rule name '{rule.Name}' (first given at {names[rule.Name]})");
+                    continue;
+                }
+                rules.Add(rule);
             }
-            rules.Add(rule);
         }
-        return Setup(rules);
+        var defaultAction = RuleAction.Next;
+        var actionNode = settings["defaultAction"];
+        if (!actionNode.IsMissing)
+        {
+            if (RuleParser.ParseAction(actionNode.Scalar) is { } parsed && parsed != RuleAction.Redirect)
+                defaultAction = parsed;
+            else
+                context.Error(actionNode, $"invalid default action '{actionNode.Scalar}': expected drop, pass or next (a redirect names its interface on its line)");
+        }
+        var file = settings["rulesFile"];
+        if (!file.IsMissing)
+            rules.AddRange(RulesFile.Read(file, context, defaultAction, rules.Count, MaxRules - rules.Count));
+        if (rules.Count > MaxRules)
+        {
+            context.Error(list, $"{rules.Count:N0} rules: at most {MaxRules:N0} per stage");
+            rules.Clear();
+        }
+        return Setup(rules, settings, context);
     }
 
-    private static StageSetup Setup(List<Rule> rules)
+    private static StageSetup Setup(List<PolicyRule> rules, SettingsNode settings, IStageContext context)
     {
-        var constants = new Dictionary<string, long> { ["rules"] = rules.Count };
+        FlatTree tree;
+        try
+        {
+            tree = TreeCache.Build(rules.Select(r => r.Match).ToList());
+        }
+        catch (ClassifierLimitException e)
+        {
+            context.Error(settings, e.Message);
+            return StageSetup.Empty;
+        }
+        WarnUnreachable(rules, tree, settings, context);
+
+        var nodes = new EntryTable("nodes", ["index"], ["thr_hi", "thr_lo", "left", "right", "dim"], tree.Nodes.Length);
+        for (int i = 0; i < tree.Nodes.Length; i++)
+        {
+            var n = tree.Nodes[i];
+            nodes.Add([(ulong)i], [n.ThresholdHigh, n.ThresholdLow, n.Left, n.Right, n.Dim]);
+        }
+        var slots = new EntryTable("slots", ["index"], ["rule"], tree.Slots.Length);
+        for (int i = 0; i < tree.Slots.Length; i++)
+            slots.Add([(ulong)i], [tree.Slots[i]]);
+        var records = new EntryTable("rules", ["index"],
+        [
+            "src_hi", "src_lo", "smask_hi", "smask_lo", "dst_hi", "dst_lo", "dmask_hi", "dmask_lo", "via6.hi", "via6.lo", "via4", "ifindex", "tag",
+            "sport_lo", "sport_hi", "dport_lo", "dport_hi", "proto_lo", "proto_hi", "ports", "action",
+        ], rules.Count);
         for (int i = 0; i < rules.Count; i++)
-            foreach (var (name, value) in rules[i].Constants(i))
-                constants[name] = value;
-        return new StageSetup([], constants) { Canaries = Canaries(rules) };
+        {
+            var r = tree.Rules[i];
+            var rule = rules[i];
+            bool v6 = rule.Match.Family == IpFamily.IPv6;
+            records.Add([(ulong)i],
+            [
+                r.SourceHigh, r.SourceLow, r.SourceMaskHigh, r.SourceMaskLow, r.DestinationHigh, r.DestinationLow, r.DestinationMaskHigh, r.DestinationMaskLow,
+                v6 ? (ulong)(rule.Via >> 64) : 0, v6 ? (ulong)rule.Via : 0, v6 ? 0 : (ulong)rule.Via, (ulong)rule.Ifindex, rule.Tag,
+                r.SourcePortLow, r.SourcePortHigh, r.DestinationPortLow, r.DestinationPortHigh, r.ProtocolLow, r.ProtocolHigh, r.RequiresPorts,
+                (ulong)rule.Action,
+            ]);
+        }
+        var sizes = new Dictionary<string, uint>
+        {
+            ["nodes"] = Capacity(tree.Nodes.Length),
+            ["slots"] = Capacity(tree.Slots.Length),
+            ["rules"] = Capacity(rules.Count),
+            ["hits"] = Capacity(rules.Count),
+        };
+        long reserved = 2 * ((long)sizes["nodes"] * 32 + sizes["slots"] * 8L + sizes["rules"] * 104L) + sizes["hits"] * 24L;
+        var constants = new Dictionary<string, long> { ["max_depth"] = TreeBuilder.MaxDepth, ["leaf_max"] = TreeBuilder.LeafMax };
+        var s = tree.Stats;
+        return new StageSetup([], constants)
+        {
+            Tables = [nodes, slots, records],
+            MapSizes = sizes,
+            Canaries = Canaries(rules),
+            Summary = $"{rules.Count:N0} rules ({rules.Count(r => r.Match.Family == IpFamily.IPv6):N0} IPv6); tree of {s.Nodes:N0} nodes " +
+                      $"({s.Leaves:N0} leaves, depth {s.MaxDepth}, at most {s.MaxLeafRules} rules a leaf), {s.Slots:N0} slots; " +
+                      $"{s.TotalBytes / 1048576.0:F1} MiB of tables, {reserved / 1048576.0:F1} MiB reserved (two copies)",
+        };
     }
 
-    // For the first few rules, a packet built to match the rule; its expected verdict is what the first rule
-    // that matches it does (an earlier rule may take it), computed in C# with the datapath's comparisons.
-    private static List<CanaryPacket> Canaries(List<Rule> rules)
+    // Sizes grow in powers of two: a rule added now and then is map writes, not new maps (a new generation).
+    private static uint Capacity(int count) => Math.Max(MinimumCapacity, System.Numerics.BitOperations.RoundUpToPowerOf2((uint)(count + count / 4)));
+
+    // A rule can never be the first match when one earlier rule covers it (then both share every leaf it is in, the
+    // earlier first), or when it is in no leaf at all (earlier rules together cover it). Named with the rule before it.
+    private static void WarnUnreachable(List<PolicyRule> rules, FlatTree tree, SettingsNode settings, IStageContext context)
+    {
+        var coveredBy = new int[rules.Count];
+        Array.Fill(coveredBy, -2); // -2: in no leaf (yet); -1: reachable as far as known
+        foreach (var node in tree.Nodes)
+        {
+            if (node.Dim != (uint)TreeDim.Leaf)
+                continue;
+            var list = tree.Slots.Slice((int)node.Left, (int)node.Right);
+            for (int j = 0; j < list.Length; j++)
+            {
+                int rule = (int)list[j];
+                if (coveredBy[rule] == -2)
+                    coveredBy[rule] = -1;
+                for (int i = 0; i < j && coveredBy[rule] == -1; i++)
+                    if (Covers(rules[(int)list[i]].Match, rules[rule].Match))
+                        coveredBy[rule] = (int)list[i];
+            }
+        }
+        int unreachable = 0;
+        for (int r = 0; r < rules.Count; r++)
+        {
+            if (coveredBy[r] == -1 || ++unreachable > 20)
+                continue;
+            int cover = coveredBy[r] >= 0 ? coveredBy[r] : rules.FindIndex(0, r, earlier => Covers(earlier.Match, rules[r].Match));
+            context.Warn(settings, cover >= 0
+                ? $"{rules[r].Where} can never match: {rules[cover].Where} before it matches every packet it would"
+                : $"{rules[r].Where} can never match: earlier rules together match every packet it would");
+        }
+        if (unreachable > 20)
+            context.Warn(settings, $"{unreachable - 20:N0} more rules can never match");
+    }
+
+    private static bool Covers(RuleMatch a, RuleMatch b) =>
+        a.Family == b.Family && a.ProtocolLow <= b.ProtocolLow && a.ProtocolHigh >= b.ProtocolHigh
+        && a.SourceLength <= b.SourceLength && (b.Source & a.SourceMask) == a.Source
+        && a.DestinationLength <= b.DestinationLength && (b.Destination & a.DestinationMask) == a.Destination
+        && a.SourcePortLow <= b.SourcePortLow && a.SourcePortHigh >= b.SourcePortHigh
+        && a.DestinationPortLow <= b.DestinationPortLow && a.DestinationPortHigh >= b.DestinationPortHigh
+        && (!a.RequiresPorts || b.RequiresPorts);
+
+    // For the first few rules, a packet built to match the rule; its expected verdict is what the first rule that
+    // matches it does (an earlier rule may take it), computed in C# with the datapath's semantics.
+    private static List<CanaryPacket> Canaries(List<PolicyRule> rules)
     {
         var canaries = new List<CanaryPacket>();
+        var matcher = new LinearMatcher(rules.Select(r => r.Match).ToList());
         for (int i = 0; i < rules.Count && canaries.Count < MaxCanaries; i++)
         {
-            var rule = rules[i];
-            byte protocol = rule.Protocol == 0 ? (byte)17 : rule.Protocol;
-            uint source = rule.SourceMask == 0 ? CanarySource : rule.Source;
-            uint destination = rule.DestinationMask == 0 ? CanaryDestination : rule.Destination;
-            bool ports = protocol is 6 or 17;
-            ushort sport = rule.Ports ? rule.SourceLow : (ushort)40000;
-            ushort dport = rule.Ports ? rule.DestinationLow : (ushort)9;
-            var decider = rules.First(r => r.Matches(protocol, source, destination, ports, sport, dport));
-            var (verdict, ifindex) = decider.Action switch
+            var m = rules[i].Match;
+            bool v6 = m.Family == IpFamily.IPv6;
+            // IPv6 canaries are UDP (the frame builder has no other): a rule that cannot match UDP gets none.
+            byte protocol = m.ProtocolLow <= 17 && m.ProtocolHigh >= 17 ? (byte)17 : v6 ? (byte)0 : m.ProtocolLow;
+            if (v6 && protocol != 17)
+                continue;
+            bool ports = protocol is 6 or 17 or 132;
+            if (m.RequiresPorts && !ports)
+                continue;
+            var source = m.SourceLength == 0 ? (v6 ? CanarySource6 : CanarySource) : m.Source;
+            var destination = m.DestinationLength == 0 ? (v6 ? CanaryDestination6 : CanaryDestination) : m.Destination;
+            ushort sport = m.RequiresPorts ? m.SourcePortLow : (ushort)40000;
+            ushort dport = m.RequiresPorts ? m.DestinationPortLow : (ushort)9;
+            var key = new PacketKey(m.Family, protocol, source, destination, ports, sport, dport);
+            int decider = matcher.Match(key);
+            if (decider < 0 || !Forwardable(key))
+                continue;
+            var d = rules[decider];
+            if (d.Action == RuleAction.Next)
+                continue; // what happens next is a later stage's business
+            var (verdict, ifindex) = d.Action switch
             {
-                RuleAction.Redirect when decider.Ifindex == 0 => (CanaryVerdict.Pass, 0), // withdrawn: the kernel routes it
-                RuleAction.Redirect => (CanaryVerdict.Redirect, decider.Ifindex),
+                RuleAction.Redirect when d.Ifindex == 0 => (CanaryVerdict.Pass, 0), // withdrawn: the kernel routes it
+                RuleAction.Redirect => (CanaryVerdict.Redirect, d.Ifindex),
                 RuleAction.Drop => (CanaryVerdict.Drop, 0),
                 _ => (CanaryVerdict.Pass, 0),
             };
-            string name = rule.Name.Length > 0 ? $"rule {rule.Name}" : $"rule {i}";
-            canaries.Add(new CanaryPacket(name, CanaryFrames.Ipv4(Ipv4Text.ToAddress(source), Ipv4Text.ToAddress(destination), protocol, sport, dport),
-                verdict, ifindex));
+            var frame = v6
+                ? CanaryFrames.Ipv6Udp(Ipv6Text.ToAddress(source), Ipv6Text.ToAddress(destination), sport, dport)
+                : CanaryFrames.Ipv4(Ipv4Text.ToAddress((uint)source), Ipv4Text.ToAddress((uint)destination), protocol, sport, dport);
+            canaries.Add(new CanaryPacket($"{rules[i].Where}", frame, verdict, ifindex));
         }
         return canaries;
+    }
+
+    // The redirect helpers give multicast, broadcast and scoped IPv6 destinations to the kernel: no redirect canary for them.
+    private static bool Forwardable(PacketKey key) =>
+        key.Family == IpFamily.IPv4
+            ? (uint)key.Destination >> 28 != 0xE && (uint)key.Destination != uint.MaxValue
+            : !Ipv6Text.WithinScoped(key.Destination, 128) && key.Destination != 0;
+
+    /// <summary>The hit counters follow the rule positions into maps of another size; positions past the end go.</summary>
+    public MapEntry? Migrate(MapSchema from, MapSchema to, MapEntry entry) =>
+        Convert.ToUInt32(entry.Key["index"]) < to.MaxEntries ? entry : null;
+
+    /// <summary>The last trees built, by their rules: validating and applying the same rules builds once.</summary>
+    private static class TreeCache
+    {
+        private static readonly Lock Gate = new();
+        private static (byte[] Key, FlatTree Tree)? _last;
+
+        public static FlatTree Build(List<RuleMatch> matches)
+        {
+            var hash = new IncrementalHash();
+            byte[] key = hash.Of(matches);
+            lock (Gate)
+                if (_last is { } last && last.Key.AsSpan().SequenceEqual(key))
+                    return last.Tree;
+            var tree = TreeBuilder.Build(matches);
+            lock (Gate)
+                _last = (key, tree);
+            return tree;
+        }
+
+        private sealed class IncrementalHash
+        {
+            public byte[] Of(List<RuleMatch> matches)
+            {
+                using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+                Span<byte> row = stackalloc byte[48];
+                foreach (var m in matches)
+                {
+                    BinaryPrimitives.WriteUInt128LittleEndian(row, m.Source);
+                    BinaryPrimitives.WriteUInt128LittleEndian(row[16..], m.Destination);
+                    row[32] = (byte)m.Family;
+                    row[33] = m.ProtocolLow;
+                    row[34] = m.ProtocolHigh;
+                    row[35] = (byte)m.SourceLength;
+                    row[36] = (byte)m.DestinationLength;
+                    BinaryPrimitives.WriteUInt16LittleEndian(row[37..], m.SourcePortLow);
+                    BinaryPrimitives.WriteUInt16LittleEndian(row[39..], m.SourcePortHigh);
+                    BinaryPrimitives.WriteUInt16LittleEndian(row[41..], m.DestinationPortLow);
+                    BinaryPrimitives.WriteUInt16LittleEndian(row[43..], m.DestinationPortHigh);
+                    sha.AppendData(row);
+                }
+                return sha.GetHashAndReset();
+            }
+        }
     }
 }

@@ -1,49 +1,40 @@
 using System.Globalization;
+using System.Net;
 using PluginHost.Contract;
+using PluginHost.Plugins.FiveTuplePolicy.Classifier;
 using PluginHost.Plugins.Shared;
 
 namespace PluginHost.Plugins.FiveTuplePolicy;
 
-public enum RuleAction
+/// <summary>What the first rule that matches a packet does with it.</summary>
+internal enum RuleAction
 {
+    /// <summary>Out of an interface, to a next hop (or the packet's destination).</summary>
     Redirect = 1,
     Drop = 2,
+    /// <summary>To the kernel, which routes it by its own table.</summary>
     Pass = 3,
+    /// <summary>On to the next stage of the pipeline, counted as matched.</summary>
+    Next = 4,
 }
 
 /// <summary>
-/// One rule: what it matches (0 protocol = any, 0 mask = any address, full port ranges when <see cref="Ports"/> is
-/// false) and what it does. Addresses are host-order numbers, as the template compares them.
+/// One rule: what it matches and what it does. <paramref name="Where"/> names it in messages ("rule 'web'",
+/// "rules[3]", "acl.rules:12"); <paramref name="Via"/> is the next hop as a number (IPv4 in the low 32 bits; 0: the
+/// packet's destination); <paramref name="Ifindex"/> is 0 for a withdrawn redirect (its packets go to the kernel).
 /// </summary>
-public sealed record Rule(string Name, byte Protocol, uint Source, uint SourceMask, uint Destination, uint DestinationMask,
-    bool Ports, ushort SourceLow, ushort SourceHigh, ushort DestinationLow, ushort DestinationHigh,
-    RuleAction Action, int Ifindex, uint Via)
+internal sealed record PolicyRule(string Name, string Where, RuleMatch Match, RuleAction Action, int Ifindex, UInt128 Via)
 {
-    /// <summary>What the datapath does with a packet, in C#: the same comparisons, for canaries and tests.</summary>
-    public bool Matches(byte protocol, uint source, uint destination, bool hasPorts, ushort sourcePort, ushort destinationPort) =>
-        (Protocol == 0 || Protocol == protocol)
-        && (source & SourceMask) == Source
-        && (destination & DestinationMask) == Destination
-        && (!Ports || (hasPorts && sourcePort >= SourceLow && sourcePort <= SourceHigh
-                                && destinationPort >= DestinationLow && destinationPort <= DestinationHigh));
-
-    /// <summary>The constants the template reads for rule <paramref name="index"/>.</summary>
-    public IEnumerable<KeyValuePair<string, long>> Constants(int index)
+    /// <summary>Which rule owns a position's hit counters: the name's hash for a named rule, else the rule's text's.</summary>
+    public uint Tag
     {
-        string p = $"r{index}_";
-        yield return new(p + "proto", Protocol);
-        yield return new(p + "src", Source);
-        yield return new(p + "src_mask", SourceMask);
-        yield return new(p + "dst", Destination);
-        yield return new(p + "dst_mask", DestinationMask);
-        yield return new(p + "ports", Ports ? 1 : 0);
-        yield return new(p + "sport_lo", SourceLow);
-        yield return new(p + "sport_hi", SourceHigh);
-        yield return new(p + "dport_lo", DestinationLow);
-        yield return new(p + "dport_hi", DestinationHigh);
-        yield return new(p + "action", (long)Action);
-        yield return new(p + "ifindex", Ifindex);
-        yield return new(p + "via", Via);
+        get
+        {
+            uint hash = 2166136261;
+            foreach (char c in Name.Length > 0 ? "name:" + Name : $"{Match} {Action} {Ifindex} {Via}")
+                hash = (hash ^ c) * 16777619;
+            return hash == 0 ? 1 : hash;
+        }
     }
 }
 
@@ -52,12 +43,12 @@ internal static class RuleParser
 {
     private static readonly Dictionary<string, byte> Protocols = new(StringComparer.OrdinalIgnoreCase)
     {
-        ["any"] = 0, ["tcp"] = 6, ["udp"] = 17, ["icmp"] = 1, ["gre"] = 47, ["esp"] = 50, ["sctp"] = 132,
+        ["tcp"] = 6, ["udp"] = 17, ["icmp"] = 1, ["icmpv6"] = 58, ["gre"] = 47, ["esp"] = 50, ["sctp"] = 132,
     };
 
     public static readonly string[] Fields = ["name", "protocol", "from", "to", "sport", "dport", "action", "interface", "via"];
 
-    public static Rule? Parse(SettingsNode node, IStageContext context)
+    public static PolicyRule? Parse(SettingsNode node, int index, IStageContext context)
     {
         if (node.Kind != SettingsKind.Mapping)
         {
@@ -76,27 +67,28 @@ internal static class RuleParser
                 ok = false;
             }
         }
-        ok &= TryProtocol(node["protocol"], context, out byte protocol);
-        ok &= TryPrefix(node["from"], context, out uint source, out uint sourceMask);
-        ok &= TryPrefix(node["to"], context, out uint destination, out uint destinationMask);
-        ok &= TryPorts(node["sport"], context, out bool sportSet, out ushort sportLow, out ushort sportHigh);
-        ok &= TryPorts(node["dport"], context, out bool dportSet, out ushort dportLow, out ushort dportHigh);
-        if ((sportSet || dportSet) && protocol is not (6 or 17))
+        ok &= TryProtocol(node["protocol"], context, out byte protoLow, out byte protoHigh);
+        ok &= TryPrefix(node["from"], context, out var sourceFamily, out var source, out int sourceLength);
+        ok &= TryPrefix(node["to"], context, out var destinationFamily, out var destination, out int destinationLength);
+        if (sourceFamily is { } sf && destinationFamily is { } df && sf != df)
         {
-            context.Error(node[sportSet ? "sport" : "dport"], "ports need 'protocol: tcp' or 'protocol: udp'");
+            context.Error(node["to"], $"'to' is {df} but 'from' is {sf}: a rule is one family");
             ok = false;
         }
-        // Interface and next hop are checked against a valid action only.
+        var family = sourceFamily ?? destinationFamily ?? IpFamily.IPv4;
+        ok &= TryPorts(node["sport"], context, out bool sportSet, out ushort sportLow, out ushort sportHigh);
+        ok &= TryPorts(node["dport"], context, out bool dportSet, out ushort dportLow, out ushort dportHigh);
+        if ((sportSet || dportSet) && !(protoLow == protoHigh && protoLow is 6 or 17 or 132))
+        {
+            context.Error(node[sportSet ? "sport" : "dport"], "ports need 'protocol: tcp', 'udp' or 'sctp'");
+            ok = false;
+        }
         bool actionOk = TryAction(node, context, out var action);
         ok &= actionOk;
         int ifindex = 0;
-        uint via = 0;
+        UInt128 via = 0;
         if (actionOk && action == RuleAction.Redirect)
-        {
-            // Missing or down: the rule is withdrawn (ifindex 0: its packets go to the kernel), not refused.
-            bool hopOk = NextHops.TryParseIpv4(node["via"], context, out via);
-            ok &= hopOk && Interfaces.TryResolve(context, node["interface"], via == 0 ? null : Ipv4Text.ToAddress(via), node["via"], out ifindex);
-        }
+            ok &= TryOutput(node, context, family, out ifindex, out via);
         else if (actionOk)
         {
             foreach (var field in new[] { "interface", "via" }.Where(f => !node[f].IsMissing))
@@ -107,36 +99,80 @@ internal static class RuleParser
         }
         if (!ok)
             return null;
-        return new Rule(name, protocol, source, sourceMask, destination, destinationMask, sportSet || dportSet,
-            sportLow, sportHigh, dportLow, dportHigh, action, ifindex, via);
+        var match = new RuleMatch(family, protoLow, protoHigh, source, sourceLength, destination, destinationLength,
+            sportLow, sportHigh, dportLow, dportHigh);
+        return new PolicyRule(name, name.Length > 0 ? $"rule '{name}'" : $"rules[{index}]", match, action, ifindex, via);
     }
 
-    private static bool TryProtocol(SettingsNode node, IStageContext context, out byte protocol)
+    /// <summary>The output of a redirect: interface (withdrawn when missing or down) and next hop of the rule's family.</summary>
+    private static bool TryOutput(SettingsNode node, IStageContext context, IpFamily family, out int ifindex, out UInt128 via)
     {
-        protocol = 0;
+        ifindex = 0;
+        via = 0;
+        var viaNode = node["via"];
+        IPAddress? hop = null;
+        if (!viaNode.IsMissing)
+        {
+            string text = viaNode.Scalar ?? "";
+            uint v4 = 0;
+            string? problem = family == IpFamily.IPv4 ? NextHops.Ipv4Problem(text, "198.18.3.2", out v4) : NextHops.Ipv6Problem(text, out via);
+            if (problem is not null)
+            {
+                context.Error(viaNode, problem + (IPAddress.TryParse(text, out var other) && (other.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6) != (family == IpFamily.IPv6)
+                    ? $" (the rule is {family})" : ""));
+                return false;
+            }
+            if (family == IpFamily.IPv4)
+                via = v4;
+            hop = IPAddress.Parse(text);
+        }
+        return Interfaces.TryResolve(context, node["interface"], hop, viaNode, out ifindex);
+    }
+
+    private static bool TryProtocol(SettingsNode node, IStageContext context, out byte low, out byte high)
+    {
+        low = 0;
+        high = 255;
         if (node.IsMissing)
             return true;
         string text = node.Scalar ?? "";
-        if (Protocols.TryGetValue(text, out protocol))
+        if (text.Equals("any", StringComparison.OrdinalIgnoreCase))
             return true;
-        if (byte.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out protocol))
+        if (Protocols.TryGetValue(text, out low) || byte.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out low))
+        {
+            high = low;
             return true;
-        context.Error(node, $"invalid protocol '{text}': expected tcp, udp, icmp, gre, esp, sctp, any or a number 0-255");
+        }
+        context.Error(node, $"invalid protocol '{text}': expected tcp, udp, sctp, icmp, icmpv6, gre, esp, any or a number 0-255");
         return false;
     }
 
-    private static bool TryPrefix(SettingsNode node, IStageContext context, out uint network, out uint mask)
+    private static bool TryPrefix(SettingsNode node, IStageContext context, out IpFamily? family, out UInt128 network, out int length)
     {
-        network = mask = 0;
+        family = null;
+        network = 0;
+        length = 0;
         if (node.IsMissing)
             return true;
-        if (!Prefixes.TryParseIpv4(node, context, "expected an IPv4 address or CIDR such as 198.18.1.0/24", out network, out int length))
+        string text = node.Scalar ?? "";
+        bool v6 = text.Contains(':');
+        uint v4 = 0;
+        string? problem = v6
+            ? Prefixes.Ipv6Problem(text, "expected an IPv4 or IPv6 address or prefix such as 198.18.1.0/24 or 2001:db8::/32", out network, out length)
+            : Prefixes.Ipv4Problem(text, "expected an IPv4 or IPv6 address or prefix such as 198.18.1.0/24 or 2001:db8::/32", out v4, out length);
+        if (problem is not null)
+        {
+            context.Error(node, problem);
             return false;
-        mask = length == 0 ? 0 : uint.MaxValue << (32 - length);
+        }
+        if (!v6)
+            network = v4;
+        family = v6 ? IpFamily.IPv6 : IpFamily.IPv4;
         return true;
     }
 
-    private static bool TryPorts(SettingsNode node, IStageContext context, out bool set, out ushort low, out ushort high)
+    /// <summary>A port (443) or an inclusive range (1024-65535).</summary>
+    public static bool TryPorts(SettingsNode node, IStageContext context, out bool set, out ushort low, out ushort high)
     {
         set = false;
         low = 0;
@@ -168,23 +204,25 @@ internal static class RuleParser
         {
             if (!rule["interface"].IsMissing)
                 return true;
-            context.Error(rule, "missing 'action' (redirect with an 'interface', drop or pass)");
+            context.Error(rule, "missing 'action' (redirect with an 'interface', drop, pass or next)");
             return false;
         }
-        // Not Enum.TryParse: it reads "drop, pass" as the two OR-ed together, and numbers as values.
-        RuleAction? parsed = node.Scalar?.ToLowerInvariant() switch
-        {
-            "redirect" => RuleAction.Redirect,
-            "drop" => RuleAction.Drop,
-            "pass" => RuleAction.Pass,
-            _ => null,
-        };
-        if (parsed is { } known)
+        if (ParseAction(node.Scalar) is { } known)
         {
             action = known;
             return true;
         }
-        context.Error(node, $"invalid action '{node.Scalar}': expected redirect, drop or pass");
+        context.Error(node, $"invalid action '{node.Scalar}': expected redirect, drop, pass or next");
         return false;
     }
+
+    // Not Enum.TryParse: it reads "drop, pass" as the two OR-ed together, and numbers as values.
+    public static RuleAction? ParseAction(string? text) => text?.ToLowerInvariant() switch
+    {
+        "redirect" => RuleAction.Redirect,
+        "drop" => RuleAction.Drop,
+        "pass" => RuleAction.Pass,
+        "next" => RuleAction.Next,
+        _ => null,
+    };
 }

@@ -92,7 +92,11 @@ internal static class ValidateCommand
                     Console.WriteLine(JsonSerializer.Serialize(new
                     {
                         valid = true,
-                        pipelines = ok.Select(p => new { name = p.Config.Name, stages = p.Plan.Stages.Select(s => s.PluginName), entries = p.EntryCount }),
+                        pipelines = ok.Select(p => new
+                        {
+                            name = p.Config.Name, stages = p.Plan.Stages.Select(s => s.PluginName), entries = p.EntryCount,
+                            summaries = p.Plan.Stages.Select(s => s.Summary),
+                        }),
                         warnings = ok.SelectMany(p => p.Warnings),
                     }, HostJson.Options));
                     return 0;
@@ -110,6 +114,9 @@ internal static class ValidateCommand
                 {
                     Console.WriteLine($"ok: pipeline {p.Config.Name} on {p.Config.Interface} {p.Config.Direction.ToString().ToLowerInvariant()}" +
                         $": {string.Join(" → ", p.Plan.Stages.Select(s => s.PluginName))} ({p.EntryCount} map entries)");
+                    for (int i = 0; i < p.Plan.Stages.Count; i++)
+                        if (p.Plan.Stages[i].Summary is { } summary)
+                            Console.WriteLine($"  stage {i} {p.Plan.Stages[i].PluginName}: {summary}");
                     // Valid, but an interface its routes use is missing or down: they would be withdrawn.
                     foreach (var warning in p.Warnings)
                         Console.WriteLine($"  warning: {warning}");

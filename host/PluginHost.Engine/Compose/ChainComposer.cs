@@ -16,6 +16,9 @@ public sealed record StagePlan(
     /// <summary>Packets to run through a new generation before it goes live.</summary>
     public IReadOnlyList<CanaryPacket> Canaries { get; init; } = [];
 
+    /// <summary>The plugin's one line on what the stage holds (<see cref="StageSetup.Summary"/>), if any.</summary>
+    public string? Summary { get; init; }
+
     /// <summary>The plugin's conversion for state maps whose layout changed, when it has one.</summary>
     public Func<MapSchema, MapSchema, MapEntry, MapEntry?>? Migrate { get; init; }
 }

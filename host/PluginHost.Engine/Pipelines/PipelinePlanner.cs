@@ -161,6 +161,7 @@ internal static class PipelinePlanner
                 new Dictionary<string, long>(setup.Constants))
             {
                 Canaries = setup.Canaries.Select(c => c with { Frame = c.Frame.ToArray() }).ToList(),
+                Summary = setup.Summary is { } summary ? Config.ConfigText.Cut(summary) : null,
                 Migrate = migration is null ? null : migration.Migrate,
             });
             entries.Add(packed);
@@ -301,5 +302,7 @@ internal static class PipelinePlanner
         public string ResolvePath(string path) => confinement.Resolve(path);
 
         public void Error(SettingsNode node, string message) => error(node, message);
+
+        public void Warn(SettingsNode node, string message) => outputs.Warn(node, message);
     }
 }

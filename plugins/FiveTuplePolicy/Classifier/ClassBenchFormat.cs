@@ -73,14 +73,32 @@ internal static class ClassBenchFormat
 
     private static bool TryParseRule(ReadOnlySpan<char> text, int position, out RuleMatch rule, out string? error)
     {
-        rule = default;
-        Span<Range> fields = stackalloc Range[7];
-        int count = Split(text, fields);
-        if (count != 6)
+        bool ok = TryParseMatch(text, position, out rule, out error, out int rest);
+        if (ok && rest < text.Length)
         {
-            error = $"expected 6 fields ({RuleShape}), found {count}{(count > 6 ? " or more" : "")}";
+            error = $"expected 6 fields ({RuleShape}), found more";
             return false;
         }
+        return ok;
+    }
+
+    /// <summary>
+    /// The match part of one rules line: its first six fields (<c>PRIORITY PROTO SRC/LEN DST/LEN SPORTS DPORTS</c>).
+    /// <paramref name="rest"/> is where the text after them starts (the plugin's action fields), or the line's length.
+    /// </summary>
+    public static bool TryParseMatch(ReadOnlySpan<char> text, int position, out RuleMatch rule, out string? error, out int rest)
+    {
+        rule = default;
+        rest = text.Length;
+        Span<Range> fields = stackalloc Range[7];
+        int count = Split(text, fields);
+        if (count < 6)
+        {
+            error = $"expected 6 fields ({RuleShape}), found {count}";
+            return false;
+        }
+        if (count == 7)
+            rest = fields[6].Start.Value;
         var problems = new List<string>(2);
         var priority = text[fields[0]];
         if (!int.TryParse(priority, NumberStyles.None, CultureInfo.InvariantCulture, out int p) || p != position)

@@ -77,4 +77,8 @@ public sealed class FakeStageContext(IReadOnlyDictionary<string, int> interfaces
     public string ResolvePath(string path) => Path.GetFullPath(path, "/etc/ph");
 
     public void Error(SettingsNode node, string message) => Errors.Add((node, message));
+
+    public List<(SettingsNode Node, string Message)> Warnings { get; } = [];
+
+    public void Warn(SettingsNode node, string message) => Warnings.Add((node, message));
 }

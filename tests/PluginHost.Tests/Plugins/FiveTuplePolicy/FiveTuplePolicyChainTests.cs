@@ -90,13 +90,13 @@ public sealed class FiveTuplePolicyChainTests : IDisposable
     }
 
     [KernelFact]
-    public void RuntimeRulesAreNewGenerationsInOrder()
+    public void RuntimeRulesAreMapWritesInOrderWithNoNewGeneration()
     {
         using var rig = new ReloadRig();
         rig.UsePlugin(Path.Combine(Repo.PluginsDirectory, "FiveTuplePolicy"));
         rig.WriteConfig(_net.Namespace.Name, KernelChain.Input, Stages);
         var engine = rig.Engine();
-        engine.Apply();
+        uint program = engine.Apply().Single().ProgramId;
         int Verdict(byte[] frame)
         {
             using var entry = rig.LiveEntry();
@@ -105,11 +105,14 @@ public sealed class FiveTuplePolicyChainTests : IDisposable
 
         var added = engine.RunCommand(new CommandRequest("rule", "add", new Dictionary<string, string>
             { ["name"] = "block-ssh", ["protocol"] = "tcp", ["dport"] = "22", ["action"] = "drop" }));
-        Assert.Equal(ApplyKind.Swapped, added.Applied);
+        Assert.Equal(ApplyKind.MapsUpdated, added.Applied);
+        Assert.Equal(program, rig.AttachedProgramId());
         Assert.Equal(TcActShot, Verdict(Tcp("10.9.9.9", 22)));
         Assert.Equal(["trusted-host", "web", "no-games", "", "block-ssh"], added.Items.Select(i => i.GetValueOrDefault("name", "")));
 
-        engine.RunCommand(new CommandRequest("rule", "del", new Dictionary<string, string> { ["name"] = "block-ssh" }));
+        var deleted = engine.RunCommand(new CommandRequest("rule", "del", new Dictionary<string, string> { ["name"] = "block-ssh" }));
+        Assert.Equal(ApplyKind.MapsUpdated, deleted.Applied);
         Assert.Equal(TcxNext, Verdict(Tcp("10.9.9.9", 22)));
+        Assert.Equal(program, rig.AttachedProgramId());
     }
 }

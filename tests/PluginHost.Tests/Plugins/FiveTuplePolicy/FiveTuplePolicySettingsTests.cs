@@ -4,19 +4,32 @@ using Xunit;
 
 namespace PluginHost.Tests.Plugins.FiveTuplePolicy;
 
-/// <summary>Settings validation of FiveTuplePolicy: rules become template constants; every refusal names its field and value.</summary>
+/// <summary>Settings and rules files of FiveTuplePolicy: rules become the classifier's tables; every refusal names its field and value.</summary>
 [Trait("Category", "Unit")]
-public sealed class FiveTuplePolicySettingsTests(FiveTuplePolicyFixture fixture) : IClassFixture<FiveTuplePolicyFixture>
+public sealed class FiveTuplePolicySettingsTests(FiveTuplePolicyFixture fixture) : IClassFixture<FiveTuplePolicyFixture>, IDisposable
 {
     private const string Rule0 = "pipelines[0].stages[0].settings.rules[0]";
 
     private readonly IRoutingPlugin _plugin = fixture.Plugin;
     private readonly FakeStageContext _context = FakeStageContext.Default();
+    private readonly string _dir = Directory.CreateTempSubdirectory("pluginhost-ftp-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
 
     private StageSetup Configure(string settingsYaml) => _plugin.Configure(PluginFixture.Settings("FiveTuplePolicy", settingsYaml), _context);
 
+    private static EntryTable Table(StageSetup setup, string map) => setup.Tables.Single(t => t.Map == map);
+
+    // One rules-map row by field name.
+    private static Dictionary<string, ulong> RuleRow(StageSetup setup, int index)
+    {
+        var table = Table(setup, "rules");
+        var row = table.Row(index).ToArray();
+        return table.ValueFields.Select((f, i) => (f, row[table.KeyFields.Count + i])).ToDictionary(p => p.f, p => p.Item2);
+    }
+
     [Fact]
-    public void RulesBecomeConstantsInOrder()
+    public void RulesBecomeTheClassifiersTablesInOrder()
     {
         var setup = Configure("""
             rules:
@@ -32,21 +45,52 @@ public sealed class FiveTuplePolicySettingsTests(FiveTuplePolicyFixture fixture)
 
         Assert.Empty(_context.Errors);
         Assert.Empty(setup.Entries);
-        var c = setup.Constants;
-        Assert.Equal(2, c["rules"]);
-        Assert.Equal((6, 0xC6120100L, 0xFFFFFF00L, 0L, 1L, 443L, 443L, 1L, 8L, 0xC6120302L),
-            (c["r0_proto"], c["r0_src"], c["r0_src_mask"], c["r0_dst_mask"], c["r0_ports"], c["r0_dport_lo"], c["r0_dport_hi"], c["r0_action"], c["r0_ifindex"], c["r0_via"]));
-        Assert.Equal((17, 1024L, 65535L, 0L, 65535L, 2L), (c["r1_proto"], c["r1_sport_lo"], c["r1_sport_hi"], c["r1_dport_lo"], c["r1_dport_hi"], c["r1_action"]));
-        // Canaries: the web rule's packet is redirected to up2; the UDP rule's packet (40000 → 9... from port 1024) is dropped.
+        Assert.Equal(2, Table(setup, "rules").Count);
+        var web = RuleRow(setup, 0);
+        Assert.Equal((6ul, 6ul, 0xC6120100ul, 0xFFFFFF00ul, 0ul, 1ul, 443ul, 443ul, 1ul, 8ul, 0xC6120302ul),
+            (web["proto_lo"], web["proto_hi"], web["src_lo"], web["smask_lo"], web["dmask_lo"], web["ports"], web["dport_lo"], web["dport_hi"],
+             web["action"], web["ifindex"], web["via4"]));
+        var udp = RuleRow(setup, 1);
+        Assert.Equal((17ul, 1024ul, 65535ul, 0ul, 65535ul, 2ul), (udp["proto_lo"], udp["sport_lo"], udp["sport_hi"], udp["dport_lo"], udp["dport_hi"], udp["action"]));
+        // Two IPv4 rules: a tree under node 0, an empty IPv6 leaf at node 1; every map sized to the smallest step.
+        Assert.True(Table(setup, "nodes").Count >= 2);
+        Assert.All(setup.MapSizes.Values, size => Assert.Equal(64u, size));
+        Assert.Equal(new long[] { 64, 16 }, new[] { setup.Constants["max_depth"], setup.Constants["leaf_max"] });
+        // Canaries: the web rule's packet is redirected to up2; the UDP rule's packet (from port 1024) is dropped.
         Assert.Equal([(CanaryVerdict.Redirect, 8), (CanaryVerdict.Drop, 0)], setup.Canaries.Select(k => (k.Expect, k.RedirectIfindex)));
+        Assert.StartsWith("2 rules (0 IPv6); tree of", setup.Summary);
+    }
+
+    [Fact]
+    public void IPv6RulesHaveTheirOwnFamilyAndNextHop()
+    {
+        var setup = Configure("""
+            rules:
+              - protocol: udp
+                from: 2001:db8:1::/48
+                dport: 53
+                interface: up1
+                via: fe80::2
+              - to: 2001:db8::/32
+                action: next
+            """);
+
+        Assert.Empty(_context.Errors);
+        var dns = RuleRow(setup, 0);
+        Assert.Equal((0x20010db800010000ul, 0xffffffffffff0000ul, 0xfe80000000000000ul, 2ul, 0ul, 7ul),
+            (dns["src_hi"], dns["smask_hi"], dns["via6.hi"], dns["via6.lo"], dns["via4"], dns["ifindex"]));
+        Assert.Equal(4ul, RuleRow(setup, 1)["action"]);
+        Assert.StartsWith("2 rules (2 IPv6)", setup.Summary);
     }
 
     [Theory]
-    [InlineData("dport: 443\n  action: pass", "dport", "ports need 'protocol: tcp' or 'protocol: udp'")]
+    [InlineData("dport: 443\n  action: pass", "dport", "ports need 'protocol: tcp', 'udp' or 'sctp'")]
     [InlineData("protocol: tcp\n  dport: 2000-1000\n  action: pass", "dport", "invalid port '2000-1000'")]
     [InlineData("protocol: tcp\n  dport: 70000\n  action: pass", "dport", "invalid port '70000'")]
     [InlineData("protocol: bogus\n  action: pass", "protocol", "invalid protocol 'bogus'")]
     [InlineData("from: 198.18.1.1/24\n  action: pass", "from", "host bits are set (did you mean 198.18.1.0/24?)")]
+    [InlineData("from: 198.18.1.0/24\n  to: 2001:db8::/32\n  action: pass", "to", "'to' is IPv6 but 'from' is IPv4: a rule is one family")]
+    [InlineData("from: 2001:db8::/32\n  interface: up1\n  via: 198.18.3.2", "via", "(the rule is IPv6)")]
     [InlineData("action: drop\n  interface: up1", "interface", "'interface' applies only to 'action: redirect'")]
     [InlineData("action: teleport", "action", "invalid action 'teleport'")]
     [InlineData("action: \"drop, pass\"", "action", "invalid action 'drop, pass'")]
@@ -54,24 +98,18 @@ public sealed class FiveTuplePolicySettingsTests(FiveTuplePolicyFixture fixture)
     [InlineData("name: \"a b\"\n  action: pass", "name", "invalid name 'a b'")]
     public void BadRulesAreRefusedAtTheirField(string rule, string field, string message)
     {
-        var setup = Configure("rules:\n  - " + rule.Replace("\n", "\n  "));
+        Configure("rules:\n  - " + rule.Replace("\n", "\n  "));
 
-        Assert.Equal(0, setup.Constants["rules"]);
         var (node, error) = Assert.Single(_context.Errors);
         Assert.Equal($"{Rule0}.{field}", node.Path);
         Assert.Contains(message, error);
     }
 
     [Fact]
-    public void ARuleWithNothingToDoAndTooManyRulesAreRefused()
+    public void ARuleWithNothingToDoIsRefused()
     {
         Configure("rules:\n  - protocol: tcp");
         Assert.Contains("missing 'action'", Assert.Single(_context.Errors).Message);
-
-        _context.Errors.Clear();
-        var setup = Configure("rules:\n" + string.Concat(Enumerable.Range(0, 65).Select(i => $"  - name: r{i}\n    action: pass\n")));
-        Assert.Contains("65 rules: at most 64 per stage", Assert.Single(_context.Errors).Message);
-        Assert.Equal(64, setup.Constants["rules"]);
     }
 
     [Fact]
@@ -82,5 +120,85 @@ public sealed class FiveTuplePolicySettingsTests(FiveTuplePolicyFixture fixture)
         var (node, error) = Assert.Single(_context.Errors);
         Assert.Equal("pipelines[0].stages[0].settings.rules[1].name", node.Path);
         Assert.Contains("duplicate rule name 'x' (first given at pipelines[0].stages[0].settings.rules[0].name)", error);
+    }
+
+    [Fact]
+    public void ARulesFileFollowsTheSettingsRulesWithItsActions()
+    {
+        string file = Path.Combine(_dir, "acl.rules");
+        File.WriteAllText(file, """
+            # ClassBench lines, with an action or the default
+            0 6 198.18.1.0/24 0.0.0.0/0 0-65535 22-22 drop
+            1 17 0.0.0.0/0 192.0.2.0/24 0-65535 53-53 redirect up1 198.18.2.2
+
+            2 any 2001:db8::/32 ::/0 0-65535 0-65535
+            """);
+
+        var setup = Configure($"rules:\n  - name: first\n    action: pass\n    from: 10.0.0.1\nrulesFile: {file}\ndefaultAction: drop");
+
+        Assert.Empty(_context.Errors);
+        Assert.Equal(4, Table(setup, "rules").Count);
+        Assert.Equal((3ul, 2ul, 1ul, 2ul), (RuleRow(setup, 0)["action"], RuleRow(setup, 1)["action"], RuleRow(setup, 2)["action"], RuleRow(setup, 3)["action"]));
+        Assert.Equal((7ul, 0xC6120202ul), (RuleRow(setup, 2)["ifindex"], RuleRow(setup, 2)["via4"]));
+        Assert.Equal(0x20010db800000000ul, RuleRow(setup, 3)["src_hi"]);
+    }
+
+    [Fact]
+    public void EveryBadLineOfARulesFileIsReportedWithItsNumberAndValueAndNothingApplies()
+    {
+        string file = Path.Combine(_dir, "bad.rules");
+        File.WriteAllText(file, """
+            0 6 198.18.1.0/24 0.0.0.0/0 0-65535 22-22 drop
+            1 6 198.18.1.1/24 0.0.0.0/0 0-65535 22-22
+            2 6 198.18.1.0/24 0.0.0.0/0 0-65535 22-22 teleport
+            3 6 198.18.1.0/24 0.0.0.0/0 0-65535 99999-1 drop
+            4 6 198.18.1.0/24 0.0.0.0/0 0-65535 22-22 redirect nosuch0
+            5 6 198.18.1.0/24 0.0.0.0/0 0-65535 22-22 redirect up1 224.0.0.1
+            """);
+
+        var setup = Configure($"rulesFile: {file}");
+
+        var messages = _context.Errors.Select(e => e.Message).ToList();
+        Assert.Equal(5, messages.Count);
+        Assert.All(_context.Errors, e => Assert.Equal("pipelines[0].stages[0].settings.rulesFile", e.Node.Path));
+        Assert.Contains($"rules file '{file}': line 2: invalid source prefix '198.18.1.1/24': host bits are set (did you mean 198.18.1.0/24?)", messages);
+        Assert.Contains($"rules file '{file}': line 3: invalid action 'teleport'", messages[1]);
+        Assert.Contains($"rules file '{file}': line 4: invalid destination port range '99999-1'", messages[2]);
+        Assert.Contains($"rules file '{file}': line 5: no interface named 'nosuch0'", messages[3]);
+        Assert.Contains($"rules file '{file}': line 6: invalid next hop '224.0.0.1'", messages[4]);
+        Assert.Equal(0, Table(setup, "rules").Count);
+    }
+
+    [Fact]
+    public void ARulesFileOutsideTheAllowedDirectoriesOrAFifoIsRefused()
+    {
+        Configure("rulesFile: /nonexistent/acl.rules");
+        Assert.Contains("rules file '/nonexistent/acl.rules' does not exist", Assert.Single(_context.Errors).Message);
+    }
+
+    [Fact]
+    public void ARuleThatCanNeverMatchIsAWarningNamingTheRuleBeforeIt()
+    {
+        var setup = Configure("""
+            rules:
+              - name: all-web
+                protocol: tcp
+                dport: 80-443
+                action: drop
+              - name: some-web
+                protocol: tcp
+                from: 198.18.1.0/24
+                dport: 443
+                action: pass
+              - name: dns
+                protocol: udp
+                dport: 53
+                action: pass
+            """);
+
+        Assert.Empty(_context.Errors);
+        var (node, warning) = Assert.Single(_context.Warnings);
+        Assert.Equal("rule 'some-web' can never match: rule 'all-web' before it matches every packet it would", warning);
+        Assert.Equal(3, Table(setup, "rules").Count); // a warning, not a refusal
     }
 }
