@@ -35,6 +35,7 @@ internal sealed class FiveTuplePolicyPlugin : IRoutingPlugin, IRuntimeCommands, 
     public const int MaxRules = 262_144;
 
     private const int MaxCanaries = 4;
+    private const int CanaryCandidates = 64; // rules tried for a canary: each try is a linear match over all rules
     private const int MinimumCapacity = 64;
     private static readonly UInt128 CanarySource = 0xC000020A; // 192.0.2.10
     private static readonly UInt128 CanaryDestination = 0xC0000201; // 192.0.2.1
@@ -249,7 +250,7 @@ internal sealed class FiveTuplePolicyPlugin : IRoutingPlugin, IRuntimeCommands, 
     {
         var canaries = new List<CanaryPacket>();
         var matcher = new LinearMatcher(rules.Select(r => r.Match).ToList());
-        for (int i = 0; i < rules.Count && canaries.Count < MaxCanaries; i++)
+        for (int i = 0; i < rules.Count && i < CanaryCandidates && canaries.Count < MaxCanaries; i++)
         {
             var m = rules[i].Match;
             bool v6 = m.Family == IpFamily.IPv6;

@@ -480,7 +480,7 @@ public sealed class ClassifierTests(ITestOutputHelper output)
     /// Rules around a few base addresses so they overlap and nest: mixed prefix lengths, any-protocol, exact ports,
     /// ranges; packets at rule corners (first and last address, range ends) or nearby, some without ports.
     /// </summary>
-    private sealed class RandomRules(Random random, double ipv4Share)
+    internal sealed class RandomRules(Random random, double ipv4Share)
     {
         private static readonly byte[] Protocols = [6, 17, 132, 6, 17, 1, 58]; // with ports first
         private static readonly ushort[] HotPorts = [0, 22, 53, 80, 443, 1023, 1024, 8080, 65535];
