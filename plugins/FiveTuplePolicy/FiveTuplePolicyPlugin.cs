@@ -54,6 +54,8 @@ internal sealed class FiveTuplePolicyPlugin : IRoutingPlugin, IRuntimeCommands, 
             [new("thr_hi", FieldType.U64), new("thr_lo", FieldType.U64), new("left", FieldType.U32), new("right", FieldType.U32), new("dim", FieldType.U32)],
             MinimumCapacity) { DoubleBuffered = true },
         new("slots", MapKind.Array, [new("index", FieldType.U32)], [new("rule", FieldType.U32)], MinimumCapacity) { DoubleBuffered = true },
+        // The four roots: the settings' IPv4 and IPv6 trees (walked first), then the rules file's.
+        new("roots", MapKind.Array, [new("index", FieldType.U32)], [new("node", FieldType.U32)], 4) { DoubleBuffered = true },
         new("rules", MapKind.Array, [new("index", FieldType.U32)],
         [
             new("src_hi", FieldType.U64), new("src_lo", FieldType.U64), new("smask_hi", FieldType.U64), new("smask_lo", FieldType.U64),
@@ -93,7 +95,7 @@ internal sealed class FiveTuplePolicyPlugin : IRoutingPlugin, IRuntimeCommands, 
         if (!settings.IsMissing && settings.Kind != SettingsKind.Mapping)
         {
             context.Error(settings, "expected a mapping with 'rules' and/or 'rulesFile'");
-            return Setup(rules, settings, context);
+            return Setup(rules, [], settings, context);
         }
         if (!settings.IsMissing)
             settings.RejectUnknownKeys(context, "rules", "rulesFile", "defaultAction");
@@ -126,39 +128,48 @@ internal sealed class FiveTuplePolicyPlugin : IRoutingPlugin, IRuntimeCommands, 
                 context.Error(actionNode, $"invalid default action '{actionNode.Scalar}': expected drop, pass or next (a redirect names its interface on its line)");
         }
         var file = settings["rulesFile"];
-        if (!file.IsMissing)
-            rules.AddRange(RulesFile.Read(file, context, defaultAction, rules.Count, MaxRules - rules.Count));
-        if (rules.Count > MaxRules)
+        var fileRules = file.IsMissing ? [] : RulesFile.Read(file, context, defaultAction, Math.Max(0, MaxRules - rules.Count));
+        if (rules.Count + fileRules.Count > MaxRules)
         {
-            context.Error(list, $"{rules.Count:N0} rules: at most {MaxRules:N0} per stage");
-            rules.Clear();
+            context.Error(list, $"{rules.Count + fileRules.Count:N0} rules: at most {MaxRules:N0} per stage");
+            return Setup([], [], settings, context);
         }
-        return Setup(rules, settings, context);
+        return Setup(rules, fileRules, settings, context);
     }
 
-    private static StageSetup Setup(List<PolicyRule> rules, SettingsNode settings, IStageContext context)
+    // Two trees in one set of maps: the rules file's (built once per file, kept while only the settings' rules change)
+    // first in every array, then the settings' (small, rebuilt on every rule add). The rules array holds the file's
+    // rules, then the settings': adding a settings rule moves no file rule, so its map entries and counters stay.
+    private static StageSetup Setup(List<PolicyRule> settingsRules, IReadOnlyList<PolicyRule> fileRules, SettingsNode settings, IStageContext context)
     {
-        FlatTree tree;
+        FlatTree first, second;
         try
         {
-            tree = TreeCache.Build(rules.Select(r => r.Match).ToList());
+            second = TreeCache.Build(fileRules);
+            first = TreeCache.Build(settingsRules);
         }
         catch (ClassifierLimitException e)
         {
             context.Error(settings, e.Message);
             return StageSetup.Empty;
         }
-        WarnUnreachable(rules, tree, settings, context);
+        var rules = fileRules.Concat(settingsRules).ToList();
+        int fileCount = fileRules.Count;
+        WarnUnreachable(settingsRules, first, settings, context);
+        WarnUnreachable(fileRules, second, settings, context);
+        WarnCoveredBySettings(settingsRules, fileRules, settings, context);
 
-        var nodes = new EntryTable("nodes", ["index"], ["thr_hi", "thr_lo", "left", "right", "dim"], tree.Nodes.Length);
-        for (int i = 0; i < tree.Nodes.Length; i++)
-        {
-            var n = tree.Nodes[i];
-            nodes.Add([(ulong)i], [n.ThresholdHigh, n.ThresholdLow, n.Left, n.Right, n.Dim]);
-        }
-        var slots = new EntryTable("slots", ["index"], ["rule"], tree.Slots.Length);
-        for (int i = 0; i < tree.Slots.Length; i++)
-            slots.Add([(ulong)i], [tree.Slots[i]]);
+        int nodeCount = second.Nodes.Length + first.Nodes.Length, slotCount = second.Slots.Length + first.Slots.Length;
+        var nodes = new EntryTable("nodes", ["index"], ["thr_hi", "thr_lo", "left", "right", "dim"], nodeCount);
+        var slots = new EntryTable("slots", ["index"], ["rule"], slotCount);
+        AddTree(second, nodeBase: 0, slotBase: 0, ruleBase: 0, nodes, slots);
+        AddTree(first, nodeBase: (uint)second.Nodes.Length, slotBase: (uint)second.Slots.Length, ruleBase: (uint)fileCount, nodes, slots);
+        var roots = new EntryTable("roots", ["index"], ["node"], 4);
+        roots.Add([0], [(ulong)second.Nodes.Length + FlatTree.Ipv4Root]);
+        roots.Add([1], [(ulong)second.Nodes.Length + FlatTree.Ipv6Root]);
+        roots.Add([2], [FlatTree.Ipv4Root]);
+        roots.Add([3], [FlatTree.Ipv6Root]);
+
         var records = new EntryTable("rules", ["index"],
         [
             "src_hi", "src_lo", "smask_hi", "smask_lo", "dst_hi", "dst_lo", "dmask_hi", "dmask_lo", "via6.hi", "via6.lo", "via4", "ifindex", "tag",
@@ -166,7 +177,7 @@ internal sealed class FiveTuplePolicyPlugin : IRoutingPlugin, IRuntimeCommands, 
         ], rules.Count);
         for (int i = 0; i < rules.Count; i++)
         {
-            var r = tree.Rules[i];
+            var r = i < fileCount ? second.Rules[i] : first.Rules[i - fileCount];
             var rule = rules[i];
             bool v6 = rule.Match.Family == IpFamily.IPv6;
             records.Add([(ulong)i],
@@ -179,23 +190,38 @@ internal sealed class FiveTuplePolicyPlugin : IRoutingPlugin, IRuntimeCommands, 
         }
         var sizes = new Dictionary<string, uint>
         {
-            ["nodes"] = Capacity(tree.Nodes.Length),
-            ["slots"] = Capacity(tree.Slots.Length),
+            ["nodes"] = Capacity(nodeCount),
+            ["slots"] = Capacity(slotCount),
             ["rules"] = Capacity(rules.Count),
             ["hits"] = Capacity(rules.Count),
         };
         long reserved = 2 * ((long)sizes["nodes"] * 32 + sizes["slots"] * 8L + sizes["rules"] * 104L) + sizes["hits"] * 24L;
+        long used = (long)nodeCount * 32 + slotCount * 8L + rules.Count * 104L;
         var constants = new Dictionary<string, long> { ["max_depth"] = TreeBuilder.MaxDepth, ["leaf_max"] = TreeBuilder.LeafMax };
-        var s = tree.Stats;
+        string Shape(FlatTree t) => $"{t.Stats.Nodes:N0} nodes ({t.Stats.Leaves:N0} leaves, depth {t.Stats.MaxDepth})";
         return new StageSetup([], constants)
         {
-            Tables = [nodes, slots, records],
+            Tables = [nodes, slots, roots, records],
             MapSizes = sizes,
-            Canaries = Canaries(rules),
-            Summary = $"{rules.Count:N0} rules ({rules.Count(r => r.Match.Family == IpFamily.IPv6):N0} IPv6); tree of {s.Nodes:N0} nodes " +
-                      $"({s.Leaves:N0} leaves, depth {s.MaxDepth}, at most {s.MaxLeafRules} rules a leaf), {s.Slots:N0} slots; " +
-                      $"{s.TotalBytes / 1048576.0:F1} MiB of tables, {reserved / 1048576.0:F1} MiB reserved (two copies)",
+            Canaries = Canaries(settingsRules.Concat(fileRules).ToList()),
+            Summary = $"{settingsRules.Count:N0} rule{(settingsRules.Count == 1 ? "" : "s")} in settings, {fileCount:N0} in the rules file " +
+                      $"({rules.Count(r => r.Match.Family == IpFamily.IPv6):N0} IPv6); trees of {Shape(first)} and {Shape(second)}, " +
+                      $"at most {Math.Max(first.Stats.MaxLeafRules, second.Stats.MaxLeafRules)} rules a leaf, {slotCount:N0} slots; " +
+                      $"{used / 1048576.0:F1} MiB of tables, {reserved / 1048576.0:F1} MiB reserved (two copies)",
         };
+    }
+
+    // One tree's nodes and slots, moved to where they sit in the shared arrays.
+    private static void AddTree(FlatTree tree, uint nodeBase, uint slotBase, uint ruleBase, EntryTable nodes, EntryTable slots)
+    {
+        for (int i = 0; i < tree.Nodes.Length; i++)
+        {
+            var n = tree.Nodes[i];
+            bool leaf = n.Dim == (uint)TreeDim.Leaf;
+            nodes.Add([nodeBase + (ulong)i], [n.ThresholdHigh, n.ThresholdLow, leaf ? slotBase + n.Left : nodeBase + n.Left, leaf ? n.Right : nodeBase + n.Right, n.Dim]);
+        }
+        for (int i = 0; i < tree.Slots.Length; i++)
+            slots.Add([slotBase + (ulong)i], [ruleBase + tree.Slots[i]]);
     }
 
     // Sizes grow in powers of two: a rule added now and then is map writes, not new maps (a new generation).
@@ -203,7 +229,7 @@ internal sealed class FiveTuplePolicyPlugin : IRoutingPlugin, IRuntimeCommands, 
 
     // A rule can never be the first match when one earlier rule covers it (then both share every leaf it is in, the
     // earlier first), or when it is in no leaf at all (earlier rules together cover it). Named with the rule before it.
-    private static void WarnUnreachable(List<PolicyRule> rules, FlatTree tree, SettingsNode settings, IStageContext context)
+    private static void WarnUnreachable(IReadOnlyList<PolicyRule> rules, FlatTree tree, SettingsNode settings, IStageContext context)
     {
         var coveredBy = new int[rules.Count];
         Array.Fill(coveredBy, -2); // -2: in no leaf (yet); -1: reachable as far as known
@@ -227,13 +253,39 @@ internal sealed class FiveTuplePolicyPlugin : IRoutingPlugin, IRuntimeCommands, 
         {
             if (coveredBy[r] == -1 || ++unreachable > 20)
                 continue;
-            int cover = coveredBy[r] >= 0 ? coveredBy[r] : rules.FindIndex(0, r, earlier => Covers(earlier.Match, rules[r].Match));
+            int cover = coveredBy[r] >= 0 ? coveredBy[r] : FirstCover(rules, r);
             context.Warn(settings, cover >= 0
                 ? $"{rules[r].Where} can never match: {rules[cover].Where} before it matches every packet it would"
                 : $"{rules[r].Where} can never match: earlier rules together match every packet it would");
         }
         if (unreachable > 20)
             context.Warn(settings, $"{unreachable - 20:N0} more rules can never match");
+    }
+
+    private static int FirstCover(IReadOnlyList<PolicyRule> rules, int rule)
+    {
+        for (int i = 0; i < rule; i++)
+            if (Covers(rules[i].Match, rules[rule].Match))
+                return i;
+        return -1;
+    }
+
+    // A file rule that one settings rule covers can never match: the settings' tree is walked first.
+    private static void WarnCoveredBySettings(List<PolicyRule> settingsRules, IReadOnlyList<PolicyRule> fileRules, SettingsNode settings, IStageContext context)
+    {
+        if (settingsRules.Count == 0 || (long)settingsRules.Count * fileRules.Count > 50_000_000)
+            return; // a pairwise check this large would cost more than the warning is worth
+        int warned = 0;
+        foreach (var rule in fileRules)
+        {
+            var cover = settingsRules.FirstOrDefault(s => Covers(s.Match, rule.Match));
+            if (cover is null)
+                continue;
+            if (++warned <= 20)
+                context.Warn(settings, $"{rule.Where} can never match: {cover.Where} in the settings matches every packet it would");
+        }
+        if (warned > 20)
+            context.Warn(settings, $"{warned - 20:N0} more rules of the rules file can never match (settings rules cover them)");
     }
 
     private static bool Covers(RuleMatch a, RuleMatch b) =>
@@ -297,48 +349,59 @@ internal sealed class FiveTuplePolicyPlugin : IRoutingPlugin, IRuntimeCommands, 
     public MapEntry? Migrate(MapSchema from, MapSchema to, MapEntry entry) =>
         Convert.ToUInt32(entry.Key["index"]) < to.MaxEntries ? entry : null;
 
-    /// <summary>The last trees built, by their rules: validating and applying the same rules builds once.</summary>
+    /// <summary>The last trees built, by their rules: validating and applying the same rules builds once, and a rules file's
+    /// tree is built once while only the settings' rules change.</summary>
     private static class TreeCache
     {
+        private const int Kept = 4;
         private static readonly Lock Gate = new();
-        private static (byte[] Key, FlatTree Tree)? _last;
+        private static readonly List<(byte[] Key, FlatTree Tree)> Recent = [];
 
-        public static FlatTree Build(List<RuleMatch> matches)
+        public static FlatTree Build(IReadOnlyList<PolicyRule> rules)
         {
-            var hash = new IncrementalHash();
-            byte[] key = hash.Of(matches);
+            var matches = rules.Select(r => r.Match).ToList();
+            byte[] key = KeyOf(matches);
             lock (Gate)
-                if (_last is { } last && last.Key.AsSpan().SequenceEqual(key))
-                    return last.Tree;
+            {
+                int at = Recent.FindIndex(r => r.Key.AsSpan().SequenceEqual(key));
+                if (at >= 0)
+                {
+                    var hit = Recent[at];
+                    Recent.RemoveAt(at);
+                    Recent.Add(hit);
+                    return hit.Tree;
+                }
+            }
             var tree = TreeBuilder.Build(matches);
             lock (Gate)
-                _last = (key, tree);
+            {
+                Recent.Add((key, tree));
+                if (Recent.Count > Kept)
+                    Recent.RemoveAt(0);
+            }
             return tree;
         }
 
-        private sealed class IncrementalHash
+        private static byte[] KeyOf(List<RuleMatch> matches)
         {
-            public byte[] Of(List<RuleMatch> matches)
+            using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            Span<byte> row = stackalloc byte[48];
+            foreach (var m in matches)
             {
-                using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-                Span<byte> row = stackalloc byte[48];
-                foreach (var m in matches)
-                {
-                    BinaryPrimitives.WriteUInt128LittleEndian(row, m.Source);
-                    BinaryPrimitives.WriteUInt128LittleEndian(row[16..], m.Destination);
-                    row[32] = (byte)m.Family;
-                    row[33] = m.ProtocolLow;
-                    row[34] = m.ProtocolHigh;
-                    row[35] = (byte)m.SourceLength;
-                    row[36] = (byte)m.DestinationLength;
-                    BinaryPrimitives.WriteUInt16LittleEndian(row[37..], m.SourcePortLow);
-                    BinaryPrimitives.WriteUInt16LittleEndian(row[39..], m.SourcePortHigh);
-                    BinaryPrimitives.WriteUInt16LittleEndian(row[41..], m.DestinationPortLow);
-                    BinaryPrimitives.WriteUInt16LittleEndian(row[43..], m.DestinationPortHigh);
-                    sha.AppendData(row);
-                }
-                return sha.GetHashAndReset();
+                BinaryPrimitives.WriteUInt128LittleEndian(row, m.Source);
+                BinaryPrimitives.WriteUInt128LittleEndian(row[16..], m.Destination);
+                row[32] = (byte)m.Family;
+                row[33] = m.ProtocolLow;
+                row[34] = m.ProtocolHigh;
+                row[35] = (byte)m.SourceLength;
+                row[36] = (byte)m.DestinationLength;
+                BinaryPrimitives.WriteUInt16LittleEndian(row[37..], m.SourcePortLow);
+                BinaryPrimitives.WriteUInt16LittleEndian(row[39..], m.SourcePortHigh);
+                BinaryPrimitives.WriteUInt16LittleEndian(row[41..], m.DestinationPortLow);
+                BinaryPrimitives.WriteUInt16LittleEndian(row[43..], m.DestinationPortHigh);
+                sha.AppendData(row);
             }
+            return sha.GetHashAndReset();
         }
     }
 }

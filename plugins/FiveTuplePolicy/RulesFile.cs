@@ -17,7 +17,7 @@ internal static class RulesFile
     public const long MaxBytes = 256L << 20;
     public const int MaxErrors = 50;
 
-    public static List<PolicyRule> Read(SettingsNode node, IStageContext context, RuleAction defaultAction, int firstIndex, int maxRules)
+    public static IReadOnlyList<PolicyRule> Read(SettingsNode node, IStageContext context, RuleAction defaultAction, int maxRules)
     {
         var rules = new List<PolicyRule>();
         string path;

@@ -29,17 +29,38 @@ public sealed class ClassifierKernelTests(ITestOutputHelper output) : IDisposabl
         _net.Dispose();
     }
 
-    // Rules through a rules file (action: next, the default), so every verdict is "next" and only the counters tell.
-    private LoadedChain Load(IReadOnlyList<RuleMatch> rules)
+    // Rules through a rules file (action: next, the default), so every verdict is "next" and only the counters tell;
+    // the first settingsRules of them in the settings instead (their tree is walked first).
+    private LoadedChain Load(IReadOnlyList<RuleMatch> rules, int settingsRules = 0)
     {
         string file = Path.Combine(_dir, "set.rules");
-        File.WriteAllLines(file, rules.Select((r, i) => $"{i} {r}"));
+        File.WriteAllLines(file, rules.Skip(settingsRules).Select((r, i) => $"{i} {r}"));
+        var yaml = new System.Text.StringBuilder();
+        foreach (var r in rules.Take(settingsRules))
+        {
+            yaml.Append("              - action: next\n");
+            if (r.ProtocolLow == r.ProtocolHigh)
+                yaml.Append($"                protocol: {r.ProtocolLow}\n");
+            if (r.SourceLength > 0)
+                yaml.Append($"                from: {AddressText.Format(r.Family, r.Source)}/{r.SourceLength}\n");
+            if (r.DestinationLength > 0)
+                yaml.Append($"                to: {AddressText.Format(r.Family, r.Destination)}/{r.DestinationLength}\n");
+            if (r.SourcePortLow != 0 || r.SourcePortHigh != 65535)
+                yaml.Append($"                sport: {r.SourcePortLow}-{r.SourcePortHigh}\n");
+            if (r.DestinationPortLow != 0 || r.DestinationPortHigh != 65535)
+                yaml.Append($"                dport: {r.DestinationPortLow}-{r.DestinationPortHigh}\n");
+        }
         return _net.Load($"""
                   - plugin: FiveTuplePolicy
                     settings:
                       rulesFile: {file}
-            """);
+                      rules:
+            {yaml}
+            """.Replace("rules:\n\n", "rules: []\n"));
     }
+
+    // Where rule i (in match order: settings, then file) keeps its counters: the rules array holds the file's first.
+    private static int Slot(int rule, int settingsRules, int total) => rule < settingsRules ? total - settingsRules + rule : rule - settingsRules;
 
     private static ulong Hits(BpfMap hits, int rule)
     {
@@ -48,7 +69,7 @@ public sealed class ClassifierKernelTests(ITestOutputHelper output) : IDisposabl
     }
 
     /// <summary>Runs every key; returns how many the kernel classified differently from the reference.</summary>
-    private int Mismatches(LoadedChain chain, IReadOnlyList<RuleMatch> rules, IEnumerable<PacketKey> keys, out int checkedKeys)
+    private int Mismatches(LoadedChain chain, IReadOnlyList<RuleMatch> rules, IEnumerable<PacketKey> keys, out int checkedKeys, int settingsRules = 0)
     {
         var reference = new LinearMatcher(rules);
         var hits = chain.StageMaps["s0_hits"];
@@ -59,10 +80,11 @@ public sealed class ClassifierKernelTests(ITestOutputHelper output) : IDisposabl
         {
             int expected = reference.Match(key);
             Assert.True(expected >= 0, $"the reference matches every header of these sets ({key})");
-            ulong before = Hits(hits, expected);
+            int slot = Slot(expected, settingsRules, rules.Count);
+            ulong before = Hits(hits, slot);
             var run = chain.Entry.TestRun(Frame(key));
             checkedKeys++;
-            if (run.ReturnValue != TcxNext || Hits(hits, expected) != before + 1)
+            if (run.ReturnValue != TcxNext || Hits(hits, slot) != before + 1)
             {
                 if (++mismatches <= 10)
                     output.WriteLine($"mismatch: {key}: expected rule {expected} ({rules[expected]}), verdict {run.ReturnValue}");
@@ -101,21 +123,24 @@ public sealed class ClassifierKernelTests(ITestOutputHelper output) : IDisposabl
     }
 
     [KernelFact]
-    public void RandomIPv6RuleSetsMatchTheReferenceOnEveryPacket()
+    public void RandomIPv6RuleSetsInSettingsAndAFileMatchTheReferenceOnEveryPacket()
     {
         var random = new Random(20261129);
         var generator = new ClassifierTests.RandomRules(random, ipv4Share: 0.1);
+        const int SettingsRules = 200;
         var rules = new List<RuleMatch>();
         while (rules.Count < 1_500)
         {
             var rule = generator.Rule();
-            // A rules file gives a protocol as one number or any.
-            if (rule.ProtocolLow == rule.ProtocolHigh || (rule.ProtocolLow == 0 && rule.ProtocolHigh == 255))
+            // A rules file gives a protocol as one number or any; settings give ports only with TCP, UDP or SCTP.
+            bool exactOrAny = rule.ProtocolLow == rule.ProtocolHigh || (rule.ProtocolLow == 0 && rule.ProtocolHigh == 255);
+            bool settingsShape = !rule.RequiresPorts || (rule.ProtocolLow == rule.ProtocolHigh && rule.ProtocolLow is 6 or 17 or 132);
+            if (exactOrAny && (rules.Count >= SettingsRules || settingsShape))
                 rules.Add(rule);
         }
         rules.Add(RuleMatch.Any(IpFamily.IPv6));
         rules.Add(RuleMatch.Any(IpFamily.IPv4));
-        using var chain = Load(rules);
+        using var chain = Load(rules, SettingsRules);
 
         var keys = new List<PacketKey>();
         while (keys.Count < 100_000)
@@ -127,10 +152,13 @@ public sealed class ClassifierKernelTests(ITestOutputHelper output) : IDisposabl
             keys.Add(AsDatapathSees(key));
         }
 
-        Assert.Equal(0, Mismatches(chain, rules, keys, out int checkedKeys));
+        Assert.Equal(0, Mismatches(chain, rules, keys, out int checkedKeys, SettingsRules));
         Assert.Equal(100_000, checkedKeys);
         Assert.True(keys.Count(k => k.Family == IpFamily.IPv6) > 80_000);
         Assert.True(keys.Count(k => !k.HasPorts) > 5_000, "packets without ports are in the mix");
+        var reference = new LinearMatcher(rules);
+        int bySettings = keys.Count(k => reference.Match(k) < SettingsRules);
+        Assert.True(bySettings > 5_000, $"{bySettings} packets are decided by the settings' rules (their tree, walked first)");
     }
 
     private static IReadOnlyList<RuleMatch> ReadGzipRules(string path)

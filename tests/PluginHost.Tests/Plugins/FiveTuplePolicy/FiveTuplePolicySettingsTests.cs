@@ -58,7 +58,7 @@ public sealed class FiveTuplePolicySettingsTests(FiveTuplePolicyFixture fixture)
         Assert.Equal(new long[] { 64, 16 }, new[] { setup.Constants["max_depth"], setup.Constants["leaf_max"] });
         // Canaries: the web rule's packet is redirected to up2; the UDP rule's packet (from port 1024) is dropped.
         Assert.Equal([(CanaryVerdict.Redirect, 8), (CanaryVerdict.Drop, 0)], setup.Canaries.Select(k => (k.Expect, k.RedirectIfindex)));
-        Assert.StartsWith("2 rules (0 IPv6); tree of", setup.Summary);
+        Assert.StartsWith("2 rules in settings, 0 in the rules file (0 IPv6); trees of", setup.Summary);
     }
 
     [Fact]
@@ -80,7 +80,7 @@ public sealed class FiveTuplePolicySettingsTests(FiveTuplePolicyFixture fixture)
         Assert.Equal((0x20010db800010000ul, 0xffffffffffff0000ul, 0xfe80000000000000ul, 2ul, 0ul, 7ul),
             (dns["src_hi"], dns["smask_hi"], dns["via6.hi"], dns["via6.lo"], dns["via4"], dns["ifindex"]));
         Assert.Equal(4ul, RuleRow(setup, 1)["action"]);
-        Assert.StartsWith("2 rules (2 IPv6)", setup.Summary);
+        Assert.StartsWith("2 rules in settings, 0 in the rules file (2 IPv6)", setup.Summary);
     }
 
     [Theory]
@@ -137,10 +137,12 @@ public sealed class FiveTuplePolicySettingsTests(FiveTuplePolicyFixture fixture)
         var setup = Configure($"rules:\n  - name: first\n    action: pass\n    from: 10.0.0.1\nrulesFile: {file}\ndefaultAction: drop");
 
         Assert.Empty(_context.Errors);
+        // The rules array holds the file's rules, then the settings' (whose tree is walked first).
         Assert.Equal(4, Table(setup, "rules").Count);
-        Assert.Equal((3ul, 2ul, 1ul, 2ul), (RuleRow(setup, 0)["action"], RuleRow(setup, 1)["action"], RuleRow(setup, 2)["action"], RuleRow(setup, 3)["action"]));
-        Assert.Equal((7ul, 0xC6120202ul), (RuleRow(setup, 2)["ifindex"], RuleRow(setup, 2)["via4"]));
-        Assert.Equal(0x20010db800000000ul, RuleRow(setup, 3)["src_hi"]);
+        Assert.Equal((2ul, 1ul, 2ul, 3ul), (RuleRow(setup, 0)["action"], RuleRow(setup, 1)["action"], RuleRow(setup, 2)["action"], RuleRow(setup, 3)["action"]));
+        Assert.Equal((7ul, 0xC6120202ul), (RuleRow(setup, 1)["ifindex"], RuleRow(setup, 1)["via4"]));
+        Assert.Equal(0x20010db800000000ul, RuleRow(setup, 2)["src_hi"]);
+        Assert.StartsWith("1 rule in settings, 3 in the rules file (1 IPv6)", setup.Summary);
     }
 
     [Fact]
