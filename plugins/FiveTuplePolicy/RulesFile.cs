@@ -17,9 +17,15 @@ internal static class RulesFile
     public const long MaxBytes = 256L << 20;
     public const int MaxErrors = 50;
 
+    // The last files read, by path, size, modification time and default action: a rule add on a stage with a 100,000-line
+    // file parses nothing again, as long as every interface the file redirects to still resolves as it did.
+    private static readonly Lock Gate = new();
+    private static readonly List<(FileKey Key, IReadOnlyList<PolicyRule> Rules, Dictionary<(string Name, IPAddress? Via), (OutputInterface Result, int Lines)> Outputs)> Recent = [];
+
+    private readonly record struct FileKey(string Path, long Length, DateTime Modified, RuleAction DefaultAction, int MaxRules);
+
     public static IReadOnlyList<PolicyRule> Read(SettingsNode node, IStageContext context, RuleAction defaultAction, int maxRules)
     {
-        var rules = new List<PolicyRule>();
         string path;
         try
         {
@@ -28,10 +34,40 @@ internal static class RulesFile
         catch (UnauthorizedAccessException e)
         {
             context.Error(node, e.Message);
-            return rules;
+            return [];
         }
-        string shown = Path.GetFileName(path);
+        var info = new FileInfo(path);
+        var key = info.Exists ? new FileKey(path, info.Length, info.LastWriteTimeUtc, defaultAction, maxRules) : default;
+        lock (Gate)
+        {
+            var hit = Recent.FirstOrDefault(r => r.Key == key && info.Exists);
+            if (hit.Rules is not null && Interfaces.Unchanged(hit.Outputs, context, node))
+            {
+                Interfaces.Report(context, node, hit.Outputs);
+                return hit.Rules;
+            }
+        }
         var outputs = new Interfaces(context, node);
+        var rules = Parse(node, path, context, defaultAction, maxRules, outputs);
+        if (rules is null)
+            return [];
+        Interfaces.Report(context, node, outputs.Resolved);
+        if (info.Exists)
+            lock (Gate)
+            {
+                Recent.RemoveAll(r => r.Key.Path == path);
+                Recent.Add((key, rules, outputs.Resolved));
+                if (Recent.Count > 2)
+                    Recent.RemoveAt(0);
+            }
+        return rules;
+    }
+
+    // Every line, or null when any is bad (each reported).
+    private static List<PolicyRule>? Parse(SettingsNode node, string path, IStageContext context, RuleAction defaultAction, int maxRules, Interfaces outputs)
+    {
+        var rules = new List<PolicyRule>();
+        string shown = Path.GetFileName(path);
         int errors = 0, lineNumber = 0;
         void Bad(string message)
         {
@@ -51,7 +87,7 @@ internal static class RulesFile
                 if (rules.Count + errors >= maxRules)
                 {
                     context.Error(node, $"rules file '{path}': more than {maxRules:N0} rules (the most one stage holds)");
-                    return [];
+                    return null;
                 }
                 int position = rules.Count + errors;
                 if (!ClassBenchFormat.TryParseMatch(text, position, out var match, out string? error, out int rest))
@@ -70,14 +106,11 @@ internal static class RulesFile
         catch (IOException e)
         {
             context.Error(node, e.Message);
-            return [];
+            return null;
         }
         if (errors > MaxErrors)
             context.Error(node, $"rules file '{path}': {errors - MaxErrors:N0} more bad lines");
-        if (errors > 0)
-            return [];
-        Interfaces.Report(context, node, outputs.Resolved);
-        return rules;
+        return errors > 0 ? null : rules;
     }
 
     // The action fields after the match: none (the default), drop, pass, next, or redirect IFACE [VIA].

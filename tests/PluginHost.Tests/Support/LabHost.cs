@@ -35,6 +35,16 @@ public sealed class LabHost : IDisposable
 
     public string RuntimeDirectory => Path.Combine(_work, "run");
 
+    /// <summary>The program id the pipeline's link runs.</summary>
+    public uint AttachedProgramId()
+    {
+        using var link = TcxLink.OpenPinned(Path.Combine(_bpfRoot, Pipeline, "link"));
+        return link.Info.ProgramId;
+    }
+
+    /// <summary>The configuration's directory: files the configuration names (routes, rules) go here.</summary>
+    public string WorkDirectory => _work;
+
     /// <summary>The pipeline's counters, totals across generations.</summary>
     public PipelineCounters Counters() => CounterReader.ReadPinned(PipelineState.Load(RuntimeDirectory, Pipeline)
         ?? throw new InvalidOperationException($"read counters of pipeline {Pipeline}: not deployed"));
