@@ -134,6 +134,12 @@ public sealed record StageSetup(IReadOnlyList<MapEntry> Entries, IReadOnlyDictio
     /// </summary>
     public IReadOnlyDictionary<string, uint> MapSizes { get; init; } = new Dictionary<string, uint>();
 
+    /// <summary>
+    /// Counters of named items (rules, backends) the datapath keeps in one of the stage's <see cref="MapContents.State"/>
+    /// array maps, for the host to show by name: <c>pluginhost rule list --stats</c> and <c>/metrics</c>. (Contract 2.2.)
+    /// </summary>
+    public IReadOnlyList<ItemCounter> ItemCounters { get; init; } = [];
+
     /// <summary>One line on what the stage holds, for <c>validate</c> and <c>status</c> ("9,794 rules; tree of 12,001 nodes,
     /// depth 21; 3.1 MiB"). (Contract 2.2.)</summary>
     public string? Summary { get; init; }
@@ -141,3 +147,15 @@ public sealed record StageSetup(IReadOnlyList<MapEntry> Entries, IReadOnlyDictio
     /// <summary>A setup with no entries and no constants.</summary>
     public static StageSetup Empty { get; } = new([], new Dictionary<string, long>());
 }
+
+/// <summary>
+/// Where the datapath counts one named item (contract 2.2): element <paramref name="Index"/> of the State array map
+/// <paramref name="Map"/>, whose value has U64 fields <c>packets</c> and <c>bytes</c>. With a <paramref name="Tag"/>
+/// other than 0, the value's U32 field <c>tag</c> must equal it, else the element counts another item and the host
+/// shows 0 (a position that changed owner).
+/// </summary>
+/// <param name="Item">The item's key as its runtime command lists it (a rule's name).</param>
+/// <param name="Map">The State array map, by its name in the plugin's schema.</param>
+/// <param name="Index">The element that counts the item.</param>
+/// <param name="Tag">The owner the element's <c>tag</c> must name; 0: no check.</param>
+public sealed record ItemCounter(string Item, string Map, uint Index, uint Tag = 0);

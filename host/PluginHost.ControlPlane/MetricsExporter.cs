@@ -28,6 +28,8 @@ public sealed class MetricsExporter : IDisposable
         var stage = factory.CreateCounter("pluginhost_stage_total",
             "Stage counters: packets (reached the stage), redirected bytes, matched, redirected, passed, dropped, redirect errors, TTL expired, missed tail calls, generation mismatches.",
             "pipeline", "stage", "plugin", "counter");
+        var items = factory.CreateCounter("pluginhost_item_total",
+            "Counters of named items (FiveTuplePolicy's named rules): packets and bytes matched.", "pipeline", "stage", "plugin", "item", "counter");
         var generation = factory.CreateGauge("pluginhost_generation", "The running generation of each pipeline.", "pipeline");
         var reloads = factory.CreateCounter("pluginhost_reloads_total", "Applies of the configuration (startup, file changes, reload, runtime commands).");
         var failures = factory.CreateCounter("pluginhost_reload_failures_total", "Applies that failed and kept the running datapath.");
@@ -51,6 +53,17 @@ public sealed class MetricsExporter : IDisposable
                 foreach (var s in p.Stages)
                     foreach (var (counter, value) in s.Counters.Values)
                         stage.WithLabels(p.Pipeline, s.Index.ToString(), s.Plugin, CounterLayout.MetricName(counter)).IncTo(value);
+            }
+            foreach (var c in engine.ItemCounts())
+            {
+                foreach (var (counter, value) in new[] { ("packets", c.Packets), ("bytes", c.Bytes) })
+                {
+                    string[] labels = [c.Pipeline, c.Stage.ToString(), c.Plugin, c.Item, counter];
+                    // A counter that restarted (its rule's position changed owner) starts its series again: Prometheus reads the drop as a reset.
+                    if (items.WithLabels(labels).Value > value)
+                        items.RemoveLabelled(labels);
+                    items.WithLabels(labels).IncTo(value);
+                }
             }
         });
 

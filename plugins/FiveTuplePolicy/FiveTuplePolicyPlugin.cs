@@ -34,6 +34,10 @@ internal sealed class FiveTuplePolicyPlugin : IRoutingPlugin, IRuntimeCommands, 
     /// <summary>Rules per stage, settings and file together.</summary>
     public const int MaxRules = 262_144;
 
+    /// <summary>Rules in settings (and added at run time): large sets belong in a rules file. Also where the file's rules
+    /// start in the rules array, so that neither moves when the other changes (their counters stay theirs).</summary>
+    public const int MaxSettingsRules = 4_096;
+
     private const int MaxCanaries = 4;
     private const int CanaryCandidates = 64; // rules tried for a canary: each try is a linear match over all rules
     private const int MinimumCapacity = 64;
@@ -127,6 +131,11 @@ internal sealed class FiveTuplePolicyPlugin : IRoutingPlugin, IRuntimeCommands, 
             else
                 context.Error(actionNode, $"invalid default action '{actionNode.Scalar}': expected drop, pass or next (a redirect names its interface on its line)");
         }
+        if (rules.Count > MaxSettingsRules)
+        {
+            context.Error(list, $"{rules.Count:N0} rules in settings: at most {MaxSettingsRules:N0} (put large sets in a rules file: rulesFile)");
+            return Setup([], [], settings, context);
+        }
         var file = settings["rulesFile"];
         var fileRules = file.IsMissing ? [] : RulesFile.Read(file, context, defaultAction, Math.Max(0, MaxRules - rules.Count));
         if (rules.Count + fileRules.Count > MaxRules)
@@ -138,8 +147,9 @@ internal sealed class FiveTuplePolicyPlugin : IRoutingPlugin, IRuntimeCommands, 
     }
 
     // Two trees in one set of maps: the rules file's (built once per file, kept while only the settings' rules change)
-    // first in every array, then the settings' (small, rebuilt on every rule add). The rules array holds the file's
-    // rules, then the settings': adding a settings rule moves no file rule, so its map entries and counters stay.
+    // first in the node and slot arrays, then the settings' (small, rebuilt on every rule add). The rules array holds
+    // the settings' rules from 0 and the file's from MaxSettingsRules: neither moves when the other changes, so their
+    // map entries stay as they are and their counters stay theirs.
     private static StageSetup Setup(List<PolicyRule> settingsRules, IReadOnlyList<PolicyRule> fileRules, SettingsNode settings, IStageContext context)
     {
         FlatTree first, second;
@@ -153,8 +163,12 @@ internal sealed class FiveTuplePolicyPlugin : IRoutingPlugin, IRuntimeCommands, 
             context.Error(settings, e.Message);
             return StageSetup.Empty;
         }
-        var rules = fileRules.Concat(settingsRules).ToList();
         int fileCount = fileRules.Count;
+        uint fileBase = fileCount == 0 ? 0u : MaxSettingsRules;
+        // Position in the rules array → rule (and its record in its tree).
+        var positioned = settingsRules.Select((r, i) => (Index: (uint)i, Rule: r, Record: first.Rules[i]))
+            .Concat(fileRules.Select((r, i) => (Index: fileBase + (uint)i, Rule: r, Record: second.Rules[i]))).ToList();
+        int ruleSlots = fileCount == 0 ? settingsRules.Count : MaxSettingsRules + fileCount;
         WarnUnreachable(settingsRules, first, settings, context);
         WarnUnreachable(fileRules, second, settings, context);
         WarnCoveredBySettings(settingsRules, fileRules, settings, context);
@@ -162,8 +176,8 @@ internal sealed class FiveTuplePolicyPlugin : IRoutingPlugin, IRuntimeCommands, 
         int nodeCount = second.Nodes.Length + first.Nodes.Length, slotCount = second.Slots.Length + first.Slots.Length;
         var nodes = new EntryTable("nodes", ["index"], ["thr_hi", "thr_lo", "left", "right", "dim"], nodeCount);
         var slots = new EntryTable("slots", ["index"], ["rule"], slotCount);
-        AddTree(second, nodeBase: 0, slotBase: 0, ruleBase: 0, nodes, slots);
-        AddTree(first, nodeBase: (uint)second.Nodes.Length, slotBase: (uint)second.Slots.Length, ruleBase: (uint)fileCount, nodes, slots);
+        AddTree(second, nodeBase: 0, slotBase: 0, ruleBase: fileBase, nodes, slots);
+        AddTree(first, nodeBase: (uint)second.Nodes.Length, slotBase: (uint)second.Slots.Length, ruleBase: 0, nodes, slots);
         var roots = new EntryTable("roots", ["index"], ["node"], 4);
         roots.Add([0], [(ulong)second.Nodes.Length + FlatTree.Ipv4Root]);
         roots.Add([1], [(ulong)second.Nodes.Length + FlatTree.Ipv6Root]);
@@ -174,13 +188,11 @@ internal sealed class FiveTuplePolicyPlugin : IRoutingPlugin, IRuntimeCommands, 
         [
             "src_hi", "src_lo", "smask_hi", "smask_lo", "dst_hi", "dst_lo", "dmask_hi", "dmask_lo", "via6.hi", "via6.lo", "via4", "ifindex", "tag",
             "sport_lo", "sport_hi", "dport_lo", "dport_hi", "proto_lo", "proto_hi", "ports", "action",
-        ], rules.Count);
-        for (int i = 0; i < rules.Count; i++)
+        ], positioned.Count);
+        foreach (var (index, rule, r) in positioned)
         {
-            var r = i < fileCount ? second.Rules[i] : first.Rules[i - fileCount];
-            var rule = rules[i];
             bool v6 = rule.Match.Family == IpFamily.IPv6;
-            records.Add([(ulong)i],
+            records.Add([index],
             [
                 r.SourceHigh, r.SourceLow, r.SourceMaskHigh, r.SourceMaskLow, r.DestinationHigh, r.DestinationLow, r.DestinationMaskHigh, r.DestinationMaskLow,
                 v6 ? (ulong)(rule.Via >> 64) : 0, v6 ? (ulong)rule.Via : 0, v6 ? 0 : (ulong)rule.Via, (ulong)rule.Ifindex, rule.Tag,
@@ -192,20 +204,22 @@ internal sealed class FiveTuplePolicyPlugin : IRoutingPlugin, IRuntimeCommands, 
         {
             ["nodes"] = Capacity(nodeCount),
             ["slots"] = Capacity(slotCount),
-            ["rules"] = Capacity(rules.Count),
-            ["hits"] = Capacity(rules.Count),
+            ["rules"] = Capacity(ruleSlots),
+            ["hits"] = Capacity(ruleSlots),
         };
         long reserved = 2 * ((long)sizes["nodes"] * 32 + sizes["slots"] * 8L + sizes["rules"] * 104L) + sizes["hits"] * 24L;
-        long used = (long)nodeCount * 32 + slotCount * 8L + rules.Count * 104L;
+        long used = (long)nodeCount * 32 + slotCount * 8L + ruleSlots * 104L;
         var constants = new Dictionary<string, long> { ["max_depth"] = TreeBuilder.MaxDepth, ["leaf_max"] = TreeBuilder.LeafMax };
         string Shape(FlatTree t) => $"{t.Stats.Nodes:N0} nodes ({t.Stats.Leaves:N0} leaves, depth {t.Stats.MaxDepth})";
         return new StageSetup([], constants)
         {
             Tables = [nodes, slots, roots, records],
             MapSizes = sizes,
+            // Named rules' counters, by position in the rules array and owner tag (rules files have no names).
+            ItemCounters = positioned.Where(p => p.Rule.Name.Length > 0).Select(p => new ItemCounter(p.Rule.Name, "hits", p.Index, p.Rule.Tag)).ToList(),
             Canaries = Canaries(settingsRules.Concat(fileRules).ToList()),
             Summary = $"{settingsRules.Count:N0} rule{(settingsRules.Count == 1 ? "" : "s")} in settings, {fileCount:N0} in the rules file " +
-                      $"({rules.Count(r => r.Match.Family == IpFamily.IPv6):N0} IPv6); trees of {Shape(first)} and {Shape(second)}, " +
+                      $"({positioned.Count(p => p.Rule.Match.Family == IpFamily.IPv6):N0} IPv6); trees of {Shape(first)} and {Shape(second)}, " +
                       $"at most {Math.Max(first.Stats.MaxLeafRules, second.Stats.MaxLeafRules)} rules a leaf, {slotCount:N0} slots; " +
                       $"{used / 1048576.0:F1} MiB of tables, {reserved / 1048576.0:F1} MiB reserved (two copies)",
         };

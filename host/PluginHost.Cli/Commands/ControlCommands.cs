@@ -109,6 +109,9 @@ internal static class ControlCommands
         var pipeline = new Option<string?>("--pipeline") { Description = "Pipeline, when several have a stage offering this command" };
         var stage = new Option<int?>("--stage") { Description = "Stage index, when the pipeline has several" };
         var verb = new Command(command.Verb, command.Description) { config, runtime, json, pipeline, stage };
+        var stats = new Option<bool>("--stats") { Description = "Show each item's counters (packets, bytes) where its plugin keeps them" };
+        if (command.Action == RuntimeAction.List)
+            verb.Options.Add(stats);
         var arguments = command.Arguments.Select(a => (a.Name, Option: new Option<string?>("--" + a.Name) { Description = a.Description, Required = a.Required })).ToList();
         foreach (var (_, option) in arguments)
             verb.Options.Add(option);
@@ -117,7 +120,10 @@ internal static class ControlCommands
             var values = arguments.Where(a => parse.GetValue(a.Option) is not null).ToDictionary(a => a.Name, a => parse.GetValue(a.Option)!);
             foreach (var path in command.Arguments.Where(a => a.IsPath && values.ContainsKey(a.Name)))
                 values[path.Name] = Path.GetFullPath(values[path.Name]); // the host runs elsewhere: send the operator's path resolved
-            var request = new CommandRequest(command.Noun, command.Verb, values, parse.GetValue(pipeline), parse.GetValue(stage));
+            var request = new CommandRequest(command.Noun, command.Verb, values, parse.GetValue(pipeline), parse.GetValue(stage))
+            {
+                Stats = command.Action == RuntimeAction.List && parse.GetValue(stats),
+            };
             var result = Execute(request, parse.GetValue(config), parse.GetValue(runtime));
             if (parse.GetValue(json))
             {

@@ -19,6 +19,9 @@ public sealed record StagePlan(
     /// <summary>The plugin's one line on what the stage holds (<see cref="StageSetup.Summary"/>), if any.</summary>
     public string? Summary { get; init; }
 
+    /// <summary>Where the datapath counts the stage's named items (<see cref="StageSetup.ItemCounters"/>), checked against its maps.</summary>
+    public IReadOnlyList<ItemCounter> ItemCounters { get; init; } = [];
+
     /// <summary>The plugin's conversion for state maps whose layout changed, when it has one.</summary>
     public Func<MapSchema, MapSchema, MapEntry, MapEntry?>? Migrate { get; init; }
 }

@@ -189,6 +189,8 @@ internal sealed class BpfDatapathKernel : IDatapathKernel
 
         public void Delete(ReadOnlySpan<byte> key) => map.Delete(key);
 
+        public bool TryLookup(ReadOnlySpan<byte> key, Span<byte> value) => map.TryLookup(key, value);
+
         public void Dispose()
         {
             if (owned)

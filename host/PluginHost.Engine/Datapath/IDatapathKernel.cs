@@ -91,6 +91,9 @@ internal interface IMapAccess : IDisposable
     void Update(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value);
 
     void Delete(ReadOnlySpan<byte> key);
+
+    /// <summary>One entry's value; false when the key is not there.</summary>
+    bool TryLookup(ReadOnlySpan<byte> key, Span<byte> value);
 }
 
 /// <summary>A tcx link.</summary>

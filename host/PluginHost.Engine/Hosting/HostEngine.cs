@@ -32,6 +32,7 @@ public sealed partial class HostEngine
     private readonly HeldGenerations _held = new();
     private readonly LastGoodStages _lastGood = new();
     private PipelineDeployer _deployer;
+    private volatile IReadOnlyList<Observe.ItemCounterSite> _itemSites = []; // of the last apply that succeeded
 
     public HostEngine(HostConfig config, ILoggerFactory loggers, TimeSpan? retireAfter = null, TimeProvider? time = null)
     {
@@ -125,6 +126,7 @@ public sealed partial class HostEngine
             });
             history.Succeeded(results).Save(Config.RuntimeDirectory);
             Interfaces.Applied(Config.RuntimeDirectory, planned);
+            _itemSites = Observe.ItemCounterSite.Of(planned);
             // Dropping traffic is never implicit: say what still runs without a configuration.
             foreach (var name in Unconfigured())
                 LogUnconfigured(name, Config.SourcePath);
@@ -228,7 +230,11 @@ public sealed partial class HostEngine
         var command = target.Command;
         var current = CommandRunner.Items(effective, target);
         if (command.Action == RuntimeAction.List)
+        {
+            if (request.Stats)
+                current = WithCounts(current, command.Key, target.Pipeline.Name, target.StageIndex, effective);
             return new CommandResult(target.Pipeline.Name, target.StageIndex, $"{current.Count} {command.Collection}", current, null, 0, clock.Elapsed.TotalMilliseconds);
+        }
 
         RuntimeOverlay candidate;
         if (command.Action == RuntimeAction.Set)
@@ -268,6 +274,28 @@ public sealed partial class HostEngine
             .Concat(catalog.Unused.Select(u => new PluginInfo(u.Name, "", u.AssemblyPath, "", []) { State = "unused", Error = u.Problem }))
             .OrderBy(p => p.Name, StringComparer.Ordinal).ToList(),
         catalog.Errors.ToList()));
+
+    /// <summary>
+    /// Every named item's counters (rules, backends) in the running datapath, as the last successful apply of this host
+    /// located them; empty before one. For <c>/metrics</c>.
+    /// </summary>
+    public IReadOnlyList<Observe.ItemCount> ItemCounts() => Observe.ItemCounts.Read(Config.RuntimeDirectory, _itemSites, BpfDatapathKernel.Instance);
+
+    // A list with its items' counters: located by this host's last apply, or (a CLI without a running host) by planning now.
+    private List<IReadOnlyDictionary<string, string>> WithCounts(List<IReadOnlyDictionary<string, string>> items, string key, string pipeline, int stage,
+        HostConfig effective)
+    {
+        var sites = _itemSites.Where(s => s.Pipeline == pipeline && s.Stage == stage).ToList();
+        if (sites.Count == 0)
+            sites = WithPlugins(catalog => Observe.ItemCounterSite.Of(PipelinePlanner.Plan(effective, catalog)))
+                .Where(s => s.Pipeline == pipeline && s.Stage == stage).ToList();
+        var counts = Observe.ItemCounts.Read(Config.RuntimeDirectory, sites, BpfDatapathKernel.Instance).ToDictionary(c => c.Item);
+        return items.Select(item => (IReadOnlyDictionary<string, string>)new Dictionary<string, string>(item)
+        {
+            ["packets"] = item.TryGetValue(key, out var name) && counts.TryGetValue(name, out var c) ? c.Packets.ToString(System.Globalization.CultureInfo.InvariantCulture) : "-",
+            ["bytes"] = item.TryGetValue(key, out var n2) && counts.TryGetValue(n2, out var c2) ? c2.Bytes.ToString(System.Globalization.CultureInfo.InvariantCulture) : "-",
+        }).ToList();
+    }
 
     private static string Describe(ApplyKind kind) => kind switch
     {

@@ -162,6 +162,7 @@ internal static class PipelinePlanner
             {
                 Canaries = setup.Canaries.Select(c => c with { Frame = c.Frame.ToArray() }).ToList(),
                 Summary = setup.Summary is { } summary ? Config.ConfigText.Cut(summary) : null,
+                ItemCounters = CheckedItemCounters(loaded.Name, setup, maps, stage.Node, Error),
                 Migrate = migration is null ? null : migration.Migrate,
             });
             entries.Add(packed);
@@ -254,6 +255,30 @@ internal static class PipelinePlanner
             .ToList();
 
         public static string Routes(int n) => n == 1 ? "1 route" : $"{n:N0} routes";
+    }
+
+    // Item counters that name an element of a State array map with U64 packets and bytes (and a U32 tag when tagged).
+    private static List<ItemCounter> CheckedItemCounters(string plugin, StageSetup setup, Dictionary<string, StageMap> maps, SettingsNode node,
+        Action<SettingsNode, string> error)
+    {
+        var ok = new List<ItemCounter>();
+        foreach (var c in setup.ItemCounters ?? [])
+        {
+            string? problem = c is null ? "a null item counter"
+                : !maps.TryGetValue(c.Map, out var map) ? $"item counter of '{c.Item}' names map '{c.Map}', which it does not have"
+                : map.Schema.Contents != MapContents.State || map.Schema.Kind != MapKind.Array ? $"item counter of '{c.Item}': map '{c.Map}' is not a State array"
+                : c.Index >= map.Schema.MaxEntries ? $"item counter of '{c.Item}': index {c.Index} is past map '{c.Map}''s {map.Schema.MaxEntries} entries"
+                : !HasField(map, "packets", FieldType.U64) || !HasField(map, "bytes", FieldType.U64) || (c.Tag != 0 && !HasField(map, "tag", FieldType.U32))
+                    ? $"item counter of '{c.Item}': map '{c.Map}' needs U64 fields packets and bytes{(c.Tag != 0 ? " and a U32 tag" : "")}"
+                : null;
+            if (problem is null)
+                ok.Add(c!);
+            else
+                error(node, $"plugin {plugin} produced {problem}");
+        }
+        return ok;
+
+        static bool HasField(StageMap map, string name, FieldType type) => map.Schema.Value.Any(f => f.Name == name && f.Type == type);
     }
 
     /// <summary>Largest capacity a plugin may give one map of one stage (<see cref="StageSetup.MapSizes"/>).</summary>

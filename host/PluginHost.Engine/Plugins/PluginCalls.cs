@@ -78,7 +78,16 @@ public sealed class PluginCalls(string runtimeDirectory, TimeSpan timeout, bool 
     /// The process is dying of an exception thrown in <paramref name="build"/>'s code outside a host call (on a thread of
     /// its own): leave the same record a call would, so the next host quarantines the build instead of loading it again.
     /// </summary>
-    public void RecordCrash(PluginBuild build, string what) => WriteRecord(Path.Combine(runtimeDirectory, "plugin-calls"), build, what);
+    public void RecordCrash(PluginBuild build, string what)
+    {
+        // The process dies of this plugin's own thread: a call in flight meanwhile (another stage's Configure) did not
+        // kill it, and its record must not quarantine that plugin.
+        string calls = Path.Combine(runtimeDirectory, "plugin-calls");
+        if (Directory.Exists(calls))
+            foreach (var file in Directory.GetFiles(calls, "*.json"))
+                File.Delete(file);
+        WriteRecord(calls, build, what);
+    }
 
     // One record: what the host is inside of (or died of), found by the next host's QuarantineLeftovers.
     private static string WriteRecord(string directory, PluginBuild build, string what)

@@ -8,7 +8,11 @@ namespace PluginHost.Runtime;
 /// <summary>A runtime command as the CLI or the API sends it.</summary>
 /// <param name="Pipeline">Which pipeline, when several have a stage offering the command.</param>
 /// <param name="Stage">Which stage (index), when a pipeline has several.</param>
-public sealed record CommandRequest(string Noun, string Verb, IReadOnlyDictionary<string, string> Arguments, string? Pipeline = null, int? Stage = null);
+public sealed record CommandRequest(string Noun, string Verb, IReadOnlyDictionary<string, string> Arguments, string? Pipeline = null, int? Stage = null)
+{
+    /// <summary>For a list: add each item's counters (packets, bytes) where the plugin keeps them (<see cref="Contract.ItemCounter"/>).</summary>
+    public bool Stats { get; init; }
+}
 
 /// <summary>What a runtime command did.</summary>
 public sealed record CommandResult(string Pipeline, int Stage, string Message, IReadOnlyList<IReadOnlyDictionary<string, string>> Items,

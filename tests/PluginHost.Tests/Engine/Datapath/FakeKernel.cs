@@ -207,6 +207,14 @@ internal sealed class FakeKernel : IDatapathKernel
             Entries[Convert.ToHexString(key)] = value.ToArray();
         }
 
+        public bool TryLookup(ReadOnlySpan<byte> key, Span<byte> value)
+        {
+            if (!Entries.TryGetValue(Convert.ToHexString(key), out var found))
+                return false;
+            found.CopyTo(value);
+            return true;
+        }
+
         public void Delete(ReadOnlySpan<byte> key)
         {
             kernel.Check("delete", name);

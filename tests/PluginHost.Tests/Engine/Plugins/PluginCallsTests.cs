@@ -66,4 +66,19 @@ public sealed class PluginCallsTests : IDisposable
         File.WriteAllText(_dll, "a new build");
         Assert.DoesNotContain(calls.Quarantined(), x => x.Sha256 == PluginCalls.Build("Fake", _dll).Sha256);
     }
+
+    // Seen in the crash lab: a plugin's own thread threw while the host was inside another plugin's Configure.
+    [Fact]
+    public void A_plugin_that_crashes_the_process_from_its_own_thread_is_quarantined_alone()
+    {
+        string other = Path.Combine(_runtime, "Other.dll");
+        File.WriteAllText(other, "another build");
+        var calls = new PluginCalls(_runtime, TimeSpan.FromMilliseconds(100));
+        Assert.Throws<PluginTimeoutException>(() => calls.Run(PluginCalls.Build("Other", other), "Configure", null, () => _release.Wait(TimeSpan.FromMinutes(1))));
+
+        calls.RecordCrash(PluginCalls.Build("Fake", _dll), "own thread (InvalidOperationException)");
+        var found = new PluginCalls(_runtime, TimeSpan.FromSeconds(5)).QuarantineLeftovers(DateTimeOffset.UnixEpoch);
+
+        Assert.Equal(("Fake", "own thread (InvalidOperationException)"), (Assert.Single(found).Plugin, found[0].Call));
+    }
 }

@@ -59,8 +59,8 @@ public sealed class ClassifierKernelTests(ITestOutputHelper output) : IDisposabl
             """.Replace("rules:\n\n", "rules: []\n"));
     }
 
-    // Where rule i (in match order: settings, then file) keeps its counters: the rules array holds the file's first.
-    private static int Slot(int rule, int settingsRules, int total) => rule < settingsRules ? total - settingsRules + rule : rule - settingsRules;
+    // Where rule i (in match order: settings, then file) keeps its counters: the settings' rules from 0, the file's from 4,096.
+    private static int Slot(int rule, int settingsRules) => rule < settingsRules ? rule : 4096 + rule - settingsRules;
 
     private static ulong Hits(BpfMap hits, int rule)
     {
@@ -80,7 +80,7 @@ public sealed class ClassifierKernelTests(ITestOutputHelper output) : IDisposabl
         {
             int expected = reference.Match(key);
             Assert.True(expected >= 0, $"the reference matches every header of these sets ({key})");
-            int slot = Slot(expected, settingsRules, rules.Count);
+            int slot = Slot(expected, settingsRules);
             ulong before = Hits(hits, slot);
             var run = chain.Entry.TestRun(Frame(key));
             checkedKeys++;

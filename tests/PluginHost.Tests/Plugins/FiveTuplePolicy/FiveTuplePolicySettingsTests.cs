@@ -137,11 +137,13 @@ public sealed class FiveTuplePolicySettingsTests(FiveTuplePolicyFixture fixture)
         var setup = Configure($"rules:\n  - name: first\n    action: pass\n    from: 10.0.0.1\nrulesFile: {file}\ndefaultAction: drop");
 
         Assert.Empty(_context.Errors);
-        // The rules array holds the file's rules, then the settings' (whose tree is walked first).
-        Assert.Equal(4, Table(setup, "rules").Count);
-        Assert.Equal((2ul, 1ul, 2ul, 3ul), (RuleRow(setup, 0)["action"], RuleRow(setup, 1)["action"], RuleRow(setup, 2)["action"], RuleRow(setup, 3)["action"]));
-        Assert.Equal((7ul, 0xC6120202ul), (RuleRow(setup, 1)["ifindex"], RuleRow(setup, 1)["via4"]));
-        Assert.Equal(0x20010db800000000ul, RuleRow(setup, 2)["src_hi"]);
+        // The rules array holds the settings' rules from 0 and the file's from 4,096: neither moves when the other changes.
+        var table = Table(setup, "rules");
+        Assert.Equal(new ulong[] { 0, 4096, 4097, 4098 }, Enumerable.Range(0, table.Count).Select(i => table.Row(i)[0]));
+        Assert.Equal((3ul, 2ul, 1ul, 2ul), (RuleRow(setup, 0)["action"], RuleRow(setup, 1)["action"], RuleRow(setup, 2)["action"], RuleRow(setup, 3)["action"]));
+        Assert.Equal((7ul, 0xC6120202ul), (RuleRow(setup, 2)["ifindex"], RuleRow(setup, 2)["via4"]));
+        Assert.Equal(0x20010db800000000ul, RuleRow(setup, 3)["src_hi"]);
+        Assert.Equal(8192u, setup.MapSizes["rules"]); // 4,099 positions, with room to grow
         Assert.StartsWith("1 rule in settings, 3 in the rules file (1 IPv6)", setup.Summary);
     }
 
