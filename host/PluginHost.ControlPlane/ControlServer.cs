@@ -49,7 +49,7 @@ public sealed partial class ControlServer : IAsyncDisposable
 
     private const string ProblemContentType = "application/problem+json";
 
-    private static readonly string[] CommandFields = ["noun", "verb", "arguments", "pipeline", "stage"];
+    private static readonly string[] CommandFields = ["noun", "verb", "arguments", "pipeline", "stage", "stats"];
 
     private readonly WebApplication _app;
 
@@ -239,6 +239,7 @@ public sealed partial class ControlServer : IAsyncDisposable
                 return (null, Problem(400, $"run command: the request must be an object (got {Kind(root)})"));
             string? noun = null, verb = null, pipeline = null;
             int? stage = null;
+            bool stats = false;
             Dictionary<string, string>? arguments = null;
             foreach (var field in root.EnumerateObject())
             {
@@ -252,6 +253,7 @@ public sealed partial class ControlServer : IAsyncDisposable
                     "stage" => value.ValueKind == JsonValueKind.Null ? null
                         : value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out int s) && s >= 0 ? Set(out stage, s) : $"a stage index (got {Kind(value)})",
                     "arguments" => Arguments(value, out arguments),
+                    "stats" => value.ValueKind is JsonValueKind.True or JsonValueKind.False ? Flag(out stats, value.GetBoolean()) : $"true or false (got {Kind(value)})",
                     _ => "",
                 };
                 if (wrong == "")
@@ -263,8 +265,14 @@ public sealed partial class ControlServer : IAsyncDisposable
                 return (null, Problem(400, $"run command: {(noun is null ? "noun" : "verb")} is required"));
             if (arguments is null)
                 return (null, Problem(400, "run command: arguments must be an object (got nothing)"));
-            return (new CommandRequest(noun, verb, arguments, pipeline, stage), null);
+            return (new CommandRequest(noun, verb, arguments, pipeline, stage) { Stats = stats }, null);
         }
+    }
+
+    private static string? Flag(out bool target, bool value)
+    {
+        target = value;
+        return null;
     }
 
     private static string? Set(out int? target, int value)

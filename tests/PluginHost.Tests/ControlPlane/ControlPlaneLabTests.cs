@@ -310,6 +310,46 @@ public sealed class ControlPlaneLabTests : IDisposable
         Assert.Contains("pluginhost_reloads_total", scrape);
     }
 
+    // Issue 12: a named rule's counters, by name, from the running host: on /metrics and in `rule list --stats`.
+    [KernelFact]
+    public async Task NamedRuleCountersAreOnMetricsAndInRuleListStats()
+    {
+        _rig.UsePlugin(Path.Combine(Repo.PluginsDirectory, "FiveTuplePolicy"));
+        _rig.WriteConfig(_lab.Router.Name, RouterLab.RouterLan, $"""
+                  - plugin: FiveTuplePolicy
+                    settings:
+                      rules:
+                        - name: a-via-up2
+                          protocol: udp
+                          from: {RouterLab.ClientSourceA}
+                          dport: 9100
+                          interface: {RouterLab.RouterUplink2}
+                          via: {RouterLab.Uplink2Gateway}
+            """);
+        File.AppendAllText(_rig.ConfigPath, $"\nmetrics:\n  listen: 127.0.0.1:{_metricsPort}\n");
+        StartHost();
+        UdpTraffic.Send(_lab.Router, RouterLab.RouterUplink2Address, new IPEndPoint(RouterLab.Uplink2Gateway, 9), 1);
+        Thread.Sleep(100);
+        UdpStreamResult result;
+        using (var udp = UdpStream.Start(_lab.Client, RouterLab.ClientSourceA, _lab.Server, new IPEndPoint(RouterLab.ServerAddress, 9100), 2_000))
+        {
+            Thread.Sleep(800);
+            result = udp.Stop();
+        }
+        using var http = new HttpClient();
+        string scrape = await http.GetStringAsync($"http://127.0.0.1:{_metricsPort}/metrics");
+        string prefix = "pluginhost_item_total{pipeline=\"p\",stage=\"0\",plugin=\"FiveTuplePolicy\",item=\"a-via-up2\",counter=\"packets\"} ";
+        double packets = double.Parse(scrape.Split('\n').Single(l => l.StartsWith(prefix, StringComparison.Ordinal))[prefix.Length..],
+            System.Globalization.CultureInfo.InvariantCulture);
+        var (exit, listed) = Cli("rule", "list", "--stats", "--runtime-dir", _rig.RuntimeDirectory);
+
+        Assert.Equal(0, result.Lost);
+        Assert.Equal(result.Received, (long)packets);
+        Assert.Equal(0, exit);
+        Assert.Matches($@"a-via-up2\s.*\s{result.Received}\s+\d+", listed); // NAME ... PACKETS BYTES
+        Assert.Contains("PACKETS", listed);
+    }
+
     // One raw call on the control socket: the status, the content type and the body, whatever they are.
     private async Task<(int Status, string? ContentType, string Body)> Call(HttpMethod method, string path, string? body = null)
     {
@@ -394,7 +434,7 @@ public sealed class ControlPlaneLabTests : IDisposable
             AssertProblem(400, await Call(post, "/v1/commands", """{"noun": "route", "verb": null, "arguments": {}}""")));
         Assert.Equal("run command: the request must be an object (got an array)",
             AssertProblem(400, await Call(post, "/v1/commands", "[1, 2]")));
-        Assert.Equal("run command: unknown field 'color' (expected one of: noun, verb, arguments, pipeline, stage)",
+        Assert.Equal("run command: unknown field 'color' (expected one of: noun, verb, arguments, pipeline, stage, stats)",
             AssertProblem(400, await Call(post, "/v1/commands", """{"noun": "route", "verb": "list", "arguments": {}, "color": "red"}""")));
         // A plugin's refusal keeps its message; an unknown command is the host's.
         Assert.Contains("invalid prefix '198.18.1.0/33'", AssertProblem(400, await Call(post, "/v1/commands",
