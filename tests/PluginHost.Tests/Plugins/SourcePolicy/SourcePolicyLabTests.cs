@@ -51,8 +51,16 @@ public sealed class SourcePolicyLabTests : IDisposable
                       routes:
             {routes}
             """);
-        return new HostEngine(ConfigLoader.Load(path), NullLoggerFactory.Instance, retireAfter: TimeSpan.Zero);
+        // One host, reloaded as a running one would be: a second engine would hold fds on the link that only the
+        // garbage collector closes, and the link would outlive the uninstall for as long.
+        if (_engine is null)
+            _engine = new HostEngine(ConfigLoader.Load(path), NullLoggerFactory.Instance, retireAfter: TimeSpan.Zero);
+        else
+            _engine.Reconfigure(ConfigLoader.Load(path));
+        return _engine;
     }
+
+    private HostEngine? _engine;
 
     // True when the kernel has the link, false when it says there is none; any other bpftool failure fails the test
     // (a broken bpftool must not read as "link gone").
