@@ -19,6 +19,8 @@ install_dependencies() {
   ls /usr/lib/*/libbpf.so.1 >/dev/null 2>&1 || missing+=(libbpf1)
   command -v bpftool >/dev/null || missing+=(bpftool)
   command -v ip >/dev/null || missing+=(iproute2)
+  # nft: the benchmark's classifier section compares FiveTuplePolicy with an nftables chain.
+  command -v nft >/dev/null || missing+=(nftables)
   # clang runs under setsid, setpriv --pdeathsig and prlimit (Essential on Debian, so normally present).
   { command -v setsid && command -v setpriv && command -v prlimit; } >/dev/null || missing+=(util-linux)
   [ -f "/usr/include/$(gcc -dumpmachine 2>/dev/null || echo x86_64-linux-gnu)/asm/types.h" ] || missing+=(linux-libc-dev)

@@ -9,15 +9,18 @@ public sealed record BenchOptions(bool Quick, bool Json, IReadOnlySet<string> Se
     public const string Reload = "reload";
     public const string ControlPlane = "control-plane";
     public const string Footprint = "footprint";
+    public const string Classifier = "classifier";
 
-    public static readonly IReadOnlyList<string> AllSections = [PerPacket, Lookup, Forwarding, Reload, ControlPlane, Footprint];
+    public static readonly IReadOnlyList<string> AllSections = [PerPacket, Lookup, Forwarding, Reload, ControlPlane, Footprint, Classifier];
 
     public const string Usage = """
-        usage: bench/run [--quick] [--json] [--only per-packet,lookup,forwarding,reload,control-plane,footprint]
+        usage: bench/run [--quick] [--json] [--only per-packet,lookup,forwarding,reload,control-plane,footprint,classifier]
           --quick   fewer and shorter runs, 100,000-prefix tables at most: well under two minutes
           --json    print the results as JSON (progress still goes to stderr)
           --only    run only these sections (default: all)
-        Needs root, a mounted bpffs, clang-19 and a built solution (bench/run builds it).
+        Needs root, a mounted bpffs, clang-19, nft (classifier) and a built solution (bench/run builds it).
+        The classifier section reads ClassBench data from $PLUGINHOST_CLASSBENCH, ../shared/data/classbench
+        beside the repository, or /work/shared/data/classbench.
         """;
 
     public bool Runs(string section) => Sections.Contains(section);

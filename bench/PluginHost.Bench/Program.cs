@@ -81,8 +81,19 @@ try
             controlPlane = new ControlPlaneBench(host, options.Quick, Log).Run(cancel.Token);
     }
 
+    ClassifierResult? classifier = null;
+    if (options.Runs(BenchOptions.Classifier))
+    {
+        var started = watch.Elapsed;
+        classifier = new ClassifierBench(sandbox, repo, options.Quick, Log).Run(cancel.Token);
+        classifier = classifier with { Seconds = (watch.Elapsed - started).TotalSeconds };
+    }
+
     string command = string.Join(' ', ["bench/run", .. options.Arguments]);
-    var report = new BenchReport(machine, command, options.Quick ? "quick" : "full", sampling, perPacket, lookup, forwarding, reload, controlPlane, footprint, watch.Elapsed);
+    var report = new BenchReport(machine, command, options.Quick ? "quick" : "full", sampling, perPacket, lookup, forwarding, reload, controlPlane, footprint, watch.Elapsed)
+    {
+        Classifier = classifier,
+    };
     Console.Out.Write(options.Json ? JsonReport.Render(report) : MarkdownReport.Render(report));
     // A report with a hole is a failed run (CI runs --quick for exactly this): say what is missing.
     var missing = ReportCheck.Missing(report, options);

@@ -40,6 +40,20 @@ public static class TestRunTimer
         return (sum / frames.Count, referenceSum / frames.Count);
     }
 
+    /// <summary>
+    /// One call per frame of <paramref name="frames"/> (in a fresh random order), each repeated <paramref name="repeat"/> times
+    /// on its buffer: the mean over the frames of each one's own cost (its path through the tables, caches warm).
+    /// </summary>
+    public static double PerFrame(BpfProgram program, IReadOnlyList<byte[]> frames, int repeat, Random order, CancellationToken cancel)
+    {
+        var indexes = Enumerable.Range(0, frames.Count).ToArray();
+        order.Shuffle(indexes);
+        double sum = 0;
+        foreach (int i in indexes)
+            sum += Time(program, frames[i], repeat, cancel);
+        return sum / frames.Count;
+    }
+
     // The kernel abandons a test run when a signal is pending (EINTR): Ctrl-C means stop, anything else
     // (a child process exiting, say) means run it again.
     private static uint Time(BpfProgram program, byte[] frame, int repeat, CancellationToken cancel)

@@ -44,6 +44,48 @@ public static class Frames
         return frame;
     }
 
+    /// <summary>
+    /// An IPv4 frame of protocol <paramref name="protocol"/> from numeric addresses (first byte most significant): TCP, UDP
+    /// and SCTP carry their ports in a minimal header (TCP 20 bytes, data offset 5; SCTP the 12-byte common header);
+    /// any other protocol carries no transport header, only zeros. Only UDP's checksum is filled in (the others are not read).
+    /// </summary>
+    public static byte[] Ipv4Transport(uint source, uint destination, byte protocol, ushort sourcePort, ushort destinationPort,
+        int frameLength = 64, byte ttl = 64)
+    {
+        int transport = protocol switch { 6 => 20, 17 => UdpHeaderLength, 132 => 12, _ => 0 };
+        var frame = Ethernet(frameLength, EthernetLength + Ipv4HeaderLength + transport, 0x0800);
+        var ip = frame.AsSpan(EthernetLength);
+        ip[0] = 0x45;
+        BinaryPrimitives.WriteUInt16BigEndian(ip[2..], (ushort)(frameLength - EthernetLength));
+        BinaryPrimitives.WriteUInt16BigEndian(ip[4..], 0x1234);
+        ip[8] = ttl;
+        ip[9] = protocol;
+        BinaryPrimitives.WriteUInt32BigEndian(ip[12..], source);
+        BinaryPrimitives.WriteUInt32BigEndian(ip[16..], destination);
+        BinaryPrimitives.WriteUInt16BigEndian(ip[10..], Fold(Sum(ip[..Ipv4HeaderLength])));
+
+        var l4 = ip[Ipv4HeaderLength..];
+        switch (protocol)
+        {
+            case 17:
+                WriteUdp(l4, sourcePort, destinationPort);
+                uint pseudo = Sum(ip.Slice(12, 8)) + protocol + (uint)l4.Length;
+                BinaryPrimitives.WriteUInt16BigEndian(l4[6..], UdpChecksum(pseudo, l4));
+                break;
+            case 6:
+                BinaryPrimitives.WriteUInt16BigEndian(l4, sourcePort);
+                BinaryPrimitives.WriteUInt16BigEndian(l4[2..], destinationPort);
+                l4[12] = 5 << 4; // data offset: 5 words
+                l4[13] = 0x10; // ACK
+                break;
+            case 132:
+                BinaryPrimitives.WriteUInt16BigEndian(l4, sourcePort);
+                BinaryPrimitives.WriteUInt16BigEndian(l4[2..], destinationPort);
+                break;
+        }
+        return frame;
+    }
+
     public static byte[] Ipv6Udp(IPAddress source, IPAddress destination, int frameLength, byte hopLimit = 64,
         ushort sourcePort = 40000, ushort destinationPort = 9000)
     {

@@ -29,5 +29,6 @@ public static class JsonReport
         report.Reload,
         report.ControlPlane,
         report.Footprint,
+        report.Classifier,
     }, Options) + "\n";
 }

@@ -29,8 +29,121 @@ public static class MarkdownReport
             ControlPlane(md, controlPlane);
         if (r.Footprint is { } footprint)
             Footprint(md, footprint);
+        if (r.Classifier is { } classifier)
+            Classifier(md, classifier, r);
         return md.ToString();
     }
+
+    private static void Classifier(StringBuilder md, ClassifierResult c, BenchReport r)
+    {
+        md.AppendLine("## 7. Packet classifier (FiveTuplePolicy on ClassBench)").AppendLine();
+        string quick = r.Mode == "quick" ? " --quick" : "";
+        md.AppendLine($"Reproduce this section alone: `bench/run{quick} --only classifier` (as root, in the repository; " +
+            $"{(r.Mode == "quick" ? "the full run drops `--quick`" : "`--quick` for a short run")}). CPU: {r.Machine.Cpu} ({r.Machine.Cpus} CPUs); " +
+            $"section run in {c.Seconds:F0} s. ClassBench data: {(c.DataDirectory is null ? "not found" : $"`{c.DataDirectory}`")} " +
+            $"(`${{PLUGINHOST_CLASSBENCH}}`, else `../shared/data/classbench` beside the repository, else `/work/shared/data/classbench`).").AppendLine();
+        if (c.Missing is not null)
+        {
+            md.AppendLine($"**Not measured**: {c.Missing}.").AppendLine();
+            return;
+        }
+        var small = c.Sets.FirstOrDefault(s => s.Id == "10");
+        md.AppendLine("**Per-packet cost.** One FiveTuplePolicy stage (a 1-stage chain: entry program, parser, the tree walk and the leaf's rules) " +
+            "built as the host builds it, with a rules file per set; even lines `drop`, odd lines `next` (two cheap verdicts). Frames: a sample of " +
+            "each set's distinct trace headers, 64-byte IPv4, ports in a TCP, UDP or SCTP header, no transport header for other protocols " +
+            "(*portless*: the plugin then skips rules with ports, so their first match can differ from the trace's). Every frame's verdict is " +
+            "checked against its first matching rule (a linear scan) before and after timing. BPF_PROG_TEST_RUN, one call per frame with " +
+            $"{c.Repeat} repeats (each header's own path, caches warm), the mean over the frames; median of {c.Rounds} rounds, each timing every " +
+            "set in a shuffled order, ± half the interquartile range; *above 10 rules* and the ratios are paired per round. " +
+            $"*Validate + plan*: `PipelinePlanner.Plan` as `pluginhost validate` runs it (read the rules file, build the tree, encode the entries), " +
+            $"median of {c.PlanSamples}, the sets in turn (the plugin keeps only its last tree, so each plan builds again); *allocated*: managed " +
+            "memory allocated by that plan; *compile*, *load + write*: building the chain once. *Tables* and *reserved* are the plugin's own " +
+            "figures from its summary line (below): the classifier's tables, and what its double-buffered maps reserve; *kernel*: what the kernel charges " +
+            "for the stage's maps (bpftool's memlock: both banks, the hit counters, the bank selector).").AppendLine();
+        md.AppendLine("| rule set | rules | frames (portless) | ns per packet | above 10 rules | validate + plan | allocated | compile | load + write | tables | reserved | kernel | verdicts |");
+        md.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+        foreach (var row in c.Sets)
+        {
+            md.AppendLine($"| {row.Label} | {row.Rules:N0} | {row.Frames:N0} ({row.Portless:N0}){(row.Unmatched > 0 ? $", {row.Unmatched:N0} matching no rule" : "")} | {Ns(row.Ns)} | {(row.AboveSmall is { } a ? Ns(a) : "–")} | " +
+                $"{Ms(row.PlanMs.Median)} ms | {row.AllocatedMiB:F1} MiB | {Ms(row.CompileMs)} ms | {Ms(row.LoadWriteMs)} ms | {Mib(row.TablesMiB)} | {Mib(row.ReservedMiB)} | {Kernel(row.KernelMiB)} | " +
+                $"{(row.Mismatches == 0 ? "all right" : $"**{row.Mismatches:N0} wrong**")} |");
+        }
+        md.AppendLine();
+        md.AppendLine("| per-packet growth | ratio | goal |");
+        md.AppendLine("| --- | ---: | --- |");
+        foreach (var ratio in c.Ratios)
+            md.AppendLine($"| {ratio.Label} | {Ratio(ratio.Value)} | {Goal(ratio)} |");
+        md.AppendLine();
+        md.AppendLine("The plugin's summary line for each set (`pluginhost validate` prints it):").AppendLine();
+        foreach (var row in c.Sets)
+            md.AppendLine($"- {row.Label}: {row.StageSummary ?? "(none)"}");
+        md.AppendLine();
+
+        if (c.Updates is { } u)
+        {
+            md.AppendLine($"**Single rule add/del with {u.Rules:N0} rules loaded.** A live HostEngine (in process; private plugins directory, BPF root and " +
+                $"runtime directory) runs one FiveTuplePolicy stage with the acl1-10k rules file (`defaultAction: next`) on a veth, tcx ingress " +
+                $"(attached in {u.AttachMs:F0} ms). Each pair is `{u.Rule}` through `HostEngine.RunCommand` (what the API and the CLI call); " +
+                $"wall time per operation, p99 the nearest rank. *Spaced*: {u.SpacingMs:0} ms between operations, an operator's pace (a double-buffered " +
+                "change waits for an RCU grace period only when the previous flip was less than one ago); *back to back*: the next operation starts " +
+                "when the last returns. *Entries rewritten*: map entries the change rewrote for packets (the engine's count)." +
+                (c.Sets.FirstOrDefault(s => s.Id == "10k") is { } set10k
+                    ? $" A change validates and plans the whole stage again: for comparison, validating and planning the 10k set alone takes " +
+                      $"{Ms(set10k.PlanMs.Median)} ms (table above)."
+                    : "")).AppendLine();
+            md.AppendLine("| operation | runs | p50 | p99 | engine's own p50 | entries rewritten (median) | applied as | goal |");
+            md.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |");
+            foreach (var row in u.Rows)
+                md.AppendLine($"| {row.Label} | {row.Operations} | {Ms(row.Ms.Median)} ms | {Ms(row.P99Ms)} ms | {Ms(row.HostMs.Median)} ms | {row.EntriesChanged:N0} | " +
+                    $"{row.Applied} | {(row.GoalP99Ms is double g ? $"p99 < {g:0} ms: {Verdict(row.P99Ms < g)}" : "")} |");
+            md.AppendLine();
+        }
+
+        if (c.Forwarding is { } f)
+        {
+            md.AppendLine($"**Forwarding throughput.** Real frames through a private RouterLab, as in section 3: `bench/traffic/rawsend.c` sends one " +
+                $"{f.WireBytes}-byte UDP frame, {f.Header}, for {f.Seconds:0.#} s from the client's lan0" + (f.OneCpu ? " (pinned to one CPU)" : "") +
+                $"; the router routes its destination to up1 and the server blackholes it. The acl1-10k set matches it first at rule {f.MatchLine:N0} " +
+                $"(0-based: {f.MatchLine:N0} rules before it miss it; the deepest line that matches a forwardable UDP header first, the catch-all excepted). " +
+                "(a) FiveTuplePolicy (tcx on the router's lan0, ingress) with the 10k set, that rule `redirect up1 198.18.2.2` and every other " +
+                $"`next`; (b) FiveTuplePolicy with {SmallRules(f)} rules: nine of the set's first rules that miss the frame, then that rule; (c) the kernel " +
+                $"with the same {f.Rules:N0} rules in one nftables chain on the router's forward hook (`ip protocol P ip saddr S ip daddr D th sport A-B " +
+                "th dport C-D accept`, the first match ends the walk as in the plugin; loaded with `nft -f` in " +
+                $"{f.NftLoadMs / 1000:F1} s, on the hook only while measured); (d) the kernel alone. *Received*: what the server's up1 counted, in Mpps; " +
+                $"median of {f.Rounds} round{(f.Rounds == 1 ? "" : "s")}, each running every configuration in turn (the order rotates), ± half the " +
+                "interquartile range; ratios paired per round. (a) and (b) are checked to have redirected what arrived, (c) to have counted it at the " +
+                $"matching rule. Attaching (a) (validate, plan, compile, load, write, canaries): {f.AttachMs:F0} ms.").AppendLine();
+            md.AppendLine("| configuration | received (Mpps) | sent (Mpps) |");
+            md.AppendLine("| --- | ---: | ---: |");
+            foreach (var row in f.Rows)
+                md.AppendLine($"| {row.Label} | {Mpps(row.ReceivedMpps)} | {row.SentMpps.Median:F3} |");
+            md.AppendLine();
+            md.AppendLine("| throughput ratio | ratio | goal |");
+            md.AppendLine("| --- | ---: | --- |");
+            foreach (var ratio in f.Ratios)
+                md.AppendLine($"| {ratio.Label} | {Ratio(ratio.Value)} | {(ratio.Goal > 0 ? Goal(ratio) : "")} |");
+            md.AppendLine();
+        }
+    }
+
+    private static int SmallRules(ClassifierForwardingResult f) => Math.Min(f.MatchLine + 1, 10);
+
+    private static string Goal(ClassifierRatio ratio) =>
+        $"{(ratio.AtMost ? "≤" : "≥")} {ratio.Goal.ToString("0.0#", Invariant)}×: {Verdict(ratio.Met)}";
+
+    private static string Kernel(double? mib) => mib switch
+    {
+        null => "–",
+        < 1 => $"{(mib.Value * 1024).ToString("F0", Invariant)} KiB",
+        double v => $"{v.ToString("F1", Invariant)} MiB",
+    };
+
+    private static string Mib(double? mib) => mib switch
+    {
+        null => "–",
+        < 0.05 => "< 0.1 MiB", // the plugin's summary has one decimal
+        double v => $"{v.ToString("F1", Invariant)} MiB",
+    };
 
     private static void PerPacket(StringBuilder md, PerPacketResult p, BenchReport r)
     {

@@ -87,6 +87,44 @@ public static class ReportCheck
         }
         if (r.Footprint is { } fp)
             Figure("footprint RSS", fp.RssMiB);
+        if (options.Runs(BenchOptions.Classifier) && r.Classifier is null)
+            missing.Add($"section {BenchOptions.Classifier} has no results");
+        if (r.Classifier is { } cls)
+        {
+            if (cls.Missing is not null)
+                missing.Add($"classifier: {cls.Missing}");
+            foreach (string id in cls.Missing is null ? ["10", "1k", "10k", "100k"] : Array.Empty<string>())
+                if (cls.Sets.FirstOrDefault(row => row.Id == id) is not { } row)
+                    missing.Add($"classifier has no {id}-rule row");
+                else
+                {
+                    Median($"classifier {id} ns per packet", row.Ns);
+                    Median($"classifier {id} plan", row.PlanMs);
+                    // The summary has one decimal: 10 rules' tables read 0.0 MiB.
+                    if (row.TablesMiB is not double tables)
+                        missing.Add($"classifier {id}: no memory figure in the plugin's summary ('{row.StageSummary}')");
+                    else if (id != "10")
+                        Figure($"classifier {id} tables", tables);
+                }
+            if (cls.Missing is null)
+            {
+                if (cls.Ratios.Count < 2)
+                    missing.Add("classifier has no per-packet ratios");
+                if (cls.Updates is not { Rows.Count: 4 } updates)
+                    missing.Add("classifier has no rule add/del rows");
+                else
+                    foreach (var row in updates.Rows)
+                        Median($"classifier {row.Id}", row.Ms);
+                if (cls.Forwarding is not { } cf)
+                    missing.Add("classifier has no forwarding rows");
+                else
+                    foreach (string id in new[] { "ftp-10k", "ftp-10", "nft-10k", "kernel" })
+                        if (cf.Rows.FirstOrDefault(row => row.Id == id) is { } row)
+                            Median($"classifier forwarding {id}", row.ReceivedMpps);
+                        else
+                            missing.Add($"classifier forwarding has no {id} row");
+            }
+        }
         return missing;
     }
 }

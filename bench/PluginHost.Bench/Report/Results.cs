@@ -6,7 +6,11 @@ namespace PluginHost.Bench.Report;
 /// <summary>Everything one run measured; what the Markdown and JSON reports print.</summary>
 public sealed record BenchReport(Machine Machine, string Command, string Mode, Sampling Sampling,
     PerPacketResult? PerPacket, LookupResult? Lookup, ForwardingResult? Forwarding, ReloadResult? Reload, ControlPlaneResult? ControlPlane, FootprintResult? Footprint,
-    TimeSpan Elapsed);
+    TimeSpan Elapsed)
+{
+    /// <summary>Section 7 (issue 12): FiveTuplePolicy's classifier on ClassBench.</summary>
+    public ClassifierResult? Classifier { get; init; }
+}
 
 // ---- 1. Per-packet cost ----
 
@@ -98,3 +102,56 @@ public sealed record FootprintResult(string Pipeline, double StartMs, double Set
 public sealed record ForwardingRow(string Id, string Label, Summary ReceivedMpps, Summary SentMpps, Summary VsKernel, Summary VsRules100);
 
 public sealed record ForwardingResult(IReadOnlyList<ForwardingRow> Rows, int Rounds, double Seconds, int WireBytes, bool OneCpu);
+
+// ---- 7. Classifier (issue 12) ----
+
+/// <summary>One rule set: per-packet cost over its trace, the time to configure it and the classifier's memory.</summary>
+/// <param name="Ns">ns per packet.</param>
+/// <param name="AboveSmall">ns per packet above the 10-rule set, paired per round.</param>
+/// <param name="Frames">Distinct trace headers sampled (each one frame, repeated within its call).</param>
+/// <param name="Portless">Of them, headers of protocols without ports (no TCP, UDP or SCTP header).</param>
+/// <param name="PlanMs">Validate and plan (<c>PipelinePlanner.Plan</c>): parse the rules file, build the tree, encode the entries.</param>
+/// <param name="AllocatedMiB">Managed memory allocated while planning (the median plan's).</param>
+/// <param name="TablesMiB">The classifier's tables, from the plugin's summary; <paramref name="ReservedMiB"/> what its maps reserve.</param>
+/// <param name="Mismatches">Sampled frames whose verdict was not their first matching rule's action (0: every frame classified right).</param>
+public sealed record ClassifierSetRow(string Id, string Label, int Rules, int Frames, int Portless, Summary Ns, Summary? AboveSmall,
+    Summary PlanMs, double CompileMs, double LoadWriteMs, double AllocatedMiB, double? TablesMiB, double? ReservedMiB, string? StageSummary,
+    int Mismatches)
+{
+    /// <summary>What the kernel charges for the stage's maps (memlock of both banks, hit counters, bank selector); null: unknown.</summary>
+    public double? KernelMiB { get; init; }
+
+    /// <summary>Frames no rule of the set matches (they go on to the next stage).</summary>
+    public int Unmatched { get; init; }
+}
+
+/// <summary>A ratio paired per round, with its goal (≤ for per-packet growth, ≥ for throughput).</summary>
+public sealed record ClassifierRatio(string Id, string Label, Summary Value, double Goal, bool AtMost)
+{
+    public bool Met => AtMost ? Value.Median <= Goal : Value.Median >= Goal;
+}
+
+/// <summary>A run of single-rule changes: wall time of <c>HostEngine.RunCommand</c> per operation.</summary>
+/// <param name="EntriesChanged">Map entries the change rewrote for packets, median (the host's figure).</param>
+public sealed record ClassifierUpdateRow(string Id, string Label, int Operations, Summary Ms, double P99Ms, Summary HostMs, double EntriesChanged,
+    string Applied, double? GoalP99Ms);
+
+public sealed record ClassifierUpdatesResult(int Rules, double SpacingMs, string Rule, double AttachMs, IReadOnlyList<ClassifierUpdateRow> Rows);
+
+public sealed record ClassifierForwardingRow(string Id, string Label, Summary ReceivedMpps, Summary SentMpps);
+
+/// <param name="Header">The frame every configuration forwards.</param>
+/// <param name="MatchLine">0-based line of the 10k set that matches it first (every line before it misses it).</param>
+/// <param name="NftLoadMs">`nft -f` of the 10k-rule table.</param>
+public sealed record ClassifierForwardingResult(IReadOnlyList<ClassifierForwardingRow> Rows, IReadOnlyList<ClassifierRatio> Ratios, int Rounds,
+    double Seconds, int WireBytes, bool OneCpu, string Header, int MatchLine, int Rules, double NftLoadMs, double AttachMs);
+
+/// <param name="Missing">Why nothing was measured (no ClassBench data), else null.</param>
+/// <param name="Rounds">Per-packet rounds: each runs every set over its frames, sets in a shuffled order.</param>
+/// <param name="Repeat">Repeats per frame within a call.</param>
+public sealed record ClassifierResult(string? DataDirectory, string? Missing, IReadOnlyList<ClassifierSetRow> Sets, IReadOnlyList<ClassifierRatio> Ratios,
+    int Rounds, int Repeat, int PlanSamples, ClassifierUpdatesResult? Updates, ClassifierForwardingResult? Forwarding)
+{
+    /// <summary>How long the whole section took.</summary>
+    public double Seconds { get; init; }
+}

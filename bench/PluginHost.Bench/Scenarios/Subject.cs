@@ -7,13 +7,14 @@ namespace PluginHost.Bench.Scenarios;
 public sealed record Expectation(int ReturnValue, int? RedirectIfindex = null)
 {
     public const int TcxNext = -1;
+    public const int TcActShot = 2;
     public const int TcActRedirect = 7;
 
     public static readonly Expectation Pass = new(TcxNext);
 
     public bool Redirects => ReturnValue == TcActRedirect;
 
-    public string Verdict => Redirects ? "redirect" : ReturnValue == TcxNext ? "pass" : $"rc {ReturnValue}";
+    public string Verdict => Redirects ? "redirect" : ReturnValue == TcxNext ? "pass" : ReturnValue == TcActShot ? "drop" : $"rc {ReturnValue}";
 }
 
 /// <summary>

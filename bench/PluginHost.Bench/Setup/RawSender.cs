@@ -65,14 +65,17 @@ public sealed class RawSender
     }
 
     /// <summary>Send for <paramref name="seconds"/>; returns what was sent and the time it took.</summary>
-    public (long Count, double Seconds) Send(RouterLab lab, double seconds)
+    public (long Count, double Seconds) Send(RouterLab lab, double seconds) => Send(lab, seconds, RouterLab.ClientSourceA, Sink, 9);
+
+    /// <summary>The same with another header: UDP from <paramref name="source"/>:40000 to <paramref name="destination"/>:<paramref name="port"/>.</summary>
+    public (long Count, double Seconds) Send(RouterLab lab, double seconds, IPAddress source, IPAddress destination, ushort port)
     {
         if (!_macs.TryGetValue(lab.Prefix, out var macs))
             _macs[lab.Prefix] = macs = (lab.Client.Exec("cat", $"/sys/class/net/{RouterLab.ClientLan}/address").Trim(),
                 lab.Router.Exec("cat", $"/sys/class/net/{RouterLab.RouterLan}/address").Trim());
         var (clientMac, routerMac) = macs;
-        string[] args = [_program, RouterLab.ClientLan, clientMac, routerMac, RouterLab.ClientSourceA.ToString(), Sink.ToString(),
-            "9", FrameBytes.ToString(CultureInfo.InvariantCulture), seconds.ToString(CultureInfo.InvariantCulture)];
+        string[] args = [_program, RouterLab.ClientLan, clientMac, routerMac, source.ToString(), destination.ToString(),
+            port.ToString(CultureInfo.InvariantCulture), FrameBytes.ToString(CultureInfo.InvariantCulture), seconds.ToString(CultureInfo.InvariantCulture)];
         // One CPU (the last): the sender and, through the veth, the router's receive path share it.
         string output = Taskset is { } taskset
             ? lab.Client.Exec([taskset, "-c", (Environment.ProcessorCount - 1).ToString(CultureInfo.InvariantCulture), .. args])
