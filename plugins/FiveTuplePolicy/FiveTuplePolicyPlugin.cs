@@ -169,8 +169,11 @@ internal sealed class FiveTuplePolicyPlugin : IRoutingPlugin, IRuntimeCommands, 
         var positioned = settingsRules.Select((r, i) => (Index: (uint)i, Rule: r, Record: first.Rules[i]))
             .Concat(fileRules.Select((r, i) => (Index: fileBase + (uint)i, Rule: r, Record: second.Rules[i]))).ToList();
         int ruleSlots = fileCount == 0 ? settingsRules.Count : MaxSettingsRules + fileCount;
-        WarnUnreachable(settingsRules, first, settings, context);
-        WarnUnreachable(fileRules, second, settings, context);
+        foreach (var warning in Unreachable(settingsRules, first))
+            context.Warn(settings, warning);
+        // The file's own: found once per file read (the list is the rules file cache's, the same while the file is).
+        foreach (var warning in FileWarnings.GetValue(fileRules, _ => Unreachable(fileRules, second)))
+            context.Warn(settings, warning);
         WarnCoveredBySettings(settingsRules, fileRules, settings, context);
 
         int nodeCount = second.Nodes.Length + first.Nodes.Length, slotCount = second.Slots.Length + first.Slots.Length;
@@ -217,7 +220,7 @@ internal sealed class FiveTuplePolicyPlugin : IRoutingPlugin, IRuntimeCommands, 
             MapSizes = sizes,
             // Named rules' counters, by position in the rules array and owner tag (rules files have no names).
             ItemCounters = positioned.Where(p => p.Rule.Name.Length > 0).Select(p => new ItemCounter(p.Rule.Name, "hits", p.Index, p.Rule.Tag)).ToList(),
-            Canaries = Canaries(settingsRules.Concat(fileRules).ToList()),
+            Canaries = Canaries(settingsRules, first, fileRules, second),
             Summary = $"{settingsRules.Count:N0} rule{(settingsRules.Count == 1 ? "" : "s")} in settings, {fileCount:N0} in the rules file " +
                       $"({positioned.Count(p => p.Rule.Match.Family == IpFamily.IPv6):N0} IPv6); trees of {Shape(first)} and {Shape(second)}, " +
                       $"at most {Math.Max(first.Stats.MaxLeafRules, second.Stats.MaxLeafRules)} rules a leaf, {slotCount:N0} slots; " +
@@ -243,8 +246,11 @@ internal sealed class FiveTuplePolicyPlugin : IRoutingPlugin, IRuntimeCommands, 
 
     // A rule can never be the first match when one earlier rule covers it (then both share every leaf it is in, the
     // earlier first), or when it is in no leaf at all (earlier rules together cover it). Named with the rule before it.
-    private static void WarnUnreachable(IReadOnlyList<PolicyRule> rules, FlatTree tree, SettingsNode settings, IStageContext context)
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<IReadOnlyList<PolicyRule>, List<string>> FileWarnings = [];
+
+    private static List<string> Unreachable(IReadOnlyList<PolicyRule> rules, FlatTree tree)
     {
+        var warnings = new List<string>();
         var coveredBy = new int[rules.Count];
         Array.Fill(coveredBy, -2); // -2: in no leaf (yet); -1: reachable as far as known
         foreach (var node in tree.Nodes)
@@ -268,12 +274,13 @@ internal sealed class FiveTuplePolicyPlugin : IRoutingPlugin, IRuntimeCommands, 
             if (coveredBy[r] == -1 || ++unreachable > 20)
                 continue;
             int cover = coveredBy[r] >= 0 ? coveredBy[r] : FirstCover(rules, r);
-            context.Warn(settings, cover >= 0
+            warnings.Add(cover >= 0
                 ? $"{rules[r].Where} can never match: {rules[cover].Where} before it matches every packet it would"
                 : $"{rules[r].Where} can never match: earlier rules together match every packet it would");
         }
         if (unreachable > 20)
-            context.Warn(settings, $"{unreachable - 20:N0} more rules can never match");
+            warnings.Add($"{unreachable - 20:N0} more rules can never match");
+        return warnings;
     }
 
     private static int FirstCover(IReadOnlyList<PolicyRule> rules, int rule)
@@ -312,10 +319,12 @@ internal sealed class FiveTuplePolicyPlugin : IRoutingPlugin, IRuntimeCommands, 
 
     // For the first few rules, a packet built to match the rule; its expected verdict is what the first rule that
     // matches it does (an earlier rule may take it), computed in C# with the datapath's semantics.
-    private static List<CanaryPacket> Canaries(List<PolicyRule> rules)
+    private static List<CanaryPacket> Canaries(List<PolicyRule> settingsRules, FlatTree first, IReadOnlyList<PolicyRule> fileRules, FlatTree second)
     {
         var canaries = new List<CanaryPacket>();
-        var matcher = new LinearMatcher(rules.Select(r => r.Match).ToList());
+        var rules = settingsRules.Concat(fileRules.Take(CanaryCandidates)).ToList();
+        // The first rule that matches, as the datapath finds it: the trees (tested against a linear reference), not a scan of every rule.
+        int Match(PacketKey key) => first.Match(key) is int a and >= 0 ? a : second.Match(key) is int b and >= 0 ? settingsRules.Count + b : -1;
         for (int i = 0; i < rules.Count && i < CanaryCandidates && canaries.Count < MaxCanaries; i++)
         {
             var m = rules[i].Match;
@@ -332,10 +341,10 @@ internal sealed class FiveTuplePolicyPlugin : IRoutingPlugin, IRuntimeCommands, 
             ushort sport = m.RequiresPorts ? m.SourcePortLow : (ushort)40000;
             ushort dport = m.RequiresPorts ? m.DestinationPortLow : (ushort)9;
             var key = new PacketKey(m.Family, protocol, source, destination, ports, sport, dport);
-            int decider = matcher.Match(key);
+            int decider = Match(key);
             if (decider < 0 || !Forwardable(key))
                 continue;
-            var d = rules[decider];
+            var d = decider < settingsRules.Count ? settingsRules[decider] : fileRules[decider - settingsRules.Count];
             if (d.Action == RuleAction.Next)
                 continue; // what happens next is a later stage's business
             var (verdict, ifindex) = d.Action switch

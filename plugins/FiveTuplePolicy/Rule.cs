@@ -25,15 +25,20 @@ internal enum RuleAction
 /// </summary>
 internal sealed record PolicyRule(string Name, string Where, RuleMatch Match, RuleAction Action, int Ifindex, UInt128 Via)
 {
-    /// <summary>Which rule owns a position's hit counters: the name's hash for a named rule, else the rule's text's.</summary>
+    private uint _tag;
+
+    /// <summary>Which rule owns a position's hit counters: the name's hash for a named rule, else the rule's text's.
+    /// Computed once: a rules file's rules are kept (cached) across applies.</summary>
     public uint Tag
     {
         get
         {
+            if (_tag != 0)
+                return _tag;
             uint hash = 2166136261;
             foreach (char c in Name.Length > 0 ? "name:" + Name : $"{Match} {Action} {Ifindex} {Via}")
                 hash = (hash ^ c) * 16777619;
-            return hash == 0 ? 1 : hash;
+            return _tag = hash == 0 ? 1 : hash;
         }
     }
 }
