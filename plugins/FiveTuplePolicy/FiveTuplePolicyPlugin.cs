@@ -165,9 +165,6 @@ internal sealed class FiveTuplePolicyPlugin : IRoutingPlugin, IRuntimeCommands, 
         }
         int fileCount = fileRules.Count;
         uint fileBase = fileCount == 0 ? 0u : MaxSettingsRules;
-        // Position in the rules array → rule (and its record in its tree).
-        var positioned = settingsRules.Select((r, i) => (Index: (uint)i, Rule: r, Record: first.Rules[i]))
-            .Concat(fileRules.Select((r, i) => (Index: fileBase + (uint)i, Rule: r, Record: second.Rules[i]))).ToList();
         int ruleSlots = fileCount == 0 ? settingsRules.Count : MaxSettingsRules + fileCount;
         foreach (var warning in Unreachable(settingsRules, first))
             context.Warn(settings, warning);
@@ -177,32 +174,15 @@ internal sealed class FiveTuplePolicyPlugin : IRoutingPlugin, IRuntimeCommands, 
         WarnCoveredBySettings(settingsRules, fileRules, settings, context);
 
         int nodeCount = second.Nodes.Length + first.Nodes.Length, slotCount = second.Slots.Length + first.Slots.Length;
-        var nodes = new EntryTable("nodes", ["index"], ["thr_hi", "thr_lo", "left", "right", "dim"], nodeCount);
-        var slots = new EntryTable("slots", ["index"], ["rule"], slotCount);
-        AddTree(second, nodeBase: 0, slotBase: 0, ruleBase: fileBase, nodes, slots);
-        AddTree(first, nodeBase: (uint)second.Nodes.Length, slotBase: (uint)second.Slots.Length, ruleBase: 0, nodes, slots);
+        // The file's part of every table first, the same objects while the file is unchanged (the host then compares them
+        // as memory), then the settings' part, built anew.
+        var filePart = FileParts.GetValue(fileRules, _ => Part(fileRules, second, nodeBase: 0, slotBase: 0, ruleBase: fileBase));
+        var settingsPart = Part(settingsRules, first, nodeBase: (uint)second.Nodes.Length, slotBase: (uint)second.Slots.Length, ruleBase: 0);
         var roots = new EntryTable("roots", ["index"], ["node"], 4);
         roots.Add([0], [(ulong)second.Nodes.Length + FlatTree.Ipv4Root]);
         roots.Add([1], [(ulong)second.Nodes.Length + FlatTree.Ipv6Root]);
         roots.Add([2], [FlatTree.Ipv4Root]);
         roots.Add([3], [FlatTree.Ipv6Root]);
-
-        var records = new EntryTable("rules", ["index"],
-        [
-            "src_hi", "src_lo", "smask_hi", "smask_lo", "dst_hi", "dst_lo", "dmask_hi", "dmask_lo", "via6.hi", "via6.lo", "via4", "ifindex", "tag",
-            "sport_lo", "sport_hi", "dport_lo", "dport_hi", "proto_lo", "proto_hi", "ports", "action",
-        ], positioned.Count);
-        foreach (var (index, rule, r) in positioned)
-        {
-            bool v6 = rule.Match.Family == IpFamily.IPv6;
-            records.Add([index],
-            [
-                r.SourceHigh, r.SourceLow, r.SourceMaskHigh, r.SourceMaskLow, r.DestinationHigh, r.DestinationLow, r.DestinationMaskHigh, r.DestinationMaskLow,
-                v6 ? (ulong)(rule.Via >> 64) : 0, v6 ? (ulong)rule.Via : 0, v6 ? 0 : (ulong)rule.Via, (ulong)rule.Ifindex, rule.Tag,
-                r.SourcePortLow, r.SourcePortHigh, r.DestinationPortLow, r.DestinationPortHigh, r.ProtocolLow, r.ProtocolHigh, r.RequiresPorts,
-                (ulong)rule.Action,
-            ]);
-        }
         var sizes = new Dictionary<string, uint>
         {
             ["nodes"] = Capacity(nodeCount),
@@ -216,29 +196,56 @@ internal sealed class FiveTuplePolicyPlugin : IRoutingPlugin, IRuntimeCommands, 
         string Shape(FlatTree t) => $"{t.Stats.Nodes:N0} nodes ({t.Stats.Leaves:N0} leaves, depth {t.Stats.MaxDepth})";
         return new StageSetup([], constants)
         {
-            Tables = [nodes, slots, roots, records],
+            Tables = [filePart.Nodes, settingsPart.Nodes, filePart.Slots, settingsPart.Slots, roots, filePart.Rules, settingsPart.Rules],
             MapSizes = sizes,
-            // Named rules' counters, by position in the rules array and owner tag (rules files have no names).
-            ItemCounters = positioned.Where(p => p.Rule.Name.Length > 0).Select(p => new ItemCounter(p.Rule.Name, "hits", p.Index, p.Rule.Tag)).ToList(),
+            // Named rules' counters, by position in the rules array and owner tag (only the settings' rules have names).
+            ItemCounters = settingsRules.Select((r, i) => (r, i)).Where(p => p.r.Name.Length > 0).Select(p => new ItemCounter(p.r.Name, "hits", (uint)p.i, p.r.Tag)).ToList(),
             Canaries = Canaries(settingsRules, first, fileRules, second),
             Summary = $"{settingsRules.Count:N0} rule{(settingsRules.Count == 1 ? "" : "s")} in settings, {fileCount:N0} in the rules file " +
-                      $"({positioned.Count(p => p.Rule.Match.Family == IpFamily.IPv6):N0} IPv6); trees of {Shape(first)} and {Shape(second)}, " +
+                      $"({settingsRules.Concat(fileRules).Count(r => r.Match.Family == IpFamily.IPv6):N0} IPv6); trees of {Shape(first)} and {Shape(second)}, " +
                       $"at most {Math.Max(first.Stats.MaxLeafRules, second.Stats.MaxLeafRules)} rules a leaf, {slotCount:N0} slots; " +
                       $"{used / 1048576.0:F1} MiB of tables, {reserved / 1048576.0:F1} MiB reserved (two copies)",
         };
     }
 
-    // One tree's nodes and slots, moved to where they sit in the shared arrays.
-    private static void AddTree(FlatTree tree, uint nodeBase, uint slotBase, uint ruleBase, EntryTable nodes, EntryTable slots)
+    private sealed record TablePart(EntryTable Nodes, EntryTable Slots, EntryTable Rules);
+
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<IReadOnlyList<PolicyRule>, TablePart> FileParts = [];
+
+    private static readonly string[] RuleFields =
+    [
+        "src_hi", "src_lo", "smask_hi", "smask_lo", "dst_hi", "dst_lo", "dmask_hi", "dmask_lo", "via6.hi", "via6.lo", "via4", "ifindex", "tag",
+        "sport_lo", "sport_hi", "dport_lo", "dport_hi", "proto_lo", "proto_hi", "ports", "action",
+    ];
+
+    // One tree's nodes, slots and rules, moved to where they sit in the shared arrays.
+    private static TablePart Part(IReadOnlyList<PolicyRule> rules, FlatTree tree, uint nodeBase, uint slotBase, uint ruleBase)
     {
+        var nodes = new EntryTable("nodes", ["index"], ["thr_hi", "thr_lo", "left", "right", "dim"], tree.Nodes.Length);
         for (int i = 0; i < tree.Nodes.Length; i++)
         {
             var n = tree.Nodes[i];
             bool leaf = n.Dim == (uint)TreeDim.Leaf;
             nodes.Add([nodeBase + (ulong)i], [n.ThresholdHigh, n.ThresholdLow, leaf ? slotBase + n.Left : nodeBase + n.Left, leaf ? n.Right : nodeBase + n.Right, n.Dim]);
         }
+        var slots = new EntryTable("slots", ["index"], ["rule"], tree.Slots.Length);
         for (int i = 0; i < tree.Slots.Length; i++)
             slots.Add([slotBase + (ulong)i], [ruleBase + tree.Slots[i]]);
+        var records = new EntryTable("rules", ["index"], RuleFields, rules.Count);
+        for (int i = 0; i < rules.Count; i++)
+        {
+            var r = tree.Rules[i];
+            var rule = rules[i];
+            bool v6 = rule.Match.Family == IpFamily.IPv6;
+            records.Add([ruleBase + (ulong)i],
+            [
+                r.SourceHigh, r.SourceLow, r.SourceMaskHigh, r.SourceMaskLow, r.DestinationHigh, r.DestinationLow, r.DestinationMaskHigh, r.DestinationMaskLow,
+                v6 ? (ulong)(rule.Via >> 64) : 0, v6 ? (ulong)rule.Via : 0, v6 ? 0 : (ulong)rule.Via, (ulong)rule.Ifindex, rule.Tag,
+                r.SourcePortLow, r.SourcePortHigh, r.DestinationPortLow, r.DestinationPortHigh, r.ProtocolLow, r.ProtocolHigh, r.RequiresPorts,
+                (ulong)rule.Action,
+            ]);
+        }
+        return new TablePart(nodes, slots, records);
     }
 
     // Sizes grow in powers of two: a rule added now and then is map writes, not new maps (a new generation).

@@ -24,7 +24,9 @@ internal sealed class MapReconciler(MapContentsMemory memory, ApplyProgress? pro
         var held = current.Entries;
         var seen = new bool[held.Count];
         int differences = 0;
-        for (int i = 0; i < desired.Count; i++)
+        int same = SamePrefix(desired, current);
+        Array.Fill(seen, true, 0, same);
+        for (int i = same; i < desired.Count; i++)
         {
             int at = current.Find(desired.Key(i));
             if (at < 0)
@@ -42,6 +44,32 @@ internal sealed class MapReconciler(MapContentsMemory memory, ApplyProgress? pro
         // Read back from the kernel: remembered, as the next Reconcile of this map would.
         memory.Set(decision.Pin, current);
         return differences;
+    }
+
+    // How many leading entries the two hold alike, key and value, in the same order: a table rebuilt from the same
+    // input comes out in the same order, so most of a large map is compared as memory, not looked up key by key.
+    private static int SamePrefix(PackedEntries desired, PackedIndex current)
+    {
+        var held = current.Entries;
+        if (desired.KeySize != held.KeySize || desired.ValueSize != held.ValueSize)
+            return 0;
+        int n = Math.Min(desired.Count, held.Count);
+        // Whole blocks first (one memory compare each), then entry by entry within the first block that differs.
+        const int Block = 256;
+        int at = 0;
+        while (at + Block <= n && Equal(desired, held, at, Block))
+            at += Block;
+        while (at < n && Equal(desired, held, at, 1))
+            at++;
+        // A key held twice counts at its last occurrence (see Reconcile), which a prefix cannot see: no shortcut then.
+        // (Asked only when something differs: a map equal throughout never builds its index.)
+        if (at == desired.Count && at == held.Count)
+            return at;
+        return current.HasDuplicates ? 0 : at;
+
+        static bool Equal(PackedEntries a, PackedEntries b, int from, int count) =>
+            a.Keys.Slice(from * a.KeySize, count * a.KeySize).SequenceEqual(b.Keys.Slice(from * b.KeySize, count * b.KeySize))
+            && a.Values.Slice(from * a.ValueSize, count * a.ValueSize).SequenceEqual(b.Values.Slice(from * b.ValueSize, count * b.ValueSize));
     }
 
     private PackedIndex Current(MapDecision decision, IMapAccess kernel)
@@ -74,7 +102,9 @@ internal sealed class MapReconciler(MapContentsMemory memory, ApplyProgress? pro
         // What undo needs: changed entries' old values and the keys that are new.
         var restore = new List<(byte[] Key, byte[] Value)>();
         var added = new PackedEntries(map.Key.Size, map.Value.Size);
-        for (int i = 0; i < desired.Count; i++)
+        int same = SamePrefix(desired, current);
+        Array.Fill(seen, true, 0, same);
+        for (int i = same; i < desired.Count; i++)
         {
             var key = desired.Key(i);
             var value = desired.Value(i);

@@ -5,30 +5,47 @@ namespace PluginHost.Pipelines;
 /// per entry (open addressing over one int array), so a million entries cost 8 MB here, not a million objects.
 /// A key that occurs twice is found at its last occurrence, as a batch update leaves it in the kernel.
 /// </summary>
-internal sealed class PackedIndex
+internal sealed class PackedIndex(PackedEntries entries)
 {
-    private readonly int[] _slots; // entry index + 1; 0 = empty
-    private readonly int _mask;
+    private int[]? _slots; // entry index + 1; 0 = empty. Built on the first Find: a map compared as memory needs none.
+    private int _mask;
+    private bool _duplicates;
 
-    public PackedIndex(PackedEntries entries)
+    public PackedEntries Entries { get; } = entries;
+
+    /// <summary>Some key occurs more than once.</summary>
+    public bool HasDuplicates
     {
-        Entries = entries;
-        int capacity = 16;
-        while (capacity < entries.Count * 2)
-            capacity <<= 1;
-        _slots = new int[capacity];
-        _mask = capacity - 1;
-        for (int i = 0; i < entries.Count; i++)
+        get
         {
-            int slot = Probe(entries.Key(i));
-            _slots[slot] = i + 1;
+            Build();
+            return _duplicates;
         }
     }
 
-    public PackedEntries Entries { get; }
-
     /// <summary>The index of the entry with this key, or -1.</summary>
-    public int Find(ReadOnlySpan<byte> key) => _slots[Probe(key)] - 1;
+    public int Find(ReadOnlySpan<byte> key)
+    {
+        Build();
+        return _slots![Probe(key)] - 1;
+    }
+
+    private void Build()
+    {
+        if (_slots is not null)
+            return;
+        int capacity = 16;
+        while (capacity < Entries.Count * 2)
+            capacity <<= 1;
+        _slots = new int[capacity];
+        _mask = capacity - 1;
+        for (int i = 0; i < Entries.Count; i++)
+        {
+            int slot = Probe(Entries.Key(i));
+            _duplicates |= _slots[slot] != 0;
+            _slots[slot] = i + 1;
+        }
+    }
 
     // The slot holding the key, or the empty slot where it would go (linear probing; the table is at most half full).
     private int Probe(ReadOnlySpan<byte> key)
@@ -36,7 +53,7 @@ internal sealed class PackedIndex
         var hash = new HashCode();
         hash.AddBytes(key);
         int slot = hash.ToHashCode() & _mask;
-        while (_slots[slot] != 0 && !Entries.Key(_slots[slot] - 1).SequenceEqual(key))
+        while (_slots![slot] != 0 && !Entries.Key(_slots[slot] - 1).SequenceEqual(key))
             slot = (slot + 1) & _mask;
         return slot;
     }

@@ -18,15 +18,15 @@ public sealed class FiveTuplePolicySettingsTests(FiveTuplePolicyFixture fixture)
 
     private StageSetup Configure(string settingsYaml) => _plugin.Configure(PluginFixture.Settings("FiveTuplePolicy", settingsYaml), _context);
 
-    private static EntryTable Table(StageSetup setup, string map) => setup.Tables.Single(t => t.Map == map);
+    // A map's rows over every table the setup gives for it (the file's part, then the settings'), with their field names.
+    private static List<Dictionary<string, ulong>> Rows(StageSetup setup, string map) =>
+        setup.Tables.Where(t => t.Map == map).SelectMany(t => Enumerable.Range(0, t.Count).Select(i =>
+        {
+            var row = t.Row(i).ToArray();
+            return t.KeyFields.Concat(t.ValueFields).Select((f, j) => (f, row[j])).ToDictionary(p => p.f, p => p.Item2);
+        })).ToList();
 
-    // One rules-map row by field name.
-    private static Dictionary<string, ulong> RuleRow(StageSetup setup, int index)
-    {
-        var table = Table(setup, "rules");
-        var row = table.Row(index).ToArray();
-        return table.ValueFields.Select((f, i) => (f, row[table.KeyFields.Count + i])).ToDictionary(p => p.f, p => p.Item2);
-    }
+    private static Dictionary<string, ulong> RuleRow(StageSetup setup, int index) => Rows(setup, "rules")[index];
 
     [Fact]
     public void RulesBecomeTheClassifiersTablesInOrder()
@@ -45,7 +45,7 @@ public sealed class FiveTuplePolicySettingsTests(FiveTuplePolicyFixture fixture)
 
         Assert.Empty(_context.Errors);
         Assert.Empty(setup.Entries);
-        Assert.Equal(2, Table(setup, "rules").Count);
+        Assert.Equal(2, Rows(setup, "rules").Count);
         var web = RuleRow(setup, 0);
         Assert.Equal((6ul, 6ul, 0xC6120100ul, 0xFFFFFF00ul, 0ul, 1ul, 443ul, 443ul, 1ul, 8ul, 0xC6120302ul),
             (web["proto_lo"], web["proto_hi"], web["src_lo"], web["smask_lo"], web["dmask_lo"], web["ports"], web["dport_lo"], web["dport_hi"],
@@ -53,7 +53,7 @@ public sealed class FiveTuplePolicySettingsTests(FiveTuplePolicyFixture fixture)
         var udp = RuleRow(setup, 1);
         Assert.Equal((17ul, 1024ul, 65535ul, 0ul, 65535ul, 2ul), (udp["proto_lo"], udp["sport_lo"], udp["sport_hi"], udp["dport_lo"], udp["dport_hi"], udp["action"]));
         // Two IPv4 rules: a tree under node 0, an empty IPv6 leaf at node 1; every map sized to the smallest step.
-        Assert.True(Table(setup, "nodes").Count >= 2);
+        Assert.True(Rows(setup, "nodes").Count >= 2);
         Assert.All(setup.MapSizes.Values, size => Assert.Equal(64u, size));
         Assert.Equal(new long[] { 64, 16 }, new[] { setup.Constants["max_depth"], setup.Constants["leaf_max"] });
         // Canaries: the web rule's packet is redirected to up2; the UDP rule's packet (from port 1024) is dropped.
@@ -138,11 +138,11 @@ public sealed class FiveTuplePolicySettingsTests(FiveTuplePolicyFixture fixture)
 
         Assert.Empty(_context.Errors);
         // The rules array holds the settings' rules from 0 and the file's from 4,096: neither moves when the other changes.
-        var table = Table(setup, "rules");
-        Assert.Equal(new ulong[] { 0, 4096, 4097, 4098 }, Enumerable.Range(0, table.Count).Select(i => table.Row(i)[0]));
-        Assert.Equal((3ul, 2ul, 1ul, 2ul), (RuleRow(setup, 0)["action"], RuleRow(setup, 1)["action"], RuleRow(setup, 2)["action"], RuleRow(setup, 3)["action"]));
-        Assert.Equal((7ul, 0xC6120202ul), (RuleRow(setup, 2)["ifindex"], RuleRow(setup, 2)["via4"]));
-        Assert.Equal(0x20010db800000000ul, RuleRow(setup, 3)["src_hi"]);
+        // Given as the file's part, then the settings'.
+        Assert.Equal(new ulong[] { 4096, 4097, 4098, 0 }, Rows(setup, "rules").Select(r => r["index"]));
+        Assert.Equal((2ul, 1ul, 2ul, 3ul), (RuleRow(setup, 0)["action"], RuleRow(setup, 1)["action"], RuleRow(setup, 2)["action"], RuleRow(setup, 3)["action"]));
+        Assert.Equal((7ul, 0xC6120202ul), (RuleRow(setup, 1)["ifindex"], RuleRow(setup, 1)["via4"]));
+        Assert.Equal(0x20010db800000000ul, RuleRow(setup, 2)["src_hi"]);
         Assert.Equal(8192u, setup.MapSizes["rules"]); // 4,099 positions, with room to grow
         Assert.StartsWith("1 rule in settings, 3 in the rules file (1 IPv6)", setup.Summary);
     }
@@ -170,7 +170,7 @@ public sealed class FiveTuplePolicySettingsTests(FiveTuplePolicyFixture fixture)
         Assert.Contains($"rules file '{file}': line 4: invalid destination port range '99999-1'", messages[2]);
         Assert.Contains($"rules file '{file}': line 5: no interface named 'nosuch0'", messages[3]);
         Assert.Contains($"rules file '{file}': line 6: invalid next hop '224.0.0.1'", messages[4]);
-        Assert.Equal(0, Table(setup, "rules").Count);
+        Assert.Empty(Rows(setup, "rules"));
     }
 
     [Fact]
@@ -203,6 +203,6 @@ public sealed class FiveTuplePolicySettingsTests(FiveTuplePolicyFixture fixture)
         Assert.Empty(_context.Errors);
         var (node, warning) = Assert.Single(_context.Warnings);
         Assert.Equal("rule 'some-web' can never match: rule 'all-web' before it matches every packet it would", warning);
-        Assert.Equal(3, Table(setup, "rules").Count); // a warning, not a refusal
+        Assert.Equal(3, Rows(setup, "rules").Count); // a warning, not a refusal
     }
 }
