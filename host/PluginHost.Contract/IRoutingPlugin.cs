@@ -141,7 +141,7 @@ public sealed record StageSetup(IReadOnlyList<MapEntry> Entries, IReadOnlyDictio
     public IReadOnlyList<ItemCounter> ItemCounters { get; init; } = [];
 
     /// <summary>One line on what the stage holds, for <c>validate</c> and <c>status</c> ("9,794 rules; tree of 12,001 nodes,
-    /// depth 21; 3.1 MiB"). (Contract 2.2.)</summary>
+    /// depth 21; 3.1 MiB"); cut at 400 characters. (Contract 2.2.)</summary>
     public string? Summary { get; init; }
 
     /// <summary>A setup with no entries and no constants.</summary>

@@ -36,7 +36,7 @@ internal sealed class FiveTuplePolicyPlugin : IRoutingPlugin, IRuntimeCommands, 
 
     /// <summary>Rules in settings (and added at run time): large sets belong in a rules file. Also where the file's rules
     /// start in the rules array, so that neither moves when the other changes (their counters stay theirs).</summary>
-    public const int MaxSettingsRules = 4_096;
+    public const int MaxSettingsRules = 1_024;
 
     private const int MaxCanaries = 4;
     private const int CanaryCandidates = 64; // rules tried for a canary: each try is a linear match over all rules

@@ -161,7 +161,7 @@ internal static class PipelinePlanner
                 new Dictionary<string, long>(setup.Constants))
             {
                 Canaries = setup.Canaries.Select(c => c with { Frame = c.Frame.ToArray() }).ToList(),
-                Summary = setup.Summary is { } summary ? Config.ConfigText.Cut(summary) : null,
+                Summary = setup.Summary is { } summary ? Config.ConfigText.Cut(summary, 400) : null,
                 ItemCounters = CheckedItemCounters(loaded.Name, setup, maps, stage.Node, Error),
                 Migrate = migration is null ? null : migration.Migrate,
             });

@@ -59,8 +59,8 @@ public sealed class ClassifierKernelTests(ITestOutputHelper output) : IDisposabl
             """.Replace("rules:\n\n", "rules: []\n"));
     }
 
-    // Where rule i (in match order: settings, then file) keeps its counters: the settings' rules from 0, the file's from 4,096.
-    private static int Slot(int rule, int settingsRules) => rule < settingsRules ? rule : 4096 + rule - settingsRules;
+    // Where rule i (in match order: settings, then file) keeps its counters: the settings' rules from 0, the file's from 1,024.
+    private static int Slot(int rule, int settingsRules) => rule < settingsRules ? rule : 1024 + rule - settingsRules;
 
     private static ulong Hits(BpfMap hits, int rule)
     {

@@ -139,7 +139,7 @@ public sealed class FiveTuplePolicyLabTests(ITestOutputHelper output) : IDisposa
         Assert.InRange(listed["tcp-via-up2"], tcpOnUp2 / 2, tcpOnUp2 + 10);
         Assert.Equal(listed.Keys.Order(), host.Engine.ItemCounts().Select(c => c.Item).Order());
 
-        // The file's last rule is in the rules packets use (the file's rules start at 4,096 in the array).
+        // The file's last rule is in the rules packets use (the file's rules start at 1,024 in the array).
         var state = PipelineState.Load(host.RuntimeDirectory, "rules")!;
         Span<byte> value = stackalloc byte[128];
         using (var selector = PluginHost.Kernel.BpfMap.OpenPinned(state.Maps.Single(m => m.CName == "s0_bank").Pin))
@@ -147,7 +147,7 @@ public sealed class FiveTuplePolicyLabTests(ITestOutputHelper output) : IDisposa
             Assert.True(selector.TryLookup(BitConverter.GetBytes(0u), value));
             string copy = BitConverter.ToUInt32(value) == 1 ? "s0_rules_b" : "s0_rules";
             using var rules = PluginHost.Kernel.BpfMap.OpenPinned(state.Maps.Single(m => m.CName == copy).Pin);
-            Assert.True(rules.TryLookup(BitConverter.GetBytes(4096u + 9793u), value));
+            Assert.True(rules.TryLookup(BitConverter.GetBytes(1024u + 9793u), value));
             Assert.True(value[..104].ContainsAnyExcept((byte)0), "rule 9,793 of the file is loaded");
         }
     }

@@ -137,13 +137,13 @@ public sealed class FiveTuplePolicySettingsTests(FiveTuplePolicyFixture fixture)
         var setup = Configure($"rules:\n  - name: first\n    action: pass\n    from: 10.0.0.1\nrulesFile: {file}\ndefaultAction: drop");
 
         Assert.Empty(_context.Errors);
-        // The rules array holds the settings' rules from 0 and the file's from 4,096: neither moves when the other changes.
+        // The rules array holds the settings' rules from 0 and the file's from 1,024: neither moves when the other changes.
         // Given as the file's part, then the settings'.
-        Assert.Equal(new ulong[] { 4096, 4097, 4098, 0 }, Rows(setup, "rules").Select(r => r["index"]));
+        Assert.Equal(new ulong[] { 1024, 1025, 1026, 0 }, Rows(setup, "rules").Select(r => r["index"]));
         Assert.Equal((2ul, 1ul, 2ul, 3ul), (RuleRow(setup, 0)["action"], RuleRow(setup, 1)["action"], RuleRow(setup, 2)["action"], RuleRow(setup, 3)["action"]));
         Assert.Equal((7ul, 0xC6120202ul), (RuleRow(setup, 1)["ifindex"], RuleRow(setup, 1)["via4"]));
         Assert.Equal(0x20010db800000000ul, RuleRow(setup, 2)["src_hi"]);
-        Assert.Equal(8192u, setup.MapSizes["rules"]); // 4,099 positions, with room to grow
+        Assert.Equal(2048u, setup.MapSizes["rules"]); // 1,027 positions, with room to grow
         Assert.StartsWith("1 rule in settings, 3 in the rules file (1 IPv6)", setup.Summary);
     }
 
