@@ -200,7 +200,7 @@ public sealed partial class ClassifierBench(Sandbox sandbox, Repo repo, bool qui
         }
     }
 
-    // Plans alone, the sets in turn: the plugin keeps only its last tree, so each plan builds its tree again.
+    // Plans alone, the sets in turn: the plugin keeps its last four trees, which the sets in turn evict, so each plan builds its tree again.
     private void PlanMore(ChainBuilder builder, List<Measured> sets, CancellationToken cancel)
     {
         for (int i = 0; i < PlanSamples; i++)
