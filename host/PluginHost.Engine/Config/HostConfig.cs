@@ -70,8 +70,9 @@ public sealed record ConfigError(string File, int Line, string FieldPath, string
 }
 
 /// <summary>The configuration has problems; nothing was applied.</summary>
-public sealed class ConfigException(IReadOnlyList<ConfigError> errors)
-    : HostException($"validate configuration: {errors.Count} problem{(errors.Count == 1 ? "" : "s")}:\n" + string.Join('\n', InFileOrder(errors).Select(e => "  " + e)))
+/// <param name="action">What was refused, for the message: "validate configuration", or a runtime command ("run 'route load'").</param>
+public sealed class ConfigException(IReadOnlyList<ConfigError> errors, string action = "validate configuration")
+    : HostException($"{action}: {errors.Count} problem{(errors.Count == 1 ? "" : "s")}:\n" + string.Join('\n', InFileOrder(errors).Select(e => "  " + e)))
 {
     public IReadOnlyList<ConfigError> Errors { get; } = InFileOrder(errors);
 

@@ -255,7 +255,16 @@ public sealed partial class HostEngine
             candidate = overlay.With(target.Pipeline.Name, target.Instance, command.Collection, command.Key, key, null);
         }
         var changed = candidate.ApplyTo(Config);
-        var applied = Apply(changed).Single(r => r.Pipeline == target.Pipeline.Name);
+        ApplyResult applied;
+        try
+        {
+            applied = Apply(changed).Single(r => r.Pipeline == target.Pipeline.Name);
+        }
+        catch (ConfigException e)
+        {
+            // The operator ran a command, not a reload: say which one was refused.
+            throw new ConfigException(e.Errors, $"run '{command.Noun} {command.Verb}'");
+        }
         candidate.Save(OverlayPath);
         var after = CommandRunner.Items(changed, target);
         return new CommandResult(target.Pipeline.Name, target.StageIndex,

@@ -245,6 +245,7 @@ public sealed class ControlPlaneLabTests : IDisposable
         {
             var (exit, output) = CliAs("65534", "route", "load", "--runtime-dir", _rig.RuntimeDirectory, "--file", target);
             Assert.Equal(1, exit);
+            Assert.Contains("run 'route load': 1 problem:", output);
             Assert.Contains($"settings.routesFile: routes file {target}", output);
             Assert.Contains("is outside the allowed directories", output);
             Assert.DoesNotContain(shadowUser, output);
