@@ -216,6 +216,47 @@ public sealed class LoadBalancerChainTests(ITestOutputHelper output) : IDisposab
         Assert.Equal(before, Paths()); // the same set, the same table
     }
 
+    // An IPv6 UDP frame as a fragment: a fragment header (id 0x1234) between the IPv6 and UDP headers; a later
+    // fragment's "UDP header" is payload.
+    private static byte[] Ipv6Fragment(ushort sport, ushort dport, int offsetBytes, bool moreFragments)
+    {
+        var whole = CanaryFrames.Ipv6Udp(IPAddress.Parse("2001:db8:1::10"), IPAddress.Parse("2001:db8:9::80"), sport, dport);
+        var frame = new byte[whole.Length + 8];
+        whole.AsSpan(0, 54).CopyTo(frame);
+        whole.AsSpan(54).CopyTo(frame.AsSpan(62));
+        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(14 + 4), (ushort)(BinaryPrimitives.ReadUInt16BigEndian(whole.AsSpan(14 + 4)) + 8));
+        frame[14 + 6] = 44; // next header: fragment
+        frame[54] = 17;
+        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(56), (ushort)(offsetBytes | (moreFragments ? 1 : 0)));
+        BinaryPrimitives.WriteUInt32BigEndian(frame.AsSpan(58), 0x1234);
+        return frame;
+    }
+
+    [KernelFact]
+    public void Ipv6CanariesPassAndALaterFragmentFollowsItsFirst()
+    {
+        using var rig = new ReloadRig();
+        rig.UsePlugin(Path.Combine(Repo.PluginsDirectory, "LoadBalancer"));
+        rig.WriteConfig(_net.Namespace.Name, KernelChain.Input, Stage("2001:db8:9::/48", "flow",
+            (KernelChain.Out1, "fe80::2", 1), (KernelChain.Out2, "2001:db8:3::2", 2), (KernelChain.Out3, "fe80::4", 3)));
+
+        // The canaries (two flows, paths predicted by the plugin's C# fold and hash) run before the generation goes live.
+        var applied = rig.Engine().Apply().Single();
+        Assert.Equal(ApplyKind.Attached, applied.Kind);
+        Assert.True(applied.CanariesRun >= 2, $"{applied.CanariesRun} canaries run"); // the host's own and the plugin's two
+
+        using var entry = rig.LiveEntry();
+        var paths = new HashSet<uint>();
+        for (ushort sport = 30000; sport < 30200; sport++)
+        {
+            var first = entry.TestRun(Ipv6Fragment(sport, 53, 0, moreFragments: true));
+            var later = entry.TestRun(Ipv6Fragment(7, 7, 16, moreFragments: false));
+            Assert.Equal((TcActRedirect, first.Cb[RedirectIfindexCb]), (later.ReturnValue, later.Cb[RedirectIfindexCb]));
+            paths.Add(first.Cb[RedirectIfindexCb]);
+        }
+        Assert.Single(paths); // fragments hash without ports: one datagram's addresses, one backend
+    }
+
     [KernelFact]
     public void DestinationsOutsideEveryServiceGoOn()
     {
