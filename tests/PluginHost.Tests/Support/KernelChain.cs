@@ -18,12 +18,14 @@ public sealed class KernelChain : IDisposable
     public const string Input = "in0";
     public const string Out1 = "out1";
     public const string Out2 = "out2";
+    public const string Out3 = "out3";
 
     private readonly string _cache = Path.Combine(Path.GetTempPath(), "pluginhost-test-cache");
 
-    public KernelChain()
+    /// <param name="more">Interfaces beyond in0, out1 and out2 (such as <see cref="Out3"/>).</param>
+    public KernelChain(params string[] more)
     {
-        Namespace = InterfaceNamespace.Create("phk" + Guid.NewGuid().ToString("N")[..8], Input, Out1, Out2);
+        Namespace = InterfaceNamespace.Create("phk" + Guid.NewGuid().ToString("N")[..8], [Input, Out1, Out2, .. more]);
     }
 
     public NetworkNamespace Namespace { get; }

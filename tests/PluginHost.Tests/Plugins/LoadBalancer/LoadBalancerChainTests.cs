@@ -1,71 +1,135 @@
 using System.Buffers.Binary;
+using System.Net;
+using PluginHost.Compose;
 using PluginHost.Contract;
+using PluginHost.Datapath;
 using PluginHost.Kernel;
+using PluginHost.Runtime;
 using PluginHost.Tests.Support;
+using PluginHost.TestSupport;
 using Xunit;
+using Xunit.Abstractions;
 
 namespace PluginHost.Tests.Plugins.LoadBalancer;
 
-/// <summary>LoadBalancer's hash and slot table, loaded into the kernel and driven with BPF_PROG_TEST_RUN.</summary>
+/// <summary>LoadBalancer's hash and Maglev tables, loaded into the kernel and driven with BPF_PROG_TEST_RUN.</summary>
 [Trait("Category", "Kernel")]
-public sealed class LoadBalancerChainTests : IDisposable
+public sealed class LoadBalancerChainTests(ITestOutputHelper output) : IDisposable
 {
     private const int TcActRedirect = 7;
     private const int TcxNext = -1;
     private const int RedirectIfindexCb = 4;
+    private const uint TableSize = 4093; // the default for a few backends
+    private const int Flows = 100_000;
 
-    private readonly KernelChain _net = new();
+    private readonly KernelChain _net = new(KernelChain.Out3);
 
     public void Dispose() => _net.Dispose();
 
-    private static string Stage(string hash, int weight1, int weight2) => $"""
+    private static string Stage(string to, string hash, params (string Interface, string Via, int Weight)[] hops) => $"""
               - plugin: LoadBalancer
                 settings:
                   services:
-                    - to: 192.0.2.0/24
+                    - to: {to}
                       hash: {hash}
                       nexthops:
-                        - interface: out1
-                          via: 198.18.2.2
-                          weight: {weight1}
-                        - interface: out2
-                          via: 198.18.3.2
-                          weight: {weight2}
+        {string.Concat(hops.Select(h => $"                - interface: {h.Interface}\n                  via: {h.Via}\n                  weight: {h.Weight}\n"))}
         """;
 
-    private static uint Number(string address) => BinaryPrimitives.ReadUInt32BigEndian(System.Net.IPAddress.Parse(address).GetAddressBytes());
+    private static string Stage(string hash, int weight1, int weight2) =>
+        Stage("192.0.2.0/24", hash, (KernelChain.Out1, "198.18.2.2", weight1), (KernelChain.Out2, "198.18.3.2", weight2));
 
-    // The ifindex in the slot a hash picks, read from the kernel's own table.
-    private static int Slot(BpfMap slots, uint hash)
+    private static uint Number(string address) => BinaryPrimitives.ReadUInt32BigEndian(IPAddress.Parse(address).GetAddressBytes());
+
+    // The IPv6 fold of the plugin (LoadBalancerPlugin.Fold and the template): the XOR of the address's four 32-bit words.
+    private static uint Fold(IPAddress address)
     {
-        var value = new byte[8];
-        Assert.True(slots.TryLookup(BitConverter.GetBytes(hash & 255), value));
-        return BitConverter.ToInt32(value, 0);
+        var bytes = address.GetAddressBytes();
+        uint folded = 0;
+        for (int i = 0; i < 16; i += 4)
+            folded ^= BinaryPrimitives.ReadUInt32BigEndian(bytes.AsSpan(i));
+        return folded;
     }
 
-    [KernelFact]
-    public void FlowsSpreadByWeightEachFlowKeepsItsPathAndCSharpPredictsIt()
+    // The ifindex of the backend that entry hash % size of service 0's table names, read from the kernel's own maps (bank 0).
+    private static int Backend(LoadedChain chain, uint hash)
     {
-        using var chain = _net.Load(Stage("flow", 3, 1));
-        var slots = chain.StageMaps["s0_slots"];
-        int out1 = _net.Ifindex(KernelChain.Out1), out2 = _net.Ifindex(KernelChain.Out2);
-        var counts = new Dictionary<int, int> { [out1] = 0, [out2] = 0 };
+        var entry = new byte[4];
+        Assert.True(chain.StageMaps["s0_ring"].TryLookup(BitConverter.GetBytes(hash % TableSize), entry));
+        var backend = new byte[24];
+        Assert.True(chain.StageMaps["s0_backends"].TryLookup(entry, backend));
+        return BitConverter.ToInt32(backend, 16);
+    }
 
-        for (ushort sport = 10000; sport < 12000; sport++)
+    // An IPv6 frame of protocol 6 (TCP, a 20-byte header) or 17 (UDP).
+    private static byte[] Ipv6(IPAddress source, IPAddress destination, byte protocol, ushort sport, ushort dport)
+    {
+        var frame = CanaryFrames.Ipv6Udp(source, destination, sport, dport);
+        if (protocol == 6)
         {
-            var frame = Packets.Ipv4Udp("198.18.1.10", "192.0.2.80", sport: sport, dport: 53);
+            frame[14 + 6] = 6;
+            frame[14 + 40 + 4] = 0;
+            frame[14 + 40 + 5] = 0;
+            frame[14 + 40 + 12] = 5 << 4;
+            frame[14 + 40 + 13] = 0x02;
+        }
+        return frame;
+    }
+
+    [KernelTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void RandomFlowsSpreadByWeightEachFlowKeepsItsBackendAndCSharpPredictsIt(bool v6)
+    {
+        var hops = v6
+            ? new[] { (KernelChain.Out1, "fe80::2", 1), (KernelChain.Out2, "2001:db8:3::2", 2), (KernelChain.Out3, "fe80::4", 3) }
+            : new[] { (KernelChain.Out1, "198.18.2.2", 1), (KernelChain.Out2, "198.18.3.2", 2), (KernelChain.Out3, "198.18.4.2", 3) };
+        using var chain = _net.Load(Stage(v6 ? "2001:db8:9::/48" : "192.0.2.0/24", "flow", hops));
+        int[] ifindexes = [_net.Ifindex(KernelChain.Out1), _net.Ifindex(KernelChain.Out2), _net.Ifindex(KernelChain.Out3)];
+        var counts = ifindexes.ToDictionary(i => i, _ => 0);
+        var random = new Random(v6 ? 6 : 4);
+        var bytes = new byte[16];
+
+        for (int flow = 0; flow < Flows; flow++)
+        {
+            byte protocol = random.Next(2) == 0 ? (byte)6 : (byte)17;
+            ushort sport = (ushort)random.Next(1, 65536), dport = (ushort)random.Next(1, 65536);
+            byte[] frame;
+            uint hash;
+            if (v6)
+            {
+                random.NextBytes(bytes);
+                bytes[0] = 0x20; // global unicast
+                var source = new IPAddress(bytes);
+                random.NextBytes(bytes);
+                byte[] prefix = [0x20, 0x01, 0x0d, 0xb8, 0, 0x09];
+                prefix.CopyTo(bytes, 0);
+                var destination = new IPAddress(bytes);
+                frame = Ipv6(source, destination, protocol, sport, dport);
+                hash = FlowHash.Flow(Fold(source), Fold(destination), protocol, sport, dport);
+            }
+            else
+            {
+                uint source = (uint)random.Next(0x01000000, 0x7F000000), destination = 0xC0000200 | (uint)random.Next(1, 255);
+                frame = CanaryFrames.Ipv4(new IPAddress(BinaryPrimitives.ReverseEndianness(source)), new IPAddress(BinaryPrimitives.ReverseEndianness(destination)), protocol, sport, dport);
+                hash = FlowHash.Flow(source, destination, protocol, sport, dport);
+            }
             var run = chain.Entry.TestRun(frame);
             Assert.Equal(TcActRedirect, run.ReturnValue);
             int ifindex = (int)run.Cb[RedirectIfindexCb];
-            Assert.Equal(Slot(slots, FlowHash.Flow(Number("198.18.1.10"), Number("192.0.2.80"), 17, sport, 53)), ifindex);
-            if (sport % 500 == 0)
-                Assert.Equal(ifindex, (int)chain.Entry.TestRun(frame).Cb[RedirectIfindexCb]); // the same flow, the same path
+            Assert.Equal((int)chain.Entry.TestRun(frame).Cb[RedirectIfindexCb], ifindex); // the same flow, the same backend
+            if (flow % 97 == 0)
+                Assert.Equal(Backend(chain, hash), ifindex);
             counts[ifindex]++;
         }
 
-        // Weights 3:1 fill 192 and 64 of the 256 slots; 2,000 flows land close to that.
-        double share = counts[out1] / 2000.0;
-        Assert.InRange(share, 0.70, 0.80);
+        // Weights 1:2:3: each backend's share of the flows within 3 % of its weight's share (relative).
+        for (int i = 0; i < 3; i++)
+        {
+            double share = counts[ifindexes[i]] / (double)Flows, expected = (i + 1) / 6.0;
+            output.WriteLine($"{(v6 ? "IPv6" : "IPv4")} backend {i + 1} (weight {i + 1}): {counts[ifindexes[i]]:N0} flows, {share:P3} (weight's share {expected:P3})");
+            Assert.InRange(share, expected * 0.97, expected * 1.03);
+        }
     }
 
     [KernelFact]
@@ -84,7 +148,113 @@ public sealed class LoadBalancerChainTests : IDisposable
             .Select(port => bySource.Entry.TestRun(Packets.Ipv4Udp("198.18.1.10", "192.0.2.80", sport: (ushort)port)).Cb[RedirectIfindexCb])
             .Distinct().ToList();
         Assert.Single(paths);
-        Assert.Equal((uint)Slot(bySource.StageMaps["s0_slots"], FlowHash.Mix(Number("198.18.1.10"))), paths[0]);
+        Assert.Equal((uint)Backend(bySource, FlowHash.Mix(Number("198.18.1.10"))), paths[0]);
+    }
+
+    [KernelTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void WithEveryBackendDrainedPacketsGoToTheKernelCounted(bool v6)
+    {
+        using var chain = _net.Load(v6
+            ? Stage("2001:db8:9::/48", "flow", (KernelChain.Out1, "fe80::2", 0), (KernelChain.Out2, "fe80::3", 0))
+            : Stage("flow", 0, 0));
+
+        for (ushort sport = 1000; sport < 1100; sport++)
+        {
+            var frame = v6
+                ? CanaryFrames.Ipv6Udp(IPAddress.Parse("2001:db8:1::10"), IPAddress.Parse("2001:db8:9::80"), sport)
+                : Packets.Ipv4Udp("198.18.1.10", "192.0.2.80", sport: sport);
+            var run = chain.Entry.TestRun(frame);
+            Assert.Equal(TcxNext, run.ReturnValue);
+            Assert.Equal(0u, run.Cb[RedirectIfindexCb]);
+        }
+        var stage = chain.ReadCounters().Stages[0];
+        Assert.Equal((100ul, 100ul, 0ul), (stage[StageCounter.Matched], stage[StageCounter.Passed], stage[StageCounter.Redirected]));
+    }
+
+    [KernelFact]
+    public void DrainingABackendIsOneBankFlipInPlaceAndMovesOnlyItsFlows()
+    {
+        using var rig = new ReloadRig();
+        rig.UsePlugin(Path.Combine(Repo.PluginsDirectory, "LoadBalancer"));
+        string Stages(int weight2) => Stage("192.0.2.0/24", "flow",
+            (KernelChain.Out1, "198.18.2.2", 1), (KernelChain.Out2, "198.18.3.2", weight2), (KernelChain.Out3, "198.18.4.2", 1));
+        rig.WriteConfig(_net.Namespace.Name, KernelChain.Input, Stages(1));
+        var engine = rig.Engine();
+        uint program = engine.Apply().Single().ProgramId;
+        uint[] Paths()
+        {
+            using var entry = rig.LiveEntry();
+            return Enumerable.Range(0, 3000).Select(port => entry.TestRun(Packets.Ipv4Udp("198.18.1.10", "192.0.2.80", sport: (ushort)(10000 + port))).Cb[RedirectIfindexCb]).ToArray();
+        }
+        uint Bank()
+        {
+            using var selector = BpfMap.OpenPinned(rig.State.Maps.Single(m => m.CName == "s0_bank").Pin);
+            var value = new byte[4];
+            Assert.True(selector.TryLookup(BitConverter.GetBytes(0u), value));
+            return BitConverter.ToUInt32(value);
+        }
+        var before = Paths();
+        uint out2 = (uint)_net.Ifindex(KernelChain.Out2);
+
+        rig.WriteConfig(_net.Namespace.Name, KernelChain.Input, Stages(0));
+        var drained = engine.Reload(rig.ConfigPath).Single();
+        var after = Paths();
+
+        Assert.Equal((ApplyKind.MapsUpdated, program, 1u), (drained.Kind, drained.ProgramId, Bank()));
+        Assert.DoesNotContain(out2, after);
+        // The others' flows stay, but for Maglev's few extra moves (at most about 2.5 % at 4,093 entries: Maglev/README.md).
+        var others = Enumerable.Range(0, before.Length).Where(i => before[i] != out2).ToList();
+        int movedOthers = others.Count(i => before[i] != after[i]);
+        output.WriteLine($"draining 1 of 3: {before.Count(p => p == out2):N0} of {before.Length:N0} flows were on it; {movedOthers} of the other {others.Count:N0} moved");
+        Assert.InRange(movedOthers, 0, others.Count * 3 / 100);
+
+        rig.WriteConfig(_net.Namespace.Name, KernelChain.Input, Stages(1));
+        engine.Reload(rig.ConfigPath);
+        Assert.Equal(0u, Bank());
+        Assert.Equal(before, Paths()); // the same set, the same table
+    }
+
+    // An IPv6 UDP frame as a fragment: a fragment header (id 0x1234) between the IPv6 and UDP headers; a later
+    // fragment's "UDP header" is payload.
+    private static byte[] Ipv6Fragment(ushort sport, ushort dport, int offsetBytes, bool moreFragments)
+    {
+        var whole = CanaryFrames.Ipv6Udp(IPAddress.Parse("2001:db8:1::10"), IPAddress.Parse("2001:db8:9::80"), sport, dport);
+        var frame = new byte[whole.Length + 8];
+        whole.AsSpan(0, 54).CopyTo(frame);
+        whole.AsSpan(54).CopyTo(frame.AsSpan(62));
+        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(14 + 4), (ushort)(BinaryPrimitives.ReadUInt16BigEndian(whole.AsSpan(14 + 4)) + 8));
+        frame[14 + 6] = 44; // next header: fragment
+        frame[54] = 17;
+        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(56), (ushort)(offsetBytes | (moreFragments ? 1 : 0)));
+        BinaryPrimitives.WriteUInt32BigEndian(frame.AsSpan(58), 0x1234);
+        return frame;
+    }
+
+    [KernelFact]
+    public void Ipv6CanariesPassAndALaterFragmentFollowsItsFirst()
+    {
+        using var rig = new ReloadRig();
+        rig.UsePlugin(Path.Combine(Repo.PluginsDirectory, "LoadBalancer"));
+        rig.WriteConfig(_net.Namespace.Name, KernelChain.Input, Stage("2001:db8:9::/48", "flow",
+            (KernelChain.Out1, "fe80::2", 1), (KernelChain.Out2, "2001:db8:3::2", 2), (KernelChain.Out3, "fe80::4", 3)));
+
+        // The canaries (two flows, paths predicted by the plugin's C# fold and hash) run before the generation goes live.
+        var applied = rig.Engine().Apply().Single();
+        Assert.Equal(ApplyKind.Attached, applied.Kind);
+        Assert.True(applied.CanariesRun >= 2, $"{applied.CanariesRun} canaries run"); // the host's own and the plugin's two
+
+        using var entry = rig.LiveEntry();
+        var paths = new HashSet<uint>();
+        for (ushort sport = 30000; sport < 30200; sport++)
+        {
+            var first = entry.TestRun(Ipv6Fragment(sport, 53, 0, moreFragments: true));
+            var later = entry.TestRun(Ipv6Fragment(7, 7, 16, moreFragments: false));
+            Assert.Equal((TcActRedirect, first.Cb[RedirectIfindexCb]), (later.ReturnValue, later.Cb[RedirectIfindexCb]));
+            paths.Add(first.Cb[RedirectIfindexCb]);
+        }
+        Assert.Single(paths); // fragments hash without ports: one datagram's addresses, one backend
     }
 
     [KernelFact]
@@ -93,5 +263,6 @@ public sealed class LoadBalancerChainTests : IDisposable
         using var chain = _net.Load(Stage("flow", 1, 1));
 
         Assert.Equal(TcxNext, chain.Entry.TestRun(Packets.Ipv4Udp("198.18.1.10", "192.0.3.1")).ReturnValue);
+        Assert.Equal(TcxNext, chain.Entry.TestRun(CanaryFrames.Ipv6Udp(IPAddress.Parse("2001:db8:1::10"), IPAddress.Parse("2001:db8:9::80"))).ReturnValue);
     }
 }

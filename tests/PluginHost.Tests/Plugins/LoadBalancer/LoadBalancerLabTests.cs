@@ -39,17 +39,20 @@ public sealed class LoadBalancerLabTests : IDisposable
 
         var paths = PathProbe.Measure(_lab, sources, 300);
 
-        // Where each source should go: its hash's slot in the table the host wrote.
+        // Where each source should go: its hash's entry in the Maglev table the host wrote (bank 0, 4,093 entries), then that backend.
         var state = PipelineState.Load(host.RuntimeDirectory, "lb")!;
-        using var slots = BpfMap.OpenPinned(state.Maps.Single(m => m.CName == "s0_slots").Pin);
+        using var ring = BpfMap.OpenPinned(state.Maps.Single(m => m.CName == "s0_ring").Pin);
+        using var backends = BpfMap.OpenPinned(state.Maps.Single(m => m.CName == "s0_backends").Pin);
         int uplink2 = int.Parse(_lab.Router.Exec("cat", $"/sys/class/net/{RouterLab.RouterUplink2}/ifindex").Trim());
         var expected = sources.Select(s =>
         {
-            var value = new byte[8];
+            var entry = new byte[4];
+            var backend = new byte[24];
             uint hash = FlowHash.Mix(BinaryPrimitives.ReadUInt32BigEndian(s.GetAddressBytes()));
-            Assert.True(slots.TryLookup(BitConverter.GetBytes(hash & 255), value));
-            return BitConverter.ToInt32(value) == uplink2 ? "up2" : "up1";
-        });
+            Assert.True(ring.TryLookup(BitConverter.GetBytes(hash % 4093), entry));
+            Assert.True(backends.TryLookup(entry, backend));
+            return BitConverter.ToInt32(backend, 16) == uplink2 ? "up2" : "up1";
+        }).ToList();
         Assert.Equal(expected, paths.Select(p => p.Uplink));
         Assert.All(paths, p => Assert.Equal(p.Sent, p.Received));
         Assert.True(host.Counters().Stages[0][StageCounter.Redirected] >= 900, "the stage forwarded every probe");
