@@ -22,7 +22,8 @@ internal static class RulesFile
     private static readonly Lock Gate = new();
     private static readonly List<(FileKey Key, IReadOnlyList<PolicyRule> Rules, Dictionary<(string Name, IPAddress? Via), (OutputInterface Result, int Lines)> Outputs)> Recent = [];
 
-    private readonly record struct FileKey(string Path, long Length, DateTime Modified, RuleAction DefaultAction, int MaxRules);
+    // Not the stage's room for rules: it changes with the settings' rule count (an add, a del), and the file does not.
+    private readonly record struct FileKey(string Path, long Length, DateTime Modified, RuleAction DefaultAction);
 
     public static IReadOnlyList<PolicyRule> Read(SettingsNode node, IStageContext context, RuleAction defaultAction, int maxRules)
     {
@@ -37,11 +38,11 @@ internal static class RulesFile
             return [];
         }
         var info = new FileInfo(path);
-        var key = info.Exists ? new FileKey(path, info.Length, info.LastWriteTimeUtc, defaultAction, maxRules) : default;
+        var key = info.Exists ? new FileKey(path, info.Length, info.LastWriteTimeUtc, defaultAction) : default;
         lock (Gate)
         {
             var hit = Recent.FirstOrDefault(r => r.Key == key && info.Exists);
-            if (hit.Rules is not null && Interfaces.Unchanged(hit.Outputs, context, node))
+            if (hit.Rules is not null && hit.Rules.Count <= maxRules && Interfaces.Unchanged(hit.Outputs, context, node))
             {
                 Interfaces.Report(context, node, hit.Outputs);
                 return hit.Rules;
