@@ -125,10 +125,12 @@ internal sealed class RunningHost(string configPath, bool detachOnExit, ILoggerF
     // way already reads the new directory). Stopping it unsubscribes first, so no new watcher appears afterwards.
     private static void StartWatcher(HostEngine engine, Reconciler reconciler, string pluginsDirectory, Stack<(string, Func<ValueTask>)> started)
     {
-        var watcher = new ChangeWatcher(reconciler.ConfigPath, pluginsDirectory, reconciler.Post);
+        // Only the folders the configuration names now: the others are never loaded.
+        Func<IReadOnlyCollection<string>> named = () => PluginHost.Plugins.PluginCatalog.NamesIn(engine.Config).ToList();
+        var watcher = new ChangeWatcher(reconciler.ConfigPath, pluginsDirectory, reconciler.Post, named);
         Action<string> follow = directory =>
         {
-            var old = Interlocked.Exchange(ref watcher, new ChangeWatcher(reconciler.ConfigPath, directory, reconciler.Post));
+            var old = Interlocked.Exchange(ref watcher, new ChangeWatcher(reconciler.ConfigPath, directory, reconciler.Post, named));
             old.Dispose();
         };
         engine.PluginsDirectoryChanged += follow;

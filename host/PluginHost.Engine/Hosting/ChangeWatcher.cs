@@ -26,11 +26,15 @@ public sealed class ChangeWatcher : IDisposable
     private DateTime _firstPending;
     private string? _pending;
     private Dictionary<string, long> _sizes = [];
+    private readonly Func<IReadOnlyCollection<string>>? _named;
 
-    public ChangeWatcher(string configPath, string pluginsDirectory, Action<Trigger> post)
+    /// <param name="namedPlugins">The plugin folders the configuration names now (null: all). Other folders are never
+    /// loaded, so what happens in them (a staging copy, an unused plugin half-written) neither triggers nor delays a reload.</param>
+    public ChangeWatcher(string configPath, string pluginsDirectory, Action<Trigger> post, Func<IReadOnlyCollection<string>>? namedPlugins = null)
     {
         _post = post;
         _pluginsDirectory = pluginsDirectory;
+        _named = namedPlugins;
         string configDir = Path.GetDirectoryName(Path.GetFullPath(configPath))!;
         string configName = Path.GetFileName(configPath);
         var config = new FileSystemWatcher(configDir) { NotifyFilter = NotifyFilters.FileName | NotifyFilters.LastWrite | NotifyFilters.Size };
@@ -46,17 +50,27 @@ public sealed class ChangeWatcher : IDisposable
                 IncludeSubdirectories = true,
                 NotifyFilter = NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.LastWrite | NotifyFilters.Size,
             };
-            FileSystemEventHandler onPlugin = (_, e) => Touch($"plugins {e.Name}");
+            FileSystemEventHandler onPlugin = (_, e) => { if (Named(e.Name)) Touch($"plugins {e.Name}"); };
             plugins.Changed += onPlugin;
             plugins.Created += onPlugin;
             plugins.Deleted += onPlugin;
-            plugins.Renamed += (_, e) => Touch($"plugins {e.Name}");
+            // A folder renamed into place (a drop-in) or away counts when either name is one the configuration uses.
+            plugins.Renamed += (_, e) => { if (Named(e.Name) || Named(e.OldName)) Touch($"plugins {e.Name}"); };
             _watchers.Add(plugins);
         }
         // Armed by the first event of a burst, disarmed once it is posted: an idle host wakes for nothing.
         _timer = new Timer(_ => Check(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         foreach (var w in _watchers)
             w.EnableRaisingEvents = true;
+    }
+
+    // Whether a path under the plugins directory is in a folder the configuration names.
+    private bool Named(string? relative)
+    {
+        if (_named is null || relative is null)
+            return true;
+        string folder = relative.Split(Path.DirectorySeparatorChar, 2)[0];
+        return _named().Contains(folder);
     }
 
     private void Touch(string what)
@@ -104,6 +118,8 @@ public sealed class ChangeWatcher : IDisposable
         bool complete = true;
         foreach (var dll in Directory.EnumerateFiles(_pluginsDirectory, "*.dll", SearchOption.AllDirectories))
         {
+            if (!Named(Path.GetRelativePath(_pluginsDirectory, dll)))
+                continue;
             try
             {
                 sizes[dll] = new FileInfo(dll).Length;

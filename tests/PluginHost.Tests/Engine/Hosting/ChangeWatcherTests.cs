@@ -56,4 +56,24 @@ public sealed class ChangeWatcherTests : IDisposable
         Assert.True(SpinWait.SpinUntil(() => !_triggers.IsEmpty, TimeSpan.FromSeconds(5)), "no trigger after the copy completed");
         Assert.Contains("SourcePolicy", Assert.Single(_triggers).Detail);
     }
+
+    // Issue 11: a folder the configuration does not name is never loaded, so a half-written DLL there (a plugin being
+    // staged, an unused one) neither triggers a reload nor holds back one for a folder it does name.
+    [Fact]
+    public void FoldersTheConfigurationDoesNotNameNeitherTriggerNorDelay()
+    {
+        var (config, plugins) = Layout();
+        byte[] dll = File.ReadAllBytes(Path.Combine(Repo.PluginsDirectory, "SourcePolicy", "SourcePolicy.dll"));
+        string unnamed = Path.Combine(Directory.CreateDirectory(Path.Combine(plugins, "Staging")).FullName, "Staging.dll");
+        string named = Path.Combine(Directory.CreateDirectory(Path.Combine(plugins, "SourcePolicy")).FullName, "SourcePolicy.dll");
+        using var watcher = new ChangeWatcher(config, plugins, _triggers.Enqueue, () => ["SourcePolicy"]);
+
+        File.WriteAllBytes(unnamed, dll.AsSpan(0, dll.Length / 2).ToArray()); // half a DLL, and it stays that way
+        Thread.Sleep(ChangeWatcher.Quiet * 4);
+        Assert.Empty(_triggers);
+
+        File.WriteAllBytes(named, dll);
+        Assert.True(SpinWait.SpinUntil(() => !_triggers.IsEmpty, TimeSpan.FromSeconds(5)), "the named folder's change was held back");
+        Assert.Contains("SourcePolicy", Assert.Single(_triggers).Detail);
+    }
 }
