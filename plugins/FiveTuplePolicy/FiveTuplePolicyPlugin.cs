@@ -1,6 +1,4 @@
-using System.Buffers.Binary;
 using System.Net;
-using System.Security.Cryptography;
 using PluginHost.Contract;
 using PluginHost.Plugins.FiveTuplePolicy.Classifier;
 using PluginHost.Plugins.Shared;
@@ -152,32 +150,30 @@ internal sealed class FiveTuplePolicyPlugin : IRoutingPlugin, IRuntimeCommands, 
     // map entries stay as they are and their counters stay theirs.
     private static StageSetup Setup(List<PolicyRule> settingsRules, IReadOnlyList<PolicyRule> fileRules, SettingsNode settings, IStageContext context)
     {
-        FlatTree first, second;
+        FlatTree first;
+        FileTables file;
         try
         {
-            second = TreeCache.Build(fileRules);
-            first = TreeCache.Build(settingsRules);
+            file = FileTables.Of(fileRules);
+            first = TreeBuilder.Build(settingsRules.Select(r => r.Match).ToList());
         }
         catch (ClassifierLimitException e)
         {
             context.Error(settings, e.Message);
             return StageSetup.Empty;
         }
+        var second = file.Tree;
         int fileCount = fileRules.Count;
-        uint fileBase = fileCount == 0 ? 0u : MaxSettingsRules;
         int ruleSlots = fileCount == 0 ? settingsRules.Count : MaxSettingsRules + fileCount;
-        foreach (var warning in Unreachable(settingsRules, first))
-            context.Warn(settings, warning);
-        // The file's own: found once per file read (the list is the rules file cache's, the same while the file is).
-        foreach (var warning in FileWarnings.GetValue(fileRules, _ => Unreachable(fileRules, second)))
+        foreach (var warning in Unreachable(settingsRules, first).Concat(file.Warnings))
             context.Warn(settings, warning);
         WarnCoveredBySettings(settingsRules, fileRules, settings, context);
 
         int nodeCount = second.Nodes.Length + first.Nodes.Length, slotCount = second.Slots.Length + first.Slots.Length;
         // The file's part of every table first, the same objects while the file is unchanged (the host then compares them
         // as memory), then the settings' part, built anew.
-        var filePart = FileParts.GetValue(fileRules, _ => Part(fileRules, second, nodeBase: 0, slotBase: 0, ruleBase: fileBase));
-        var settingsPart = Part(settingsRules, first, nodeBase: (uint)second.Nodes.Length, slotBase: (uint)second.Slots.Length, ruleBase: 0);
+        var filePart = file.Part;
+        var settingsPart = PartOf(settingsRules, first, nodeBase: (uint)second.Nodes.Length, slotBase: (uint)second.Slots.Length, ruleBase: 0);
         var roots = new EntryTable("roots", ["index"], ["node"], 4);
         roots.Add([0], [(ulong)second.Nodes.Length + FlatTree.Ipv4Root]);
         roots.Add([1], [(ulong)second.Nodes.Length + FlatTree.Ipv6Root]);
@@ -210,7 +206,21 @@ internal sealed class FiveTuplePolicyPlugin : IRoutingPlugin, IRuntimeCommands, 
 
     private sealed record TablePart(EntryTable Nodes, EntryTable Slots, EntryTable Rules);
 
-    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<IReadOnlyList<PolicyRule>, TablePart> FileParts = [];
+    /// <summary>
+    /// What a rules file's rules become: their tree, their part of every table and their own warnings. Kept with the
+    /// rule list, which the rules file cache hands out again while the file is unchanged: a rule add rebuilds none of it.
+    /// </summary>
+    private sealed record FileTables(FlatTree Tree, TablePart Part, List<string> Warnings)
+    {
+        private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<IReadOnlyList<PolicyRule>, FileTables> Kept = [];
+
+        public static FileTables Of(IReadOnlyList<PolicyRule> rules) => Kept.GetValue(rules, _ =>
+        {
+            var tree = TreeBuilder.Build(rules.Select(r => r.Match).ToList());
+            return new FileTables(tree, PartOf(rules, tree, nodeBase: 0, slotBase: 0, ruleBase: rules.Count == 0 ? 0u : MaxSettingsRules),
+                Unreachable(rules, tree));
+        });
+    }
 
     private static readonly string[] RuleFields =
     [
@@ -219,7 +229,7 @@ internal sealed class FiveTuplePolicyPlugin : IRoutingPlugin, IRuntimeCommands, 
     ];
 
     // One tree's nodes, slots and rules, moved to where they sit in the shared arrays.
-    private static TablePart Part(IReadOnlyList<PolicyRule> rules, FlatTree tree, uint nodeBase, uint slotBase, uint ruleBase)
+    private static TablePart PartOf(IReadOnlyList<PolicyRule> rules, FlatTree tree, uint nodeBase, uint slotBase, uint ruleBase)
     {
         var nodes = new EntryTable("nodes", ["index"], ["thr_hi", "thr_lo", "left", "right", "dim"], tree.Nodes.Length);
         for (int i = 0; i < tree.Nodes.Length; i++)
@@ -253,8 +263,6 @@ internal sealed class FiveTuplePolicyPlugin : IRoutingPlugin, IRuntimeCommands, 
 
     // A rule can never be the first match when one earlier rule covers it (then both share every leaf it is in, the
     // earlier first), or when it is in no leaf at all (earlier rules together cover it). Named with the rule before it.
-    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<IReadOnlyList<PolicyRule>, List<string>> FileWarnings = [];
-
     private static List<string> Unreachable(IReadOnlyList<PolicyRule> rules, FlatTree tree)
     {
         var warnings = new List<string>();
@@ -378,60 +386,4 @@ internal sealed class FiveTuplePolicyPlugin : IRoutingPlugin, IRuntimeCommands, 
     /// <summary>The hit counters follow the rule positions into maps of another size; positions past the end go.</summary>
     public MapEntry? Migrate(MapSchema from, MapSchema to, MapEntry entry) =>
         Convert.ToUInt32(entry.Key["index"]) < to.MaxEntries ? entry : null;
-
-    /// <summary>The last trees built, by their rules: validating and applying the same rules builds once, and a rules file's
-    /// tree is built once while only the settings' rules change.</summary>
-    private static class TreeCache
-    {
-        private const int Kept = 4;
-        private static readonly Lock Gate = new();
-        private static readonly List<(byte[] Key, FlatTree Tree)> Recent = [];
-
-        public static FlatTree Build(IReadOnlyList<PolicyRule> rules)
-        {
-            var matches = rules.Select(r => r.Match).ToList();
-            byte[] key = KeyOf(matches);
-            lock (Gate)
-            {
-                int at = Recent.FindIndex(r => r.Key.AsSpan().SequenceEqual(key));
-                if (at >= 0)
-                {
-                    var hit = Recent[at];
-                    Recent.RemoveAt(at);
-                    Recent.Add(hit);
-                    return hit.Tree;
-                }
-            }
-            var tree = TreeBuilder.Build(matches);
-            lock (Gate)
-            {
-                Recent.Add((key, tree));
-                if (Recent.Count > Kept)
-                    Recent.RemoveAt(0);
-            }
-            return tree;
-        }
-
-        private static byte[] KeyOf(List<RuleMatch> matches)
-        {
-            using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            Span<byte> row = stackalloc byte[48];
-            foreach (var m in matches)
-            {
-                BinaryPrimitives.WriteUInt128LittleEndian(row, m.Source);
-                BinaryPrimitives.WriteUInt128LittleEndian(row[16..], m.Destination);
-                row[32] = (byte)m.Family;
-                row[33] = m.ProtocolLow;
-                row[34] = m.ProtocolHigh;
-                row[35] = (byte)m.SourceLength;
-                row[36] = (byte)m.DestinationLength;
-                BinaryPrimitives.WriteUInt16LittleEndian(row[37..], m.SourcePortLow);
-                BinaryPrimitives.WriteUInt16LittleEndian(row[39..], m.SourcePortHigh);
-                BinaryPrimitives.WriteUInt16LittleEndian(row[41..], m.DestinationPortLow);
-                BinaryPrimitives.WriteUInt16LittleEndian(row[43..], m.DestinationPortHigh);
-                sha.AppendData(row);
-            }
-            return sha.GetHashAndReset();
-        }
-    }
 }

@@ -56,7 +56,7 @@ public static class MarkdownReport
             $"{c.Repeat} repeats (each header's own path, caches warm), the mean over the frames; median of {c.Rounds} rounds, each timing every " +
             "set in a shuffled order, ± half the interquartile range; *above 10 rules* and the ratios are paired per round. " +
             $"*Validate + plan*: `PipelinePlanner.Plan` as `pluginhost validate` runs it (read the rules file, build the tree, encode the entries), " +
-            $"median of {c.PlanSamples}, the sets in turn (the plugin keeps its last four trees; the four sets in turn evict them, so each plan builds again); *allocated*: managed " +
+            $"median of {c.PlanSamples}, the sets in turn (the plugin keeps its last two rules files parsed, with their trees; the sets in turn evict them, so each plan reads and builds again); *allocated*: managed " +
             "memory allocated by that plan; *compile*, *load + write*: building the chain once. *Tables* and *reserved* are the plugin's own " +
             "figures from its summary line (below): the classifier's tables, and what its double-buffered maps reserve; *kernel*: what the kernel charges " +
             "for the stage's maps (bpftool's memlock: both banks, the hit counters, the bank selector).").AppendLine();

@@ -200,7 +200,7 @@ public sealed partial class ClassifierBench(Sandbox sandbox, Repo repo, bool qui
         }
     }
 
-    // Plans alone, the sets in turn: the plugin keeps its last four trees, which the sets in turn evict, so each plan builds its tree again.
+    // Plans alone, the sets in turn: the plugin keeps its last two rules files parsed, with their trees, which the sets in turn evict, so each plan reads and builds again.
     private void PlanMore(ChainBuilder builder, List<Measured> sets, CancellationToken cancel)
     {
         for (int i = 0; i < PlanSamples; i++)

@@ -331,8 +331,10 @@ public sealed class ControlPlaneLabTests : IDisposable
         StartHost();
         UdpTraffic.Send(_lab.Router, RouterLab.RouterUplink2Address, new IPEndPoint(RouterLab.Uplink2Gateway, 9), 1);
         Thread.Sleep(100);
+        int up2 = int.Parse(_lab.Server.Exec("cat", $"/sys/class/net/{RouterLab.ServerUplink2}/ifindex").Trim());
         UdpStreamResult result;
-        using (var udp = UdpStream.Start(_lab.Client, RouterLab.ClientSourceA, _lab.Server, new IPEndPoint(RouterLab.ServerAddress, 9100), 2_000))
+        using (var udp = UdpStream.Start(_lab.Client, RouterLab.ClientSourceA, _lab.Server, new IPEndPoint(RouterLab.ServerAddress, 9100), 2_000,
+                   trackInterfaces: true))
         {
             Thread.Sleep(800);
             result = udp.Stop();
@@ -345,6 +347,8 @@ public sealed class ControlPlaneLabTests : IDisposable
         var (exit, listed) = Cli("rule", "list", "--stats", "--runtime-dir", _rig.RuntimeDirectory);
 
         Assert.Equal(0, result.Lost);
+        Assert.True(result.ArrivalsByInterface.GetValueOrDefault(up2) >= result.Received, "every datagram arrived on up2, as its rule sends it");
+        Assert.Equal(result.ArrivalsByInterface.Values.Sum(), result.ArrivalsByInterface.GetValueOrDefault(up2)); // none the wrong way
         Assert.Equal(result.Received, (long)packets);
         Assert.Equal(0, exit);
         Assert.Matches($@"a-via-up2\s.*\s{result.Received}\s+\d+", listed); // NAME ... PACKETS BYTES
