@@ -34,8 +34,6 @@ public sealed class ClassifierForwarding(Sandbox sandbox, Repo repo, bool quick,
 
     private readonly string _work = Path.Combine(sandbox.WorkDirectory, "classifier-forwarding");
 
-    private sealed record Variant(string Id, string Label, Action Setup, Action Teardown, Action<long> Check);
-
     public ClassifierForwardingResult Run(IReadOnlyList<ClassBenchRule> rules, CancellationToken cancel)
     {
         Directory.CreateDirectory(_work);
@@ -96,51 +94,20 @@ public sealed class ClassifierForwarding(Sandbox sandbox, Repo repo, bool quick,
         using var detachOnExit = sandbox.OnTeardown("detach the classifier forwarding benchmark's chain", Detach);
         long countedBefore = 0;
 
-        Variant[] variants =
+        ForwardingVariant[] variants =
         [
             new("ftp-10k", $"(a) FiveTuplePolicy, {rules.Count:N0} rules (the match at rule {line})", () => Attach(large, rules.Count), Detach,
-                received => CheckRedirected(engine!, received)),
+                received => ForwardingRounds.CheckRedirected(engine!, Pipeline, received, "FiveTuplePolicy")),
             new("ftp-10", $"(b) FiveTuplePolicy, {few.Count} rules (the match last)", () => Attach(small, few.Count), Detach,
-                received => CheckRedirected(engine!, received)),
+                received => ForwardingRounds.CheckRedirected(engine!, Pipeline, received, "FiveTuplePolicy")),
             new("nft-10k", $"(c) kernel + nftables, {rules.Count:N0} rules on the forward hook (the match at rule {line})",
                 () => NftChain.Hook(lab.Router), () => NftChain.Unhook(lab.Router),
-                received => CheckCounted(NftChain.Counted(lab.Router) - countedBefore, received)),
-            new("kernel", "(d) kernel forwarding, no rules", () => { }, () => { }, _ => { }),
+                received => CheckCounted(NftChain.Counted(lab.Router) - countedBefore, received),
+                Started: () => countedBefore = NftChain.Counted(lab.Router)),
+            new("kernel", "(d) kernel forwarding, no rules", () => { }, () => { }),
         ];
-
-        UdpTraffic.Send(lab.Router, RouterLab.RouterUplink1Address, new IPEndPoint(RouterLab.Uplink1Gateway, 9), 1); // resolve up1's neighbour
-        Thread.Sleep(100);
-        var received = variants.ToDictionary(v => v.Id, _ => new List<double>());
-        var sent = variants.ToDictionary(v => v.Id, _ => new List<double>());
-        for (int round = 0; round < Rounds; round++)
-        {
-            for (int k = 0; k < variants.Length; k++)
-            {
-                cancel.ThrowIfCancellationRequested();
-                var v = variants[(k + round) % variants.Length];
-                v.Setup();
-                try
-                {
-                    sender.Send(lab, 0.2, source, destination, header.DestinationPort); // warm-up
-                    if (v.Id == "nft-10k")
-                        countedBefore = NftChain.Counted(lab.Router);
-                    long before = InterfaceCounters.Read(lab.Server, RouterLab.ServerUplink1).RxPackets;
-                    var (count, elapsed) = sender.Send(lab, Seconds, source, destination, header.DestinationPort);
-                    Thread.Sleep(100);
-                    long after = InterfaceCounters.Read(lab.Server, RouterLab.ServerUplink1).RxPackets;
-                    if (after - before < count / 2)
-                        throw new BenchException($"classifier forwarding, {v.Label}: {count} frames sent, the server received {after - before}");
-                    v.Check(after - before);
-                    received[v.Id].Add((after - before) / elapsed / 1e6);
-                    sent[v.Id].Add(count / elapsed / 1e6);
-                    log($"classifier forwarding: round {round + 1}/{Rounds}, {v.Id}: {received[v.Id][^1]:F3} Mpps received, {sent[v.Id][^1]:F3} sent");
-                }
-                finally
-                {
-                    v.Teardown();
-                }
-            }
-        }
+        var (received, sent) = ForwardingRounds.Run(lab, variants, Rounds, Seconds,
+            duration => sender.Send(lab, duration, source, destination, header.DestinationPort), "classifier forwarding", log, cancel);
 
         Summary Ratio(string a, string b) => Summary.Of(received[a].Zip(received[b], (x, y) => x / y).ToList());
         var rows = variants.Select(v => new ClassifierForwardingRow(v.Id, v.Label, Summary.Of(received[v.Id]), Summary.Of(sent[v.Id]))).ToList();
@@ -189,16 +156,6 @@ public sealed class ClassifierForwarding(Sandbox sandbox, Repo repo, bool quick,
     // Unicast, not 0/8, loopback, link-local, multicast or class E, not the lab's 198.18.0.0/15, not a .0 or .255 host.
     private static bool Forwardable(uint a) =>
         (a >> 24) is not (0 or 127) && (a >> 24) < 224 && (a & 0xFFFF0000) != 0xA9FE0000 && (a & 0xFFFE0000) != 0xC6120000 && (a & 0xFF) is not (0 or 255);
-
-    private static void CheckRedirected(HostEngine engine, long received)
-    {
-        var counters = CounterReader.ReadPinned(PipelineState.Load(engine.Config.RuntimeDirectory, Pipeline)
-            ?? throw new BenchException("read classifier forwarding counters: no pipeline state"));
-        ulong redirected = counters.Stages[^1][StageCounter.Redirected];
-        if (redirected < (ulong)(received / 2))
-            throw new BenchException($"forwarding through FiveTuplePolicy: the stage redirected {redirected} packets, the server received {received}: " +
-                "the kernel, not the classifier, forwarded them");
-    }
 
     private static void CheckCounted(long counted, long received)
     {

@@ -35,8 +35,6 @@ public sealed class ForwardingBench(Sandbox sandbox, Repo repo, bool quick, Acti
 
     private readonly string _work = Path.Combine(sandbox.WorkDirectory, "forwarding");
 
-    private sealed record Variant(string Id, string Label, Action Setup, Action Teardown);
-
     public ForwardingResult Run(CancellationToken cancel)
     {
         Directory.CreateDirectory(_work);
@@ -87,63 +85,22 @@ public sealed class ForwardingBench(Sandbox sandbox, Repo repo, bool quick, Acti
             Ip.Run("-n", router, "rule", "del", "pref", RulePref.ToString(CultureInfo.InvariantCulture));
         }
 
-        Variant[] variants =
+        ForwardingVariant[] variants =
         [
             new("kernel", "(a) kernel forwarding", () => { }, () => { }),
             new("rule-1", "(b) kernel policy routing, 1 `ip rule`", () => Rules(1), () => NoRules(1)),
             new("rule-100", "(b) kernel policy routing, 100 `ip rule`s (the match last)", () => Rules(100), () => NoRules(100)),
-            new("chain-1", "(c) PluginHost, SourcePolicy (1 stage)", () => Attach(1), Detach),
-            new("chain-4", "(d) PluginHost, SourcePolicy × 4 (the hit in the last)", () => Attach(4), Detach),
+            new("chain-1", "(c) PluginHost, SourcePolicy (1 stage)", () => Attach(1), Detach,
+                received => ForwardingRounds.CheckRedirected(engine!, Pipeline, received, "PluginHost")),
+            new("chain-4", "(d) PluginHost, SourcePolicy × 4 (the hit in the last)", () => Attach(4), Detach,
+                received => ForwardingRounds.CheckRedirected(engine!, Pipeline, received, "PluginHost")),
         ];
-
-        // Resolve the next hop before anything is timed (the kernel and bpf_redirect_neigh both use it).
-        // Resolve uplink 1's neighbour with one datagram from the router (ping is not on every machine).
-        UdpTraffic.Send(lab.Router, RouterLab.RouterUplink1Address, new System.Net.IPEndPoint(RouterLab.Uplink1Gateway, 9), 1);
-        Thread.Sleep(100);
-        var received = variants.ToDictionary(v => v.Id, _ => new List<double>());
-        var sent = variants.ToDictionary(v => v.Id, _ => new List<double>());
-        for (int round = 0; round < Rounds; round++)
-        {
-            // Alternate: each round rotates the order, so no configuration always runs first or last.
-            for (int k = 0; k < variants.Length; k++)
-            {
-                cancel.ThrowIfCancellationRequested();
-                var v = variants[(k + round) % variants.Length];
-                v.Setup();
-                try
-                {
-                    sender.Send(lab, 0.2); // warm-up: caches, neighbour, JIT of nothing
-                    long before = InterfaceCounters.Read(lab.Server, RouterLab.ServerUplink1).RxPackets;
-                    var (count, elapsed) = sender.Send(lab, Seconds);
-                    Thread.Sleep(100);
-                    long after = InterfaceCounters.Read(lab.Server, RouterLab.ServerUplink1).RxPackets;
-                    if (v.Id.StartsWith("chain", StringComparison.Ordinal))
-                        CheckRedirected(engine!, after - before);
-                    received[v.Id].Add((after - before) / elapsed / 1e6);
-                    sent[v.Id].Add(count / elapsed / 1e6);
-                    log($"forwarding: round {round + 1}/{Rounds}, {v.Id}: {received[v.Id][^1]:F3} Mpps received, {sent[v.Id][^1]:F3} sent");
-                }
-                finally
-                {
-                    v.Teardown();
-                }
-            }
-        }
+        var (received, sent) = ForwardingRounds.Run(lab, variants, Rounds, Seconds, duration => sender.Send(lab, duration), "forwarding", log, cancel);
 
         Summary Ratio(string id, string baseline) => Summary.Of(received[id].Zip(received[baseline], (a, b) => a / b).ToList());
         var rows = variants.Select(v => new ForwardingRow(v.Id, v.Label, Summary.Of(received[v.Id]), Summary.Of(sent[v.Id]),
             Ratio(v.Id, "kernel"), Ratio(v.Id, "rule-100"))).ToList();
         return new ForwardingResult(rows, Rounds, Seconds, RawSender.FrameBytes + 4, RawSender.OneCpu);
-    }
-
-    private static void CheckRedirected(HostEngine engine, long received)
-    {
-        var counters = CounterReader.ReadPinned(PipelineState.Load(engine.Config.RuntimeDirectory, Pipeline)
-            ?? throw new BenchException("read forwarding counters: no pipeline state"));
-        ulong redirected = counters.Stages[^1][StageCounter.Redirected];
-        if (redirected < (ulong)(received / 2))
-            throw new BenchException($"forwarding through PluginHost: the chain redirected {redirected} packets, the server received {received}: " +
-                "the kernel, not the chain, forwarded them");
     }
 
     private string WriteConfig(RouterLab lab, string plugins, int stages)
