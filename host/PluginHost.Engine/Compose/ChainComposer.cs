@@ -157,11 +157,17 @@ internal static class ChainComposer
         },
     };
 
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> HostTemplates = new();
+
     private static string HostTemplate(string name, IReadOnlyDictionary<string, object?> model)
     {
-        using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream($"bpf-templates/{name}")
-            ?? throw new InvalidOperationException($"read host template {name}: not embedded in the engine");
-        using var reader = new StreamReader(stream);
-        return TemplateRenderer.Render(reader.ReadToEnd(), $"bpf-templates/{name}", model);
+        string text = HostTemplates.GetOrAdd(name, n =>
+        {
+            using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream($"bpf-templates/{n}")
+                ?? throw new InvalidOperationException($"read host template {n}: not embedded in the engine");
+            using var reader = new StreamReader(stream);
+            return reader.ReadToEnd();
+        });
+        return TemplateRenderer.Render(text, $"bpf-templates/{name}", model);
     }
 }

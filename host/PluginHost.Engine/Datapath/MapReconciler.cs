@@ -18,37 +18,71 @@ internal sealed class MapReconciler(MapContentsMemory memory, ApplyProgress? pro
     /// <summary>How many entries the map holds that differ from the desired ones (written, changed or deleted), changing nothing.</summary>
     public int Differences(MapDecision decision, IMapAccess kernel)
     {
-        var map = decision.Map;
         var desired = decision.Desired!;
         var current = Current(decision, kernel);
-        var held = current.Entries;
-        var seen = new bool[held.Count];
         int differences = 0;
-        int same = SamePrefix(desired, current);
+        Compare(desired, current,
+            desiredOnly: _ => differences++,
+            heldOnly: _ => differences++,
+            both: (i, at) =>
+            {
+                if (!current.Entries.Value(at).SequenceEqual(desired.Value(i)))
+                    differences++;
+            });
+        // Read back from the kernel: remembered, as the next Reconcile of this map would.
+        memory.Set(decision.Pin, current);
+        return differences;
+    }
+
+    /// <summary>
+    /// Pairs the desired entries with the held ones by key, past the leading run the two hold alike. Every desired entry is
+    /// reported in order (alone or with the held entry of its key); then every held entry no desired one has. A key held
+    /// twice (a remembered plan with a duplicate) counts at its last occurrence.
+    /// </summary>
+    private static void Compare(PackedEntries desired, PackedIndex current, Action<int> desiredOnly, Action<int> heldOnly, Action<int, int> both)
+    {
+        var held = current.Entries;
+        // Both ascending (array tables in index order): no key repeats, so past the alike run a key can only pair with a
+        // key past it too, and one merge pairs them, with no index of the whole map (tens of thousands of entries).
+        bool merge = current.Ascending && KeyOrder.Ascending(desired);
+        int same = SamePrefix(desired, current, unique: merge);
+        if (merge)
+        {
+            int i = same, j = same;
+            while (i < desired.Count || j < held.Count)
+            {
+                int order = i == desired.Count ? 1 : j == held.Count ? -1 : KeyOrder.Compare(desired.Key(i), held.Key(j));
+                if (order < 0)
+                    desiredOnly(i++);
+                else if (order > 0)
+                    heldOnly(j++);
+                else
+                    both(i++, j++);
+            }
+            return;
+        }
+        var seen = new bool[held.Count];
         Array.Fill(seen, true, 0, same);
         for (int i = same; i < desired.Count; i++)
         {
             int at = current.Find(desired.Key(i));
             if (at < 0)
             {
-                differences++;
+                desiredOnly(i);
                 continue;
             }
             seen[at] = true;
-            if (!held.Value(at).SequenceEqual(desired.Value(i)))
-                differences++;
+            both(i, at);
         }
         for (int j = 0; j < held.Count; j++)
             if (!seen[j] && current.Find(held.Key(j)) == j)
-                differences++;
-        // Read back from the kernel: remembered, as the next Reconcile of this map would.
-        memory.Set(decision.Pin, current);
-        return differences;
+                heldOnly(j);
     }
 
     // How many leading entries the two hold alike, key and value, in the same order: a table rebuilt from the same
     // input comes out in the same order, so most of a large map is compared as memory, not looked up key by key.
-    private static int SamePrefix(PackedEntries desired, PackedIndex current)
+    // unique: neither repeats a key (known without an index).
+    private static int SamePrefix(PackedEntries desired, PackedIndex current, bool unique)
     {
         var held = current.Entries;
         if (desired.KeySize != held.KeySize || desired.ValueSize != held.ValueSize)
@@ -65,7 +99,7 @@ internal sealed class MapReconciler(MapContentsMemory memory, ApplyProgress? pro
         // (Asked only when something differs: a map equal throughout never builds its index.)
         if (at == desired.Count && at == held.Count)
             return at;
-        return current.HasDuplicates ? 0 : at;
+        return unique || !current.HasDuplicates ? at : 0;
 
         static bool Equal(PackedEntries a, PackedEntries b, int from, int count) =>
             a.Keys.Slice(from * a.KeySize, count * a.KeySize).SequenceEqual(b.Keys.Slice(from * b.KeySize, count * b.KeySize))
@@ -97,36 +131,25 @@ internal sealed class MapReconciler(MapContentsMemory memory, ApplyProgress? pro
         // Compared in memory by span (no allocation per entry, which matters for a million), then only the difference is written, in batches.
         var current = Current(decision, kernel);
         var held = current.Entries;
-        var seen = new bool[held.Count];
         var writes = new PackedEntries(map.Key.Size, map.Value.Size);
         // What undo needs: changed entries' old values and the keys that are new.
         var restore = new List<(byte[] Key, byte[] Value)>();
         var added = new PackedEntries(map.Key.Size, map.Value.Size);
-        int same = SamePrefix(desired, current);
-        Array.Fill(seen, true, 0, same);
-        for (int i = same; i < desired.Count; i++)
-        {
-            var key = desired.Key(i);
-            var value = desired.Value(i);
-            int at = current.Find(key);
-            if (at >= 0)
-            {
-                seen[at] = true;
-                if (held.Value(at).SequenceEqual(value))
-                    continue;
-                restore.Add((key.ToArray(), held.Value(at).ToArray()));
-            }
-            else
-            {
-                added.Add(key, value);
-            }
-            writes.Add(key, value);
-        }
-        // Held but not desired. A key held twice (a remembered plan with a duplicate) counts at its last occurrence.
         var deleted = new List<(byte[] Key, byte[] Value)>();
-        for (int j = 0; j < held.Count; j++)
-            if (!seen[j] && current.Find(held.Key(j)) == j)
-                deleted.Add((held.Key(j).ToArray(), held.Value(j).ToArray()));
+        Compare(desired, current,
+            desiredOnly: i =>
+            {
+                added.Add(desired.Key(i), desired.Value(i));
+                writes.Add(desired.Key(i), desired.Value(i));
+            },
+            heldOnly: j => deleted.Add((held.Key(j).ToArray(), held.Value(j).ToArray())),
+            both: (i, at) =>
+            {
+                if (held.Value(at).SequenceEqual(desired.Value(i)))
+                    return;
+                restore.Add((desired.Key(i).ToArray(), held.Value(at).ToArray()));
+                writes.Add(desired.Key(i), desired.Value(i));
+            });
 
         void Undo()
         {

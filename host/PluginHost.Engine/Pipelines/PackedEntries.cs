@@ -4,10 +4,11 @@ namespace PluginHost.Pipelines;
 /// One map's desired entries, already encoded with the map's codec and packed back to back, ready for a
 /// batch update: a million prefixes are 16 MB here, not a million dictionaries.
 /// </summary>
-public sealed class PackedEntries(int keySize, int valueSize)
+/// <param name="capacity">Entries room is made for at first (more grows the buffers, copying them).</param>
+public sealed class PackedEntries(int keySize, int valueSize, int capacity = 16)
 {
-    private byte[] _keys = new byte[keySize * 16];
-    private byte[] _values = new byte[valueSize * 16];
+    private byte[] _keys = new byte[keySize * Math.Max(1, capacity)];
+    private byte[] _values = new byte[valueSize * Math.Max(1, capacity)];
 
     public int KeySize { get; } = keySize;
     public int ValueSize { get; } = valueSize;

@@ -23,6 +23,11 @@ internal sealed class PackedIndex(PackedEntries entries)
         }
     }
 
+    private bool? _ascending;
+
+    /// <summary>Keys strictly ascending (<see cref="KeyOrder"/>): no key repeats, and a merge compares two such lists without an index.</summary>
+    public bool Ascending => _ascending ??= KeyOrder.Ascending(Entries);
+
     /// <summary>The index of the entry with this key, or -1.</summary>
     public int Find(ReadOnlySpan<byte> key)
     {
@@ -56,5 +61,25 @@ internal sealed class PackedIndex(PackedEntries entries)
         while (_slots![slot] != 0 && !Entries.Key(_slots[slot] - 1).SequenceEqual(key))
             slot = (slot + 1) & _mask;
         return slot;
+    }
+}
+
+/// <summary>
+/// An order of packed keys: 4-byte keys (array indexes) as little-endian numbers, others byte by byte. Tables a plugin
+/// builds in index order come out ascending in it, and two ascending lists are compared by one merge.
+/// </summary>
+internal static class KeyOrder
+{
+    public static int Compare(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b) =>
+        a.Length == 4 && b.Length == 4
+            ? System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(a).CompareTo(System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(b))
+            : a.SequenceCompareTo(b);
+
+    public static bool Ascending(PackedEntries entries)
+    {
+        for (int i = 1; i < entries.Count; i++)
+            if (Compare(entries.Key(i - 1), entries.Key(i)) >= 0)
+                return false;
+        return true;
     }
 }

@@ -127,7 +127,12 @@ internal static class PipelinePlanner
             // what the maps get (no plugin object is kept).
             var schemas = Sized(loaded, setup, stage.Node, Error);
             var maps = schemas.Select(m => new StageMap(stages.Count, "check", m)).ToDictionary(m => m.Schema.Name);
-            var packed = maps.Values.ToDictionary(m => m.Schema.Name, m => new PackedEntries(m.Key.Size, m.Value.Size));
+            // Sized once for all the stage gives a map: a large table is copied in once, not again at each doubling.
+            var counts = setup.Entries.GroupBy(e => e.Map).ToDictionary(g => g.Key, g => g.Count());
+            foreach (var table in setup.Tables)
+                counts[table.Map] = counts.GetValueOrDefault(table.Map) + table.Count;
+            var packed = maps.Values.ToDictionary(m => m.Schema.Name,
+                m => new PackedEntries(m.Key.Size, m.Value.Size, (int)Math.Min(counts.GetValueOrDefault(m.Schema.Name), m.Schema.MaxEntries)));
             foreach (var entry in setup.Entries)
             {
                 try

@@ -48,31 +48,103 @@ public sealed class PluginCalls(string runtimeDirectory, TimeSpan timeout, bool 
     /// <summary>Run <paramref name="call"/> (named <paramref name="what"/>) of <paramref name="build"/> with the time limit.</summary>
     public T Run<T>(PluginBuild build, string what, string? ns, Func<T> call)
     {
-        string? record = CallsDirectory is null ? null : WriteRecord(CallsDirectory, build, what);
-        T result = default!;
-        Exception? failure = null;
-        var thread = new Thread(() =>
+        var record = CallsDirectory is null ? null : InFlight.Begin(CallsDirectory, Serialize(build, what));
+        bool abandoned = false;
+        try
         {
-            try
-            {
-                result = Net.NamespaceScope.Run(ns, call);
-            }
-            catch (Exception e)
-            {
-                failure = e;
-            }
-        }) { IsBackground = true, Name = $"plugin {build.Plugin} {what}" };
-        thread.Start();
-        if (!thread.Join(timeout))
-            // The record stays: if this call never returns and the host is stopped, the next host quarantines the build.
+            if (Net.NamespaceThreads.TryRun(ns, call, timeout, out T result))
+                return result;
+            abandoned = true;
             throw new PluginTimeoutException($"call plugin {build.Plugin} {what}: no answer within {timeout.TotalSeconds:0.#} s; abandoned " +
                 "(its thread keeps running until the host restarts; pluginCallTimeout sets the limit)");
-        if (record is not null)
-            File.Delete(record);
-        if (failure is not null)
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
-        return result;
+        }
+        finally
+        {
+            // A call that answered (a result or an exception) is over. An abandoned one's record stays: if it never
+            // returns and the host is stopped, the next host quarantines the build.
+            record?.End(keep: abandoned);
+        }
     }
+
+    /// <summary>
+    /// The in-flight record of a call: one file per runtime directory and process, kept open and written in place (a call
+    /// costs a write and a truncate, not a file made and deleted). A record that must stay (an abandoned call) keeps
+    /// its file; the next call opens another. A call while another is in flight gets a file of its own.
+    /// </summary>
+    private sealed class InFlight
+    {
+        private static readonly Dictionary<string, InFlight> Idle = []; // directory → its open record file, not in use
+        private static readonly Lock Gate = new();
+
+        private readonly string _directory;
+        private readonly FileStream _file;
+
+        private InFlight(string directory)
+        {
+            _directory = directory;
+            Directory.CreateDirectory(directory);
+            Path = System.IO.Path.Combine(directory, $"{Guid.NewGuid():N}.json");
+            _file = new FileStream(Path, new FileStreamOptions
+            {
+                Mode = FileMode.CreateNew, Access = FileAccess.ReadWrite, Share = FileShare.ReadWrite | FileShare.Delete, BufferSize = 0,
+                UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+            });
+        }
+
+        public string Path { get; }
+
+        // Paths of record files this process holds open now (idle or in use): not a dead host's.
+        private static readonly HashSet<string> Held = [];
+
+        public static InFlight Begin(string directory, byte[] record)
+        {
+            InFlight? slot;
+            lock (Gate)
+                if (Idle.Remove(directory, out slot) is false)
+                    slot = null;
+            if (slot is not null && !File.Exists(slot.Path))
+            {
+                // Removed from under this process (the runtime directory cleared): a record written there would be lost.
+                slot._file.Dispose();
+                lock (Gate)
+                    Held.Remove(slot.Path);
+                slot = null;
+            }
+            slot ??= new InFlight(directory);
+            lock (Gate)
+                Held.Add(slot.Path);
+            System.IO.RandomAccess.Write(slot._file.SafeFileHandle, record, 0);
+            return slot;
+        }
+
+        public void End(bool keep)
+        {
+            if (keep)
+            {
+                _file.Dispose(); // the record stays, closed
+                lock (Gate)
+                    Held.Remove(Path);
+                return;
+            }
+            _file.SetLength(0);
+            lock (Gate)
+                if (!Idle.TryAdd(_directory, this))
+                {
+                    Held.Remove(Path); // another call's file is kept instead
+                    _file.Dispose();
+                    File.Delete(Path);
+                }
+        }
+
+        public static bool IsHeld(string path)
+        {
+            lock (Gate)
+                return Held.Contains(path);
+        }
+    }
+
+    private static byte[] Serialize(PluginBuild build, string what) =>
+        JsonSerializer.SerializeToUtf8Bytes(new QuarantinedPlugin(build.Plugin, build.Dll, build.Sha256, what, default), HostJson.Options);
 
     /// <summary>
     /// The process is dying of an exception thrown in <paramref name="build"/>'s code outside a host call (on a thread of
@@ -85,7 +157,12 @@ public sealed class PluginCalls(string runtimeDirectory, TimeSpan timeout, bool 
         string calls = Path.Combine(runtimeDirectory, "plugin-calls");
         if (Directory.Exists(calls))
             foreach (var file in Directory.GetFiles(calls, "*.json"))
-                File.Delete(file);
+            {
+                if (InFlight.IsHeld(file))
+                    File.WriteAllBytes(file, []); // kept open by this process: emptied in place
+                else
+                    File.Delete(file);
+            }
         WriteRecord(calls, build, what);
     }
 
@@ -110,6 +187,8 @@ public sealed class PluginCalls(string runtimeDirectory, TimeSpan timeout, bool 
         var found = new List<QuarantinedPlugin>();
         foreach (var file in Directory.GetFiles(calls, "*.json"))
         {
+            if (InFlight.IsHeld(file))
+                continue; // this process's own, open (empty, or a call in flight now)
             try
             {
                 if (JsonSerializer.Deserialize<QuarantinedPlugin>(File.ReadAllText(file), HostJson.Options) is { } q)

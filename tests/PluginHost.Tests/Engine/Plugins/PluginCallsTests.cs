@@ -24,7 +24,10 @@ public sealed class PluginCallsTests : IDisposable
         Directory.Delete(_runtime, recursive: true);
     }
 
-    private string[] Records() => Directory.Exists(Path.Combine(_runtime, "plugin-calls")) ? Directory.GetFiles(Path.Combine(_runtime, "plugin-calls")) : [];
+    // Records with something in them: a host keeps one empty record file open between calls.
+    private string[] Records() => Directory.Exists(Path.Combine(_runtime, "plugin-calls"))
+        ? Directory.GetFiles(Path.Combine(_runtime, "plugin-calls")).Where(f => new FileInfo(f).Length > 0).ToArray()
+        : [];
 
     [Fact]
     public void A_call_that_returns_leaves_no_record()
@@ -34,6 +37,25 @@ public sealed class PluginCallsTests : IDisposable
         Assert.Equal(42, calls.Run(PluginCalls.Build("Fake", _dll), "Configure", null, () => 42));
         Assert.Throws<FormatException>(() => calls.Run<int>(PluginCalls.Build("Fake", _dll), "Configure", null, () => throw new FormatException("bad")));
         Assert.Empty(Records());
+    }
+
+    [Fact]
+    public void While_a_call_runs_its_record_names_it_and_later_calls_reuse_one_file()
+    {
+        var calls = new PluginCalls(_runtime, TimeSpan.FromSeconds(5));
+        string during = "";
+
+        calls.Run(PluginCalls.Build("Fake", _dll), "Configure", null, () => during = File.ReadAllText(Assert.Single(Records())));
+        calls.Run(PluginCalls.Build("Fake", _dll), "Migrate", null, () => 0);
+
+        Assert.Contains("\"Configure\"", during);
+        Assert.Single(Directory.GetFiles(Path.Combine(_runtime, "plugin-calls"))); // kept open, empty between calls
+        Assert.Empty(Records());
+        // This process's open record file is not a dead host's.
+        Assert.Empty(new PluginCalls(_runtime, TimeSpan.FromSeconds(5)).QuarantineLeftovers(DateTimeOffset.UnixEpoch));
+        Directory.Delete(Path.Combine(_runtime, "plugin-calls"), recursive: true);
+        calls.Run(PluginCalls.Build("Fake", _dll), "Configure", null, () => during = File.ReadAllText(Assert.Single(Records())));
+        Assert.Contains("\"Configure\"", during);
     }
 
     [Fact]
