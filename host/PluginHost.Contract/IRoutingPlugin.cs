@@ -96,6 +96,13 @@ public interface IStageContext
     void Warn(SettingsNode node, string message)
     {
     }
+
+    /// <summary>
+    /// The state of this stage's probe <paramref name="name"/> (one of <see cref="StageSetup.Probes"/> of an earlier apply)
+    /// now: <see cref="Contract.ProbeState.Unknown"/> for a probe not declared before, not decided yet, or on a host that runs
+    /// none (<c>validate</c>, or a host older than contract 2.3). Treat Unknown as up. (Contract 2.3.)
+    /// </summary>
+    ProbeState ProbeState(string name) => default;
 }
 
 /// <summary>What <see cref="IStageContext.ResolveOutput"/> found (contract 2.1).</summary>
@@ -143,6 +150,13 @@ public sealed record StageSetup(IReadOnlyList<MapEntry> Entries, IReadOnlyDictio
     /// <summary>One line on what the stage holds, for <c>validate</c> and <c>status</c> ("9,794 rules; tree of 12,001 nodes,
     /// depth 21; 3.1 MiB"); cut at 400 characters. (Contract 2.2.)</summary>
     public string? Summary { get; init; }
+
+    /// <summary>
+    /// Health probes the host runs for this stage (contract 2.3): ICMP echo or TCP connect, out of an interface to a next
+    /// hop, in the pipeline's network namespace. A state change applies the configuration again; <c>Configure</c> reads
+    /// each probe's state with <see cref="IStageContext.ProbeState"/> (and takes a down target out of what it writes).
+    /// </summary>
+    public IReadOnlyList<Probe> Probes { get; init; } = [];
 
     /// <summary>A setup with no entries and no constants.</summary>
     public static StageSetup Empty { get; } = new([], new Dictionary<string, long>());

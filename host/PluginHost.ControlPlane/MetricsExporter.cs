@@ -30,6 +30,8 @@ public sealed class MetricsExporter : IDisposable
             "pipeline", "stage", "plugin", "counter");
         var items = factory.CreateCounter("pluginhost_item_total",
             "Counters of named items (FiveTuplePolicy's named rules): packets and bytes matched.", "pipeline", "stage", "plugin", "item", "counter");
+        var probeUp = factory.CreateGauge("pluginhost_probe_up",
+            "Health probes the plugins declare: 1 up, 0 down (no series while a probe is undecided).", "pipeline", "stage", "probe");
         var generation = factory.CreateGauge("pluginhost_generation", "The running generation of each pipeline.", "pipeline");
         var reloads = factory.CreateCounter("pluginhost_reloads_total", "Applies of the configuration (startup, file changes, reload, runtime commands).");
         var failures = factory.CreateCounter("pluginhost_reload_failures_total", "Applies that failed and kept the running datapath.");
@@ -54,6 +56,12 @@ public sealed class MetricsExporter : IDisposable
                     foreach (var (counter, value) in s.Counters.Values)
                         stage.WithLabels(p.Pipeline, s.Index.ToString(), s.Plugin, CounterLayout.MetricName(counter)).IncTo(value);
             }
+            // Probes come and go with the configuration: series of probes no longer declared (or undecided) are removed.
+            var probes = engine.Probes.Snapshot().SelectMany(p => p.Value.Select(s => (Labels: new[] { p.Key, s.Stage.ToString(), s.Probe }, s.State))).ToList();
+            foreach (var stale in probeUp.GetAllLabelValues().Where(l => !probes.Any(p => p.State != Contract.ProbeState.Unknown && p.Labels.SequenceEqual(l))).ToList())
+                probeUp.RemoveLabelled(stale);
+            foreach (var (labels, state) in probes.Where(p => p.State != Contract.ProbeState.Unknown))
+                probeUp.WithLabels(labels).Set(state == Contract.ProbeState.Up ? 1 : 0);
             foreach (var c in engine.ItemCounts())
             {
                 foreach (var (counter, value) in new[] { ("packets", c.Packets), ("bytes", c.Bytes) })

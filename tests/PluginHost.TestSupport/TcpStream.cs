@@ -94,6 +94,24 @@ public sealed class TcpStream : IDisposable
     /// <summary>True once either side saw a socket error or a pattern mismatch.</summary>
     public bool Reset => _reset;
 
+    /// <summary>A listening TCP socket on <paramref name="endpoint"/>, made inside <paramref name="ns"/> (address reuse on).</summary>
+    public static Socket Listen(NetworkNamespace ns, IPEndPoint endpoint, int backlog) => ns.Run(() =>
+    {
+        var s = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            s.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            s.Bind(endpoint);
+            s.Listen(backlog);
+            return s;
+        }
+        catch
+        {
+            s.Dispose();
+            throw;
+        }
+    });
+
     /// <summary>
     /// Listens on <paramref name="serverEndpoint"/> inside <paramref name="serverNs"/>, connects to it from
     /// <paramref name="clientSource"/> (port 0) inside <paramref name="clientNs"/>, and starts writing
@@ -114,22 +132,7 @@ public sealed class TcpStream : IDisposable
         if (clientSource.AddressFamily != serverEndpoint.AddressFamily)
             throw new ArgumentException($"client {clientSource} and server {serverEndpoint} differ in address family");
 
-        Socket listener = serverNs.Run(() =>
-        {
-            var s = new Socket(serverEndpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-            try
-            {
-                s.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-                s.Bind(serverEndpoint);
-                s.Listen(1);
-                return s;
-            }
-            catch
-            {
-                s.Dispose();
-                throw;
-            }
-        });
+        Socket listener = Listen(serverNs, serverEndpoint, backlog: 1);
         Socket? client = null;
         Socket? server = null;
         try

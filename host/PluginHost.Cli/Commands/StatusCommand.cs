@@ -48,6 +48,11 @@ internal static class StatusCommand
             foreach (var r in rows)
                 foreach (var w in r.Withdrawn)
                     Console.WriteLine($"{r.Name}: {w.Routes} route{(w.Routes == 1 ? "" : "s")} via {w.Interface} withdrawn since {w.Since:u}: {w.Reason}");
+            // Health probes: a down target is out of its stage's tables (the plugin decides what that means).
+            foreach (var r in rows)
+                foreach (var p in r.Probes)
+                    Console.WriteLine($"{r.Name}: probe {p.Probe} (stage {p.Stage} {p.Plugin}, {ProbeTarget(p)}): {p.State.ToString().ToUpperInvariant()} since {p.Since:u}" +
+                        (p.LastError is null ? "" : p.State == Contract.ProbeState.Down ? $": {p.LastError}" : $" (last error: {p.LastError})"));
             // With the configuration at hand, say which deployed pipelines it no longer names: they keep forwarding.
             if (parse.GetValue(config) is { } file)
                 foreach (var name in Hosting.HostEngine.Unconfigured(Config.ConfigLoader.Load(file.FullName)))
@@ -56,6 +61,10 @@ internal static class StatusCommand
         }));
         return command;
     }
+
+    private static string ProbeTarget(Health.ProbeStatus p) => p.Kind == Contract.ProbeKind.Icmp
+        ? $"icmp {p.Target} via {p.Interface}"
+        : $"tcp {(p.Target.Contains(':') ? $"[{p.Target}]" : p.Target)}:{p.Port} via {p.Interface}";
 
     private static void PrintHistory(Hosting.ReloadHistory h)
     {

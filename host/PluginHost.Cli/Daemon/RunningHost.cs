@@ -11,7 +11,7 @@ namespace PluginHost.Cli.Daemon;
 
 /// <summary>
 /// A running host: the first apply, then the reconciler loop with everything that feeds it or watches it —
-/// the change watcher (re-created when the plugins directory changes), the interface watcher, SIGINT/SIGTERM (stop) and SIGHUP
+/// the change watcher (re-created when the plugins directory changes), the interface watcher, the prober, SIGINT/SIGTERM (stop) and SIGHUP
 /// (reload), the control API, metrics, the unload check, the pid file and systemd's READY notification; the runtime
 /// directory's lock (<see cref="RuntimeLock"/>) is taken before all of it and released after.
 /// What started is stopped in reverse order, whether the host stops or fails to start.
@@ -91,6 +91,9 @@ internal sealed class RunningHost(string configPath, bool detachOnExit, ILoggerF
             // Interfaces that routes use come and go: their routes are withdrawn, and rewritten when they are back.
             var interfaces = new InterfaceWatcher(engine.Interfaces, reconciler.Post, loggers.CreateLogger<InterfaceWatcher>());
             started.Push(("interface watcher", () => { interfaces.Dispose(); return ValueTask.CompletedTask; }));
+            // Health probes the plugins declare: a target going down or coming back applies again, like an interface change.
+            var prober = new PluginHost.Health.Prober(engine.Probes, reconciler.Post, loggers.CreateLogger<PluginHost.Health.Prober>());
+            started.Push(("prober", () => { prober.Dispose(); return ValueTask.CompletedTask; }));
             var unloadCheck = new Timer(_ => engine.CheckUnloaded(UnloadPatience), null, UnloadCheckInterval, UnloadCheckInterval);
             started.Push(("unload check", () => unloadCheck.DisposeAsync()));
             var api = await ControlServer.StartAsync(hostConfig, reconciler, engine, loggers);

@@ -22,6 +22,9 @@ public sealed record StagePlan(
     /// <summary>Where the datapath counts the stage's named items (<see cref="StageSetup.ItemCounters"/>), checked against its maps.</summary>
     public IReadOnlyList<ItemCounter> ItemCounters { get; init; } = [];
 
+    /// <summary>The health probes the stage declares (<see cref="StageSetup.Probes"/>), checked.</summary>
+    public IReadOnlyList<Probe> Probes { get; init; } = [];
+
     /// <summary>The plugin's conversion for state maps whose layout changed, when it has one.</summary>
     public Func<MapSchema, MapSchema, MapEntry, MapEntry?>? Migrate { get; init; }
 }

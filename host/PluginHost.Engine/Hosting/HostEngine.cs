@@ -44,12 +44,16 @@ public sealed partial class HostEngine
         Config = config;
         _deployer = NewDeployer(config);
         Interfaces = new InterfaceTracking(loggers.CreateLogger<InterfaceTracking>());
+        Probes = new Health.HealthProbes(loggers.CreateLogger<Health.HealthProbes>(), _time);
     }
 
     public HostConfig Config { get; private set; }
 
     /// <summary>The interfaces the last apply used and the routes it withdrew (for the interface watcher and <c>status</c>).</summary>
     public InterfaceTracking Interfaces { get; }
+
+    /// <summary>The health probes the last apply declared and their states (for the prober, the plugins and <c>status</c>).</summary>
+    public Health.HealthProbes Probes { get; }
 
     private PipelineDeployer NewDeployer(HostConfig config) => new(config.BpfRoot, config.RuntimeDirectory,
         new ClangCompiler(config.CacheDirectory), _retireAfter, _loggers.CreateLogger<PipelineDeployer>(), progress: Progress, memory: _mapContents, time: _time, held: _held);
@@ -119,13 +123,14 @@ public sealed partial class HostEngine
             var calls = new PluginCalls(Config.RuntimeDirectory, Config.PluginCallTimeout);
             var results = WithPlugins(catalog =>
             {
-                planned = PipelinePlanner.Plan(effective, catalog, calls, _lastGood);
+                planned = PipelinePlanner.Plan(effective, catalog, calls, _lastGood, Probes);
                 Interfaces.Returning(Config.RuntimeDirectory, planned);
                 return _deployer.ApplyAll(planned, beforeCommit: () => DesiredStamp() == desired ? null
                     : $"{Config.SourcePath} or its runtime changes were rewritten during the apply; the newer configuration is applied next");
             });
             history.Succeeded(results).Save(Config.RuntimeDirectory);
             Interfaces.Applied(Config.RuntimeDirectory, planned);
+            Probes.Applied(Config.RuntimeDirectory, planned);
             _itemSites = Observe.ItemCounterSite.Of(planned);
             // Dropping traffic is never implicit: say what still runs without a configuration.
             foreach (var name in Unconfigured())

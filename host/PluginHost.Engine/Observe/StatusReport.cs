@@ -7,7 +7,11 @@ namespace PluginHost.Observe;
 /// <param name="Withdrawn">Output interfaces missing or down at the last apply: their routes are withdrawn (the kernel routes their packets).</param>
 public sealed record PipelineStatus(string Name, string Interface, string Direction, string? Namespace, uint Generation,
     bool Attached, uint LinkId, uint ProgramId, IReadOnlyList<string> Stages, int Retiring, string? Problem,
-    IReadOnlyList<WithdrawnInterface> Withdrawn);
+    IReadOnlyList<WithdrawnInterface> Withdrawn)
+{
+    /// <summary>The health probes its stages declare, with their states as the running host last saved them.</summary>
+    public IReadOnlyList<Health.ProbeStatus> Probes { get; init; } = [];
+}
 
 /// <summary>Reads what a host left pinned; needs no running host. The CLI, the API and /metrics all use it, so they agree.</summary>
 public static class StatusReport
@@ -15,7 +19,9 @@ public static class StatusReport
     public static IReadOnlyList<PipelineStatus> Status(string runtimeDirectory)
     {
         var withdrawn = WithdrawnRoutes.Load(runtimeDirectory);
-        return PipelineState.LoadAll(runtimeDirectory).Select(s => Describe(s, withdrawn.GetValueOrDefault(s.Name) ?? [])).ToList();
+        var probes = Health.ProbeFile.Load(runtimeDirectory);
+        return PipelineState.LoadAll(runtimeDirectory).Select(s => Describe(s, withdrawn.GetValueOrDefault(s.Name) ?? [])
+            with { Probes = probes.GetValueOrDefault(s.Name) ?? [] }).ToList();
     }
 
     /// <summary>Every deployed pipeline's counters, totals across generations.</summary>

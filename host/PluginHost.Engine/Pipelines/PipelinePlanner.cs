@@ -36,7 +36,9 @@ internal static class PipelinePlanner
     /// <param name="calls">How plugin code is called: with a time limit and, for an apply, an in-flight record
     /// (see <see cref="PluginCalls"/>); null: with the configured limit and no record (validate).</param>
     /// <param name="lastGood">Stages' last good plans, kept and used when a plugin fails on settings it accepted before.</param>
-    public static IReadOnlyList<PlannedPipeline> Plan(HostConfig config, PluginCatalog catalog, PluginCalls? calls = null, LastGoodStages? lastGood = null)
+    /// <param name="probes">The running host's probe states, which stages read while they configure; null: all Unknown (validate).</param>
+    public static IReadOnlyList<PlannedPipeline> Plan(HostConfig config, PluginCatalog catalog, PluginCalls? calls = null, LastGoodStages? lastGood = null,
+        Health.HealthProbes? probes = null)
     {
         calls ??= new PluginCalls(config.RuntimeDirectory, config.PluginCallTimeout, record: false);
         lastGood ??= new LastGoodStages();
@@ -48,7 +50,7 @@ internal static class PipelinePlanner
         foreach (var pipeline in config.Pipelines)
         {
             // Interface names mean something only inside the pipeline's namespace, so validate there.
-            var result = NamespaceScope.Run(pipeline.Namespace, () => PlanOne(config, pipeline, catalog, errors, calls, quarantined, lastGood));
+            var result = NamespaceScope.Run(pipeline.Namespace, () => PlanOne(config, pipeline, catalog, errors, calls, quarantined, lastGood, probes));
             if (result is not null)
                 planned.Add(result);
         }
@@ -58,7 +60,7 @@ internal static class PipelinePlanner
     }
 
     private static PlannedPipeline? PlanOne(HostConfig config, PipelineConfig pipeline, PluginCatalog catalog, List<ConfigError> errors,
-        PluginCalls calls, IReadOnlyList<QuarantinedPlugin> quarantined, LastGoodStages lastGood)
+        PluginCalls calls, IReadOnlyList<QuarantinedPlugin> quarantined, LastGoodStages lastGood, Health.HealthProbes? probes)
     {
         int before = errors.Count;
         void Error(SettingsNode node, string message) =>
@@ -102,8 +104,10 @@ internal static class PipelinePlanner
             }
             // A call abandoned at its time limit may still report errors from its own thread: they no longer count.
             var gate = new CallGate();
+            int stageIndex = stages.Count;
             var context = new StageContext(pipeline, config.Confinement,
-                (node, message) => { if (gate.Open) Error(node, message); }, outputs);
+                (node, message) => { if (gate.Open) Error(node, message); }, outputs,
+                name => probes?.StateOf(pipeline.Name, stageIndex, name) ?? default);
             StageSetup setup;
             try
             {
@@ -168,6 +172,7 @@ internal static class PipelinePlanner
                 Canaries = setup.Canaries.Select(c => c with { Frame = c.Frame.ToArray() }).ToList(),
                 Summary = setup.Summary is { } summary ? Config.ConfigText.Cut(summary, 400) : null,
                 ItemCounters = CheckedItemCounters(loaded.Name, setup, maps, stage.Node, Error),
+                Probes = Health.ProbeRules.Checked(loaded.Name, setup.Probes, stage.Node, Error),
                 Migrate = migration is null ? null : migration.Migrate,
             });
             entries.Add(packed);
@@ -303,8 +308,11 @@ internal static class PipelinePlanner
         return loaded.Maps.Select(m => sizes.TryGetValue(m.Name, out uint size) && size is > 0 and <= MaxMapEntries ? m with { MaxEntries = size } : m).ToList();
     }
 
-    private sealed class StageContext(PipelineConfig pipeline, PathConfinement confinement, Action<SettingsNode, string> error, OutputView outputs) : IStageContext
+    private sealed class StageContext(PipelineConfig pipeline, PathConfinement confinement, Action<SettingsNode, string> error, OutputView outputs,
+        Func<string, ProbeState> probeState) : IStageContext
     {
+        public ProbeState ProbeState(string name) => probeState(name);
+
         public OutputInterface ResolveOutput(SettingsNode node, string name, System.Net.IPAddress? via = null, int routes = 1) =>
             outputs.Resolve(node, name, via, routes);
 
