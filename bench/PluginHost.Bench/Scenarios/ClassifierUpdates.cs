@@ -29,7 +29,7 @@ public sealed class ClassifierUpdates(Sandbox sandbox, Repo repo, bool quick, Ac
     private int PairCount => quick ? 20 : 200;
 
     /// <summary>Pairs run before measuring, so the command path runs optimized code, as in a host that has served some.</summary>
-    public const int WarmUpPairs = 40;
+    public const int WarmUpPairs = 100;
 
     private const int WarmUpBase = 60_000; // warm-up rules' sources (10.250.234.96 on), apart from the measured ones
 
@@ -66,7 +66,7 @@ public sealed class ClassifierUpdates(Sandbox sandbox, Repo repo, bool quick, Ac
         var warm = Stopwatch.StartNew();
         for (int i = 0; i < WarmUpPairs; i++)
             Pair(engine, WarmUpBase + i, spaced: false);
-        Thread.Sleep(TimeSpan.FromMilliseconds(500)); // the optimized code is installed after a quiet 100 ms
+        Thread.Sleep(TimeSpan.FromSeconds(1)); // the optimized code is compiled in the background once calls pause for 100 ms
         log($"classifier: {WarmUpPairs} rule add/del pairs to warm up ({warm.Elapsed.TotalSeconds:F1} s, not measured)");
         log($"classifier: {PairCount} rule add/del pairs, {SpacingMs:0} ms apart");
         var spaced = Pairs(engine, 1, spaced: true, cancel);

@@ -38,8 +38,11 @@ internal sealed class RuntimeOverlay
 
     public void Save(string path)
     {
-        Datapath.PrivateFile.WriteAllText(path, JsonSerializer.Serialize(_edits, new JsonSerializerOptions { WriteIndented = true }));
+        Datapath.PrivateFile.WriteAllText(path, JsonSerializer.Serialize(_edits, Indented));
     }
+
+    // One instance: options made anew build their serializers anew (code generated and JIT-compiled on every save).
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
     /// <summary>A copy with one more edit: <paramref name="item"/> added under <paramref name="keyValue"/>, or removed when null.</summary>
     public RuntimeOverlay With(string pipeline, string stage, string collection, string keyField, string keyValue, Dictionary<string, string>? item)
