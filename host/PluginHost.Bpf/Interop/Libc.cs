@@ -100,6 +100,12 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int Statx(int dirfd, string path, int flags, uint mask, byte* buffer);
 
+    /// <summary><c>statfs(2)</c>: <paramref name="buffer"/> is 120 bytes; the filesystem's magic number (a long) comes first on every Linux architecture.</summary>
+    [LibraryImport(Lib, EntryPoint = "statfs", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int StatFs(string path, byte* buffer);
+
+    public const long BPF_FS_MAGIC = 0xcafe4a11;
+
     [LibraryImport(Lib, EntryPoint = "strerror")]
     public static partial nint StrError(int errnum);
 

@@ -23,7 +23,12 @@ public static class BpfFs
         return probe is not null && IsBpfFs(probe);
     }
 
-    private static bool IsBpfFs(string path) => Mount.Of(path).Type == "bpf";
+    // One statfs, not a read of every mount: an apply asks each time.
+    private static unsafe bool IsBpfFs(string path)
+    {
+        byte* buffer = stackalloc byte[120];
+        return Interop.Libc.StatFs(path, buffer) == 0 && *(long*)buffer == Interop.Libc.BPF_FS_MAGIC;
+    }
 
     internal static void Pin(SafeFd fd, string path)
     {

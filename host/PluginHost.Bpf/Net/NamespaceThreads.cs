@@ -36,6 +36,7 @@ public static class NamespaceThreads
             Return(worker);
         item.Failure?.Throw();
         result = (T)item.Result!;
+        item.Result = null;
         return true;
     }
 
@@ -99,12 +100,16 @@ public static class NamespaceThreads
 
     private sealed class Item(Func<object?> work)
     {
-        public readonly ManualResetEventSlim Done = new();
+        public readonly ManualResetEventSlim Done = new(false, spinCount: 1); // work takes milliseconds: block, do not spin
         public object? Result;
         public ExceptionDispatchInfo? Failure;
+        private Func<object?>? _work = work;
 
+        // Nothing of the work is kept once it ran: a plugin's objects must not outlive its call (its code is unloaded).
         public void Run()
         {
+            var work = _work!;
+            _work = null;
             try
             {
                 Result = work();
@@ -149,6 +154,15 @@ public static class NamespaceThreads
             _posted.Release();
         }
 
+        // Its own frame: the item is not held while the thread waits for the next one.
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+        private void RunNext()
+        {
+            var item = _next!;
+            _next = null;
+            item.Run();
+        }
+
         private void Loop()
         {
             _posted.Wait();
@@ -170,10 +184,9 @@ public static class NamespaceThreads
             }
             while (true)
             {
-                if (_quit || _next is not { } item)
+                if (_quit || _next is null)
                     return;
-                _next = null;
-                item.Run();
+                RunNext();
                 // Abandoned (its caller gave up): never used again. Idle: ended after a while, unless just taken.
                 while (!Abandoned && !_posted.Wait(IdleEnd))
                     if (Retire(this))

@@ -69,12 +69,28 @@ public sealed record PipelineState(
         return Directory.GetFiles(dir, "*.json").Order(StringComparer.Ordinal).Select(Read).ToList();
     }
 
+    // The last state read from each file, with its text: an apply reads the same file several times (adopt, retire,
+    // audit, status), and parsing it costs more than reading it. The state is immutable, so it is handed out again.
+    private static readonly Dictionary<string, (string Text, PipelineState State)> LastRead = [];
+    private static readonly Lock LastReadLock = new();
+
     private static PipelineState Read(string path)
     {
         try
         {
-            return JsonSerializer.Deserialize<PipelineState>(File.ReadAllText(path), Json)
+            string text = File.ReadAllText(path);
+            lock (LastReadLock)
+                if (LastRead.TryGetValue(path, out var last) && last.Text == text)
+                    return last.State;
+            var state = JsonSerializer.Deserialize<PipelineState>(text, Json)
                 ?? throw new InvalidDataException($"read pipeline state {path}: empty");
+            lock (LastReadLock)
+            {
+                if (LastRead.Count >= 256)
+                    LastRead.Clear(); // bounded: many pipelines in a test run
+                LastRead[path] = (text, state);
+            }
+            return state;
         }
         catch (JsonException e)
         {

@@ -19,4 +19,13 @@ internal static class PrivateFile
             writer.Write(text);
         File.Move(tmp, path, overwrite: true);
     }
+
+    /// <summary>As <see cref="WriteAllText"/>, unless the file already holds <paramref name="text"/>: most applies change no
+    /// status file, and reading one costs less than writing and renaming it.</summary>
+    public static void WriteIfChanged(string path, string text)
+    {
+        if (File.Exists(path) && File.ReadAllText(path) == text)
+            return;
+        WriteAllText(path, text);
+    }
 }

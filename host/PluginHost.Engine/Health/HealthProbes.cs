@@ -176,7 +176,7 @@ public static class ProbeFile
     internal static void Save(string runtimeDirectory, IReadOnlyDictionary<string, IReadOnlyList<ProbeStatus>> pipelines)
     {
         Directory.CreateDirectory(runtimeDirectory);
-        Datapath.PrivateFile.WriteAllText(FilePath(runtimeDirectory), JsonSerializer.Serialize(new Contents(pipelines), HostJson.Options));
+        Datapath.PrivateFile.WriteIfChanged(FilePath(runtimeDirectory), JsonSerializer.Serialize(new Contents(pipelines), HostJson.Options));
     }
 
     private static readonly IReadOnlyDictionary<string, IReadOnlyList<ProbeStatus>> Empty = new Dictionary<string, IReadOnlyList<ProbeStatus>>();

@@ -35,11 +35,7 @@ internal static class WithdrawnRoutes
     {
         Directory.CreateDirectory(runtimeDirectory);
         string path = FilePath(runtimeDirectory);
-        string text = JsonSerializer.Serialize(new File(pipelines), HostJson.Options);
-        // Most applies (a rule add) withdraw nothing new: reading costs less than writing and renaming.
-        if (System.IO.File.Exists(path) && System.IO.File.ReadAllText(path) == text)
-            return;
-        Datapath.PrivateFile.WriteAllText(path, text); // 0600, like every runtime file
+        Datapath.PrivateFile.WriteIfChanged(path, JsonSerializer.Serialize(new File(pipelines), HostJson.Options)); // 0600, like every runtime file
     }
 
     private static readonly IReadOnlyDictionary<string, IReadOnlyList<WithdrawnInterface>> Empty = new Dictionary<string, IReadOnlyList<WithdrawnInterface>>();
