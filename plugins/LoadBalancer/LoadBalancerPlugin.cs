@@ -210,7 +210,7 @@ internal sealed class LoadBalancerPlugin : IRoutingPlugin, IRuntimeCommands, IMa
         long flowBytes = (long)flowTableSize * FlowEntryBytes;
         var all = services.SelectMany(s => s.Backends).ToList();
         string tables = string.Join(", ", services.GroupBy(s => s.Table.Length).OrderBy(g => g.Key).Select(g => $"{g.Count()} of {g.Key:N0}"));
-        return new StageSetup([], Constants())
+        return new StageSetup([], new Dictionary<string, long> { ["list_max"] = ListMax })
         {
             Tables = [services4, services6, list, ring, backends],
             MapSizes = sizes,
@@ -224,16 +224,6 @@ internal sealed class LoadBalancerPlugin : IRoutingPlugin, IRuntimeCommands, IMa
                       $"{used / 1024.0:F1} KiB of tables, {reserved / 1024.0:F1} KiB reserved (two copies)",
         };
     }
-
-    private static Dictionary<string, long> Constants() => new()
-    {
-        ["list_max"] = ListMax,
-        ["canary4"] = CanarySource,
-        ["canary6_0"] = (long)(uint)(CanarySource6 >> 96),
-        ["canary6_1"] = (long)(uint)(CanarySource6 >> 64),
-        ["canary6_2"] = (long)(uint)(CanarySource6 >> 32),
-        ["canary6_3"] = (long)(uint)CanarySource6,
-    };
 
     /// <summary>
     /// Per distinct prefix, the services a packet whose longest service prefix it is may take, in the order the datapath
@@ -303,7 +293,7 @@ internal sealed class LoadBalancerPlugin : IRoutingPlugin, IRuntimeCommands, IMa
         return (service, backend < 0 ? null : service.Backends[backend]);
     }
 
-    // UDP canaries from the documentation source, which the datapath balances by the table alone (not recorded).
+    // UDP flows from a documentation source; the host runs them with empty State maps (no flow table), so they take the table's pick.
     private static List<CanaryPacket> Canaries(List<Service> services)
     {
         var canaries = new List<CanaryPacket>();

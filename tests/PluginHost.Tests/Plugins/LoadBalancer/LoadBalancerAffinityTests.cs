@@ -267,6 +267,58 @@ public sealed class LoadBalancerAffinityTests(ITestOutputHelper output) : IDispo
         Assert.Equal(0u, PathOf(outside, 17, 54));      // nothing takes it: on to the kernel
     }
 
+    [KernelFact]
+    public void AResizedFlowTableKeepsItsFlowsAndCanariesLeaveNoFlows()
+    {
+        _v6 = false;
+        string backends = Backend(false, "a", 0) + Backend(false, "b", 1);
+        var engine = Start(false, backends);
+        Assert.Empty(FlowKeys()); // the canaries ran through empty State maps of their own: no flow recorded
+        var before = Paths(0);
+        Assert.Equal(FlowCount, FlowKeys().Count);
+
+        // A new size is a new generation: the host carries the flows over (IMapMigration); c is added in the same
+        // change, through the reused double-buffered copies, and the canaries (which predict c for one flow) see them.
+        _rig.WriteConfig(_net.Namespace.Name, KernelChain.Input, Stage(false, backends + Backend(false, "c", 2), "          flowTableSize: 131072\n"));
+        Assert.Equal(ApplyKind.Swapped, engine.Reload(_rig.ConfigPath).Single().Kind);
+        Assert.Equal(FlowCount, FlowKeys().Count);
+        Assert.Equal(before, Paths(0));
+    }
+
+    [KernelTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void EveryFragmentOfADatagramIsOneFlowEntryOnOneBackend(bool v6)
+    {
+        _v6 = v6;
+        Start(v6, Backend(v6, "a", 0) + Backend(v6, "b", 1) + Backend(v6, "c", 2));
+        using var entry = _rig.LiveEntry();
+        var paths = new HashSet<uint>();
+        for (ushort id = 0; id < 100; id++)
+        {
+            // One datagram from its own source: the first fragment (with ports) and a later one (payload where ports were).
+            var source = v6 ? $"2001:db8:1::{id + 1:x}" : $"10.0.1.{id + 1}";
+            byte[] first = v6 ? Fragment6(source, 4242, 53, 0, true) : Packets.AsFragment(Packets.Ipv4Udp(source, "192.0.2.80", sport: 4242, dport: 53), true, 0);
+            byte[] later = v6 ? Fragment6(source, 7, 7, 16, false) : Packets.AsFragment(Packets.Ipv4Udp(source, "192.0.2.80", sport: 7, dport: 7), false, 128);
+            var a = entry.TestRun(first);
+            var b = entry.TestRun(later);
+            Assert.Equal((TcActRedirect, a.Cb[RedirectIfindexCb]), (b.ReturnValue, b.Cb[RedirectIfindexCb]));
+            paths.Add(a.Cb[RedirectIfindexCb]);
+        }
+        Assert.Equal(100, FlowKeys().Count); // one entry a datagram
+        Assert.Equal(3, paths.Count); // datagrams of other sources spread
+    }
+
+    // An IPv6 UDP datagram's fragment: a fragment header (id 0x1234) between the IPv6 and UDP headers.
+    private static byte[] Fragment6(string source, ushort sport, ushort dport, int offsetBytes, bool moreFragments) =>
+        LoadBalancerChainTests.Ipv6Fragment(IPAddress.Parse(source), sport, dport, offsetBytes, moreFragments);
+
+    private List<byte[]> FlowKeys()
+    {
+        using var flows = BpfMap.OpenPinned(_rig.State.Maps.Single(m => m.CName == "s0_flows").Pin);
+        return flows.Keys();
+    }
+
     private uint Bank()
     {
         using var selector = BpfMap.OpenPinned(_rig.State.Maps.Single(m => m.CName == "s0_bank").Pin);

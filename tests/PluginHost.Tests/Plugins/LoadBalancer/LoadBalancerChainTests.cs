@@ -174,9 +174,12 @@ public sealed class LoadBalancerChainTests(ITestOutputHelper output) : IDisposab
 
     // An IPv6 UDP frame as a fragment: a fragment header (id 0x1234) between the IPv6 and UDP headers; a later
     // fragment's "UDP header" is payload.
-    private static byte[] Ipv6Fragment(ushort sport, ushort dport, int offsetBytes, bool moreFragments)
+    private static byte[] Ipv6Fragment(ushort sport, ushort dport, int offsetBytes, bool moreFragments) =>
+        Ipv6Fragment(IPAddress.Parse("2001:db8:1::10"), sport, dport, offsetBytes, moreFragments);
+
+    internal static byte[] Ipv6Fragment(IPAddress source, ushort sport, ushort dport, int offsetBytes, bool moreFragments)
     {
-        var whole = CanaryFrames.Ipv6Udp(IPAddress.Parse("2001:db8:1::10"), IPAddress.Parse("2001:db8:9::80"), sport, dport);
+        var whole = CanaryFrames.Ipv6Udp(source, IPAddress.Parse("2001:db8:9::80"), sport, dport);
         var frame = new byte[whole.Length + 8];
         whole.AsSpan(0, 54).CopyTo(frame);
         whole.AsSpan(54).CopyTo(frame.AsSpan(62));
