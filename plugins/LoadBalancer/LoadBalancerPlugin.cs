@@ -62,6 +62,9 @@ internal sealed class LoadBalancerPlugin : IRoutingPlugin, IRuntimeCommands, IMa
     public const int MinFlowTableSize = 1_024;
     public const int MaxFlowTableSize = 1 << 24;
 
+    /// <summary>The ring's least capacity: four default-sized tables.</summary>
+    public const int MinRingCapacity = 16_384;
+
     /// <summary>Services one packet's longest prefix may have to try (its own and those of covering prefixes).</summary>
     public const int ListMax = 16;
 
@@ -199,7 +202,8 @@ internal sealed class LoadBalancerPlugin : IRoutingPlugin, IRuntimeCommands, IMa
         }
         var sizes = new Dictionary<string, uint>
         {
-            [RingMap] = Capacity(ringEntries, 4096),
+            // At least room for four default-sized tables (64 KiB a copy): services added at run time are map writes.
+            [RingMap] = Capacity(ringEntries, MinRingCapacity),
             [BackendsMap] = Capacity(backendCount, 16),
             [BackendCounters] = Capacity(backendCount, 16),
             [ListMap] = Capacity(list.Count, 16),

@@ -268,6 +268,40 @@ public sealed class LoadBalancerAffinityTests(ITestOutputHelper output) : IDispo
     }
 
     [KernelFact]
+    public void ServicesAreAddedGivenBackendsAndRemovedByVerbsAsMapWrites()
+    {
+        _v6 = false;
+        var engine = Start(false, Backend(false, "a", 0));
+        uint program = _rig.AttachedProgramId();
+        using var entry = _rig.LiveEntry();
+        (int Verdict, uint Ifindex) Send(string to)
+        {
+            var run = entry.TestRun(CanaryFrames.Ipv4(IPAddress.Parse("10.1.1.1"), IPAddress.Parse(to), 6, 5555, 443));
+            return (run.ReturnValue, run.Cb[RedirectIfindexCb]);
+        }
+
+        var added = Run(engine, "service", "add", ("name", "s2"), ("to", "198.51.100.0/24"), ("protocol", "tcp"), ("port", "443"));
+        Assert.Equal((ApplyKind.MapsUpdated, program), (added.Applied, _rig.AttachedProgramId()));
+        Assert.Equal((TcxNext, 0u), Send("198.51.100.7")); // no backend yet: to the kernel, counted
+        Assert.Equal(1ul, Counters("scount", 1).Packets);
+
+        var backend = Run(engine, "backend", "add", ("name", "s2-b"), ("service", "s2"), ("interface", "out2"), ("via", Via(false, 1)));
+        Assert.Equal((ApplyKind.MapsUpdated, program), (backend.Applied, _rig.AttachedProgramId()));
+        Assert.Equal((TcActRedirect, Out(1)), Send("198.51.100.7"));
+        Assert.Equal((TcActRedirect, Out(0)), Send("192.0.2.7"));
+        Assert.Equal(["svc", "s2"], Run(engine, "service", "list").Items.Select(i => i["name"]));
+
+        // A service its backends still name is not removed: the verb is refused at the backend that names it.
+        var refused = Assert.Throws<PluginHost.Config.ConfigException>(() => Run(engine, "service", "del", ("name", "s2")));
+        output.WriteLine(refused.Message);
+        Assert.Contains(refused.Errors, e => e.ToString().Contains("unknown service 's2'"));
+        Assert.Equal(ApplyKind.MapsUpdated, Run(engine, "backend", "del", ("name", "s2-b")).Applied);
+        Assert.Equal(ApplyKind.MapsUpdated, Run(engine, "service", "del", ("name", "s2")).Applied);
+        Assert.Equal((TcxNext, 0u), Send("198.51.100.7"));
+        Assert.Equal(program, _rig.AttachedProgramId());
+    }
+
+    [KernelFact]
     public void AResizedFlowTableKeepsItsFlowsAndCanariesLeaveNoFlows()
     {
         _v6 = false;
