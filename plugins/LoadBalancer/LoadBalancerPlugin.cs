@@ -192,8 +192,9 @@ internal sealed class LoadBalancerPlugin : IRoutingPlugin, IRuntimeCommands, IMa
         var backends = new EntryTable(BackendsMap, ["id"], ["via6.hi", "via6.lo", "ifindex", "via4", "service", "slot", "state"], backendCount);
         foreach (var s in services)
         {
+            var ids = s.Backends.Select(b => (ulong)b.Id).ToArray(); // hashed once, not once an entry
             for (int i = 0; i < s.Table.Length; i++)
-                ring.Add([bases[s] + (ulong)i], [s.Table[i] < 0 ? 0 : s.Backends[s.Table[i]].Id]);
+                ring.Add([bases[s] + (ulong)i], [s.Table[i] < 0 ? 0 : ids[s.Table[i]]]);
             foreach (var b in s.Backends)
                 backends.Add([b.Id], s.V6
                     ? [(ulong)(b.Via >> 64), (ulong)b.Via, (ulong)b.Ifindex, 0, s.Id, b.Slot, (ulong)b.State]

@@ -38,9 +38,10 @@ internal sealed class Backend(string? name, string iface, int ifindex, UInt128 v
 
     public BackendState State => Down || Ifindex == 0 ? BackendState.Down : Drained || Weight == 0 ? BackendState.Drained : BackendState.Up;
 
-    /// <summary>The path as text: the Maglev key (it seeds the backend's preferences) and the default name.</summary>
+    /// <summary>The path as a name: "up1@198.18.2.2", or "up1" without a next hop.</summary>
     public string Path(bool v6) => Via == 0 ? Interface : $"{Interface}@{(v6 ? Ipv6Text.ToAddress(Via) : Ipv4Text.ToAddress((uint)Via))}";
 
+    /// <summary>What seeds the backend's preferences in its Maglev table: the path, so a renamed backend keeps its entries.</summary>
     public string MaglevKey(bool v6) => $"{Interface} {(v6 ? Ipv6Text.ToAddress(Via) : Ipv4Text.ToAddress((uint)Via))}";
 
     public string DefaultName => Path(Service.V6);
