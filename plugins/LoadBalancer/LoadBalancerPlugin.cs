@@ -142,6 +142,9 @@ internal sealed class LoadBalancerPlugin : IRoutingPlugin, IRuntimeCommands, IMa
             [NameArgument, new("weight", "0 (drained) to 1000")]),
         new("backend", "drain", "Drain a backend: no new flows, its established flows stay", "drain", "name", RuntimeAction.Add, [NameArgument]),
         new("backend", "undrain", "Take a backend out of the drain list", "drain", "name", RuntimeAction.Remove, [NameArgument]),
+        // What a health check (or an operator) says of a backend: down moves its flows to the others.
+        new("backend", "down", "Mark a backend down: no new flows, and its established flows move to the others", "down", "name", RuntimeAction.Add, [NameArgument]),
+        new("backend", "up", "Take a backend out of the down list", "down", "name", RuntimeAction.Remove, [NameArgument]),
         new("service", "add", "Add a service (or replace the service of that name); give it backends with 'backend add'", "services", "name", RuntimeAction.Add,
         [
             new("name", "the service's name"),

@@ -194,11 +194,13 @@ public sealed class LoadBalancerAffinityTests(ITestOutputHelper output) : IDispo
         Assert.Equal((ulong)(before.Count(p => p == Out(0)) + movedToA), Counters("bcount", 0).Flows);
         Assert.Equal(((ulong)(moved - movedToA), (ulong)after.Count(p => p == Out(2))), (Counters("bcount", 1).Flows, Counters("bcount", 1).Packets));
 
-        // Down (what a health check sets): c's flows move to a, the only one left.
-        _rig.WriteConfig(_net.Namespace.Name, KernelChain.Input, Stage(v6, backends, "          down: [{ name: c }]\n"));
-        var down = engine.Reload(_rig.ConfigPath).Single();
-        Assert.Equal((ApplyKind.MapsUpdated, program), (down.Kind, _rig.AttachedProgramId()));
+        // Down (what a health check sets): c's flows move to a, the only one left; up again, c takes new flows.
+        var down = Run(engine, "backend", "down", ("name", "c"));
+        Assert.Equal((ApplyKind.MapsUpdated, program), (down.Applied, _rig.AttachedProgramId()));
         Assert.All(Paths(0), p => Assert.Equal(Out(0), p));
+        Assert.Equal(ApplyKind.MapsUpdated, Run(engine, "backend", "up", ("name", "c")).Applied);
+        Assert.All(Paths(0), p => Assert.Equal(Out(0), p)); // established on a now
+        Assert.Contains(Out(2), Paths(FlowCount));
     }
 
     [KernelTheory]
