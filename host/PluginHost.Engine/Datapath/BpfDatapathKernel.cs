@@ -142,8 +142,9 @@ internal sealed class BpfDatapathKernel : IDatapathKernel
 
         // Canary packets must not leave traces in live state (flow tables, learned entries). When the chain has
         // state maps, the canaries run through a second copy of the same object that shares the configuration
-        // maps but has empty state maps of its own; otherwise through the new generation itself, whose counters
-        // are then cleared.
+        // maps and the bank selectors but has empty state maps of its own; otherwise through the new generation
+        // itself, whose counters are then cleared. (A selector is a State map, yet it says which copies of the
+        // configuration hold this generation's tables: a fresh one would show canaries the copies of the last.)
         public CanaryReport RunCanaries(IReadOnlyList<StagePlan> stages)
         {
             var maps = spec.Stages.SelectMany(s => s.Maps).ToList();
@@ -153,7 +154,7 @@ internal sealed class BpfDatapathKernel : IDatapathKernel
                 CounterReader.Clear(chain.Stats, spec.StatsRows);
                 return report;
             }
-            var shared = maps.Where(m => m.Schema.Contents == MapContents.Config).ToDictionary(m => m.CName, m => chain.StageMaps[m.CName]);
+            var shared = maps.Where(m => m.Schema.Contents == MapContents.Config || m.IsBankSelector).ToDictionary(m => m.CName, m => chain.StageMaps[m.CName]);
             using var rehearsal = ChainLoader.Load(spec, objectPath, chain.Generation, shared);
             return Canaries.Run(rehearsal, stages);
         }

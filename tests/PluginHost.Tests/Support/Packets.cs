@@ -13,6 +13,21 @@ public static class Packets
     private static readonly byte[] Dst = [0x02, 0, 0, 0, 0, 0x02];
     private static readonly byte[] Src = [0x02, 0, 0, 0, 0, 0x01];
 
+    /// <summary>An IPv6 frame of protocol 6 (TCP, a 20-byte header, SYN) or 17 (UDP).</summary>
+    public static byte[] Ipv6(IPAddress source, IPAddress destination, byte protocol, ushort sport, ushort dport)
+    {
+        var frame = PluginHost.Contract.CanaryFrames.Ipv6Udp(source, destination, sport, dport);
+        if (protocol == 6)
+        {
+            frame[EthernetLength + 6] = 6;
+            frame[EthernetLength + 40 + 4] = 0;
+            frame[EthernetLength + 40 + 5] = 0;
+            frame[EthernetLength + 40 + 12] = 5 << 4;
+            frame[EthernetLength + 40 + 13] = 0x02;
+        }
+        return frame;
+    }
+
     /// <summary>Ethernet + IPv4 (valid checksum) + UDP with <paramref name="payload"/> zero bytes.</summary>
     public static byte[] Ipv4Udp(string source, string destination, byte ttl = 64, int payload = 18, ushort sport = 40000, ushort dport = 9000)
     {

@@ -47,7 +47,7 @@ public sealed class LoadBalancerLabTests : IDisposable
         var expected = sources.Select(s =>
         {
             var entry = new byte[4];
-            var backend = new byte[24];
+            var backend = new byte[36]; // via6, ifindex, via4, service, slot, state
             uint hash = FlowHash.Mix(BinaryPrimitives.ReadUInt32BigEndian(s.GetAddressBytes()));
             Assert.True(ring.TryLookup(BitConverter.GetBytes(hash % 4093), entry));
             Assert.True(backends.TryLookup(entry, backend));
