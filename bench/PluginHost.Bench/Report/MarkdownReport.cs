@@ -85,7 +85,7 @@ public static class MarkdownReport
                 $"runtime directory) runs one FiveTuplePolicy stage with the acl1-10k rules file (`defaultAction: next`) on a veth, tcx ingress " +
                 $"(attached in {u.AttachMs:F0} ms). Each pair is `{u.Rule}` through `HostEngine.RunCommand` (what the API and the CLI call); " +
                 $"wall time per operation, p99 the nearest rank, measured after {Scenarios.ClassifierUpdates.WarmUpPairs} pairs that warm the command path up " +
-                "(JIT, then the runtime's optimized recompile of hot code), as in a host that has served commands. *Spaced*: {u.SpacingMs:0} ms between operations, an operator's pace (a double-buffered " +
+                $"(JIT, then the runtime's optimized recompile of hot code), as in a host that has served commands. *Spaced*: {u.SpacingMs:0} ms between operations, an operator's pace (a double-buffered " +
                 "change waits for an RCU grace period only when the previous flip was less than one ago); *back to back*: the next operation starts " +
                 "when the last returns. *Entries rewritten*: map entries the change rewrote for packets (the engine's count)." +
                 (c.Sets.FirstOrDefault(s => s.Id == "10k") is { } set10k
