@@ -125,9 +125,12 @@ public static class NamespaceThreads
     private sealed class Worker
     {
         private readonly string? _name;
-        private readonly SemaphoreSlim _posted = new(0);
+        // A monitor, not a SemaphoreSlim: that one spins before it sleeps, and an idle thread spinning takes the core the
+        // caller needs (measured: 8% of a rule add's CPU on two cores).
+        private readonly object _gate = new();
         private Item? _next;
         private bool _quit;
+        private bool _posted;
 
         public Worker(string? name)
         {
@@ -150,8 +153,12 @@ public static class NamespaceThreads
         {
             if (item is null)
                 _quit = true;
-            _next = item;
-            _posted.Release();
+            lock (_gate)
+            {
+                _next = item;
+                _posted = true;
+                Monitor.Pulse(_gate);
+            }
         }
 
         // Its own frame: the item is not held while the thread waits for the next one.
@@ -163,9 +170,21 @@ public static class NamespaceThreads
             item.Run();
         }
 
+        private bool WaitForPost(TimeSpan timeout)
+        {
+            lock (_gate)
+            {
+                while (!_posted)
+                    if (!Monitor.Wait(_gate, timeout))
+                        return false;
+                _posted = false;
+                return true;
+            }
+        }
+
         private void Loop()
         {
-            _posted.Wait();
+            WaitForPost(Timeout.InfiniteTimeSpan);
             try
             {
                 NamespaceScope.Enter(_name);
@@ -188,7 +207,7 @@ public static class NamespaceThreads
                     return;
                 RunNext();
                 // Abandoned (its caller gave up): never used again. Idle: ended after a while, unless just taken.
-                while (!Abandoned && !_posted.Wait(IdleEnd))
+                while (!Abandoned && !WaitForPost(IdleEnd))
                     if (Retire(this))
                         return;
                 if (Abandoned)
