@@ -23,7 +23,10 @@ public sealed class LoadedPlugin
         Template = template;
         Maps = maps;
         Commands = commands;
-        Version = instance.GetType().Assembly.GetName().Version?.ToString() ?? "";
+        var assembly = instance.GetType().Assembly;
+        Version = assembly.GetName().Version?.ToString() ?? "";
+        InformationalVersion = System.Reflection.CustomAttributeExtensions
+            .GetCustomAttribute<System.Reflection.AssemblyInformationalVersionAttribute>(assembly)?.InformationalVersion ?? Version;
     }
 
     public IRoutingPlugin Instance { get; }
@@ -37,6 +40,10 @@ public sealed class LoadedPlugin
     public IReadOnlyList<RuntimeCommand> Commands { get; }
 
     public string Version { get; }
+
+    /// <summary>The assembly's informational version (what its project's <c>Version</c> says, with a source revision when
+    /// the SDK adds one); its <see cref="Version"/> when it has none.</summary>
+    public string InformationalVersion { get; }
 }
 
 /// <summary>A plugin folder the configuration does not name: listed, never loaded (only its files and metadata are checked).</summary>
