@@ -10,6 +10,7 @@ var root = new RootCommand("PluginHost: compose routing-strategy plugins into on
     StatsCommand.Create(),
     ControlCommands.Pipeline(),
     ControlCommands.Plugins(),
+    CheckCommand.Plugin(),
     UninstallCommand.Create(),
     DemoCommand.Create(),
 };

@@ -197,39 +197,22 @@ internal sealed partial class PipelineDeployer
 
     private CanaryReport RunCanaries(GenerationPlan plan, ILoadedGeneration loaded)
     {
-        CanaryReport report;
-        try
-        {
-            report = loaded.RunCanaries(plan.Planned.Plan.Stages);
-        }
-        catch (CanaryException e)
-        {
-            throw new CanaryException($"canary pipeline {plan.Name}: {e.Message}");
-        }
+        var report = ChainRehearsal.RunCanaries(plan, loaded);
         foreach (var shadowed in report.Shadowed)
             LogShadowed(plan.Name, shadowed);
         return report;
     }
 
     // Same code, but the canaries are not those last checked (another plugin build, other settings): they run through a
-    // copy of the chain, loaded with fresh maps that hold what the change makes them hold, then thrown away. The running
-    // generation is not touched, so a wrong canary refuses the change before anything of it is live.
+    // copy of the chain (see ChainRehearsal). The running generation is not touched, so a wrong canary refuses the change
+    // before anything of it is live.
     private void Rehearse(PreparedGeneration prepared)
     {
-        var plan = prepared.Plan;
-        var watch = Stopwatch.StartNew();
-        var compiled = _compiler.Compile(plan.Spec.Source, plan.Name);
-        prepared.Compile = watch.Elapsed;
-        prepared.CompileCached = compiled.Cached;
-        watch.Restart();
-        using var copy = _kernel.Load(plan.Spec, compiled.ObjectPath, plan.Generation, new Dictionary<string, string>());
-        foreach (var decision in plan.Maps.Where(d => d.Desired is { Count: > 0 }))
-            using (var map = copy.Map(decision.Map.CName))
-                map.UpdateMany(decision.Desired!);
-        prepared.Load = watch.Elapsed;
-        watch.Restart();
-        prepared.Canaries = RunCanaries(plan, copy);
-        prepared.Canary = watch.Elapsed;
+        var rehearsal = ChainRehearsal.Run(_kernel, _compiler, prepared.Plan);
+        foreach (var shadowed in rehearsal.Canaries.Shadowed)
+            LogShadowed(prepared.Name, shadowed);
+        (prepared.CompileCached, prepared.Canaries) = (rehearsal.CompileCached, rehearsal.Canaries);
+        (prepared.Compile, prepared.Load, prepared.Canary) = (rehearsal.Compile, rehearsal.Load, rehearsal.Canary);
     }
 
     // A new generation's map: fresh config maps written whole, migrated state converted, reused config maps changed by difference.
