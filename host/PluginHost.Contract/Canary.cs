@@ -75,16 +75,52 @@ public static class CanaryFrames
         return frame;
     }
 
-    // The IPv4 header checksum (RFC 791) of the 20-byte header at the start of ip, written into it.
-    private static void WriteIpv4Checksum(Span<byte> ip)
+    /// <summary>
+    /// Write the IPv4 header checksum (RFC 791) into the header at the start of <paramref name="ipHeader"/>: its length
+    /// is the header's IHL (options included), the checksum field is zeroed first. Call it after changing any header
+    /// field of a frame these helpers built (<c>ipHeader</c> is the frame from byte 14, after the Ethernet header).
+    /// (Contract 2.4.)
+    /// </summary>
+    /// <exception cref="ArgumentException">The span is shorter than the header its IHL announces, or the IHL is below 5.</exception>
+    public static void WriteIpv4Checksum(Span<byte> ipHeader)
     {
-        BinaryPrimitives.WriteUInt16BigEndian(ip[10..], 0);
+        int length = ipHeader.Length == 0 ? 0 : (ipHeader[0] & 0x0f) * 4;
+        if (length < 20 || ipHeader.Length < length)
+            throw new ArgumentException($"write IPv4 checksum: header of {length} bytes (IHL) in {ipHeader.Length} bytes: expected an IHL of 5 to 15 and the whole header", nameof(ipHeader));
+        BinaryPrimitives.WriteUInt16BigEndian(ipHeader[10..], 0);
         uint sum = 0;
-        for (int i = 0; i < 20; i += 2)
-            sum += BinaryPrimitives.ReadUInt16BigEndian(ip[i..]);
+        for (int i = 0; i < length; i += 2)
+            sum += BinaryPrimitives.ReadUInt16BigEndian(ipHeader[i..]);
         while (sum > 0xffff)
             sum = (sum & 0xffff) + (sum >> 16);
-        BinaryPrimitives.WriteUInt16BigEndian(ip[10..], (ushort)~sum);
+        BinaryPrimitives.WriteUInt16BigEndian(ipHeader[10..], (ushort)~sum);
+    }
+
+    /// <summary>
+    /// A copy of <paramref name="frame"/> (Ethernet + IPv4 or IPv6, as these helpers build them) whose IPv4 TOS byte, or
+    /// IPv6 traffic class, is <paramref name="tos"/>: DSCP in the upper six bits, ECN in the lower two
+    /// (<c>(byte)(dscp &lt;&lt; 2)</c> for a DSCP class). The IPv4 checksum is written again. (Contract 2.4.)
+    /// </summary>
+    /// <exception cref="ArgumentException">The frame is neither Ethernet + IPv4 nor Ethernet + IPv6.</exception>
+    public static byte[] WithTos(byte[] frame, byte tos)
+    {
+        var copy = frame.ToArray();
+        ushort etherType = copy.Length >= 14 ? BinaryPrimitives.ReadUInt16BigEndian(copy.AsSpan(12)) : (ushort)0;
+        var ip = copy.AsSpan(14);
+        switch (etherType)
+        {
+            case 0x0800 when ip.Length >= 20:
+                ip[1] = tos;
+                WriteIpv4Checksum(ip);
+                return copy;
+            case 0x86dd when ip.Length >= 40:
+                // Version (4 bits), traffic class (8), flow label (20).
+                ip[0] = (byte)(0x60 | tos >> 4);
+                ip[1] = (byte)((tos & 0x0f) << 4 | ip[1] & 0x0f);
+                return copy;
+            default:
+                throw new ArgumentException($"set TOS: not an Ethernet + IPv4 or IPv6 frame (EtherType 0x{etherType:x4}, {frame.Length} bytes)", nameof(frame));
+        }
     }
 
     /// <summary>Ethernet + IPv6 + UDP with an 18-byte payload (UDP checksum left 0: nothing on the test path checks it).</summary>

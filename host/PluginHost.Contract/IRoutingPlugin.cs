@@ -16,8 +16,10 @@ public interface IRoutingPlugin
     /// <summary>
     /// The Scriban template of the stage's C fragment. It must define
     /// <c>static __always_inline int {{ stage.function }}(struct __sk_buff *skb, struct ph_meta *meta)</c>
-    /// returning one of the verdict helpers (<c>ph_next()</c>, <c>ph_pass()</c>, <c>ph_drop()</c>,
-    /// <c>ph_redirect(rc)</c>). See docs/PLUGINS.md.
+    /// returning one of the verdict helpers of <c>bpf-templates/prelude.h.sbn</c>: <c>ph_next()</c> (the next stage),
+    /// <c>ph_pass()</c> (to the kernel), <c>ph_drop()</c>, <c>ph_redirect_ipv4(skb, meta, ifindex, nexthop)</c> or
+    /// <c>ph_redirect_ipv6(skb, meta, ifindex, nexthop)</c> (out of <c>ifindex</c>; an ifindex of 0, a withdrawn route,
+    /// passes the packet to the kernel). See docs/PLUGINS.md, "Verdicts".
     /// </summary>
     StageTemplate Template { get; }
 

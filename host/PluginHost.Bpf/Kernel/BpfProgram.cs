@@ -19,6 +19,16 @@ public sealed unsafe class BpfProgram : IDisposable
     /// <summary>The kernel's id for the program (what bpftool prog shows).</summary>
     public uint Id => ObjectInfo.Id(Handle, "program");
 
+    /// <summary>Its size once verified: instructions after the verifier's rewrites, and bytes of JIT-compiled code.</summary>
+    public (uint Instructions, uint JitedBytes) Size
+    {
+        get
+        {
+            var (jited, instructions) = ObjectInfo.ProgramSize(Handle);
+            return (instructions, jited);
+        }
+    }
+
     /// <summary>Open a pinned program.</summary>
     public static BpfProgram OpenPinned(string path) => new(Path.GetFileName(path), BpfFs.OpenPinned(path, "program"));
 

@@ -39,5 +39,13 @@ internal static unsafe class ObjectInfo
         return new TcxLinkInfo(U32(b, 4), U32(b, 8), U32(b, 16), U32(b, 20));
     }
 
+    /// <summary>(JIT-compiled bytes, verified instructions): struct bpf_prog_info's jited_prog_len (offset 16) and
+    /// xlated_prog_len (offset 20, 8 bytes an instruction), after type, id and the 8-byte tag.</summary>
+    public static (uint JitedBytes, uint Instructions) ProgramSize(SafeFd fd)
+    {
+        var b = Get(fd, "program").AsSpan();
+        return (U32(b, 16), U32(b, 20) / 8);
+    }
+
     private static uint U32(ReadOnlySpan<byte> b, int offset) => BinaryPrimitives.ReadUInt32LittleEndian(b[offset..]);
 }

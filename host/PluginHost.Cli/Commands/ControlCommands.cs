@@ -79,7 +79,7 @@ internal static class ControlCommands
     /// The plugins' runtime commands, discovered from the running host (or, with --config and no host,
     /// from the plugins directory), so a third-party plugin gets CLI verbs without host changes.
     /// </summary>
-    public static IEnumerable<Command> Runtime(string[] args)
+    public static IEnumerable<Command> Runtime(string[] args, bool quiet = false)
     {
         PluginListing listing;
         try
@@ -88,8 +88,9 @@ internal static class ControlCommands
         }
         catch (Exception e) when (e is HostException or IOException or UnauthorizedAccessException)
         {
-            // No host and no usable --config: only the built-in commands, and a word on why.
-            Console.Error.WriteLine($"pluginhost: plugin commands unavailable: {e.Message}");
+            // No host and no usable --config: only the built-in commands, and a word on why (help says it its own way).
+            if (!quiet)
+                Console.Error.WriteLine($"pluginhost: plugin commands unavailable: {e.Message}");
             yield break;
         }
         foreach (var noun in listing.Plugins.SelectMany(p => p.Commands).GroupBy(c => c.Noun))

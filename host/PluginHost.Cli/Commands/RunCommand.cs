@@ -77,7 +77,11 @@ internal static class ValidateCommand
     {
         var config = CommonOptions.Config(required: true);
         var json = CommonOptions.Json();
-        var command = new Command("validate", "Check the configuration, the plugins and the interfaces; apply nothing") { config, json };
+        var compile = new Option<bool>("--compile")
+        {
+            Description = "Also compile each pipeline, load it through the verifier and run its canaries (BPF_PROG_TEST_RUN); attaches and pins nothing",
+        };
+        var command = new Command("validate", "Check the configuration, the plugins and the interfaces; apply nothing") { config, json, compile };
         command.SetAction(parse =>
         {
             using var loggers = CommonOptions.Loggers("console");
@@ -88,10 +92,13 @@ internal static class ValidateCommand
                 RequireKernel();
                 try
                 {
-                    var ok = Validate(ConfigLoader.Load(parse.GetValue(config)!.FullName), loggers);
+                    var loaded = ConfigLoader.Load(parse.GetValue(config)!.FullName);
+                    var ok = Validate(loaded, loggers);
+                    var checks = parse.GetValue(compile) ? Datapath.OfflineCheck.Run(ok, new Compile.ClangCompiler(loaded.CacheDirectory)) : null;
                     Console.WriteLine(JsonSerializer.Serialize(new
                     {
                         valid = true,
+                        compiled = checks,
                         pipelines = ok.Select(p => new
                         {
                             name = p.Config.Name, stages = p.Plan.Stages.Select(s => s.PluginName), entries = p.EntryCount,
@@ -110,7 +117,9 @@ internal static class ValidateCommand
             return CommonOptions.Guard(() =>
             {
                 RequireKernel();
-                foreach (var p in Validate(ConfigLoader.Load(parse.GetValue(config)!.FullName), loggers))
+                var loaded = ConfigLoader.Load(parse.GetValue(config)!.FullName);
+                var planned = Validate(loaded, loggers);
+                foreach (var p in planned)
                 {
                     Console.WriteLine($"ok: pipeline {p.Config.Name} on {p.Config.Interface} {p.Config.Direction.ToString().ToLowerInvariant()}" +
                         $": {string.Join(" → ", p.Plan.Stages.Select(s => s.PluginName))} ({p.EntryCount} map entries)");
@@ -121,6 +130,12 @@ internal static class ValidateCommand
                     foreach (var warning in p.Warnings)
                         Console.WriteLine($"  warning: {warning}");
                 }
+                if (parse.GetValue(compile))
+                    foreach (var check in Datapath.OfflineCheck.Run(planned, new Compile.ClangCompiler(loaded.CacheDirectory)))
+                    {
+                        CheckCommand.Print(check);
+                        Console.WriteLine($"ok: pipeline {check.Pipeline}: compiled, verified, {check.Canaries.Count} canaries passed; nothing attached, nothing pinned");
+                    }
                 return 0;
             });
         });

@@ -44,6 +44,14 @@ internal static class StatusCommand
                     (r.Attached ? string.Join(" → ", r.Stages) : $"NOT ATTACHED: {r.Problem}"));
             foreach (var r in rows.Where(r => r.Attached && r.Problem is not null))
                 Console.WriteLine($"{r.Name}: PROBLEM: {r.Problem}");
+            // Which plugin builds run, and what their canaries showed.
+            foreach (var r in rows)
+            {
+                foreach (var b in r.Builds.Where(b => b.Sha256.Length > 0))
+                    Console.WriteLine($"{r.Name}: stage {b.Index} {b.Plugin} {(b.Version.Length > 0 ? b.Version : "(no version)")} sha256 {b.Sha256[..Math.Min(12, b.Sha256.Length)]}");
+                if (r.CanariesPassed > 0)
+                    Console.WriteLine($"{r.Name}: {r.CanariesPassed} canaries passed");
+            }
             // Routes whose interface is missing or down: the kernel routes their packets until it is back.
             foreach (var r in rows)
                 foreach (var w in r.Withdrawn)
@@ -74,7 +82,7 @@ internal static class StatusCommand
         if (h.LastSuccessAt is not null)
             Console.WriteLine($"  last applied {h.LastSuccessAt:u}: {h.LastSuccess}");
         if (h.LastFailureAt is not null)
-            Console.WriteLine($"  last FAILED  {h.LastFailureAt:u} (running generation kept): {h.LastFailure}");
+            Console.WriteLine($"  last FAILED  {h.LastFailureAt:u} (running generation kept{(h.Failing ? "" : $"; cleared {h.LastSuccessAt:u}")}): {h.LastFailure}");
     }
 }
 

@@ -27,6 +27,20 @@ public sealed record StagePlan(
 
     /// <summary>The plugin's conversion for state maps whose layout changed, when it has one.</summary>
     public Func<MapSchema, MapSchema, MapEntry, MapEntry?>? Migrate { get; init; }
+
+    /// <summary>The plugin build the stage comes from (its DLL's SHA-256 and informational version); empty when unknown (tests).</summary>
+    public StageBuild Build { get; init; } = StageBuild.Unknown;
+}
+
+/// <summary>A plugin build as a stage records it: what <c>status</c> shows, and part of what decides that its canaries run again.</summary>
+/// <param name="Version">The assembly's informational version (AssemblyInformationalVersion, else its version).</param>
+/// <param name="Sha256">The DLL's SHA-256, lower-case hex.</param>
+public sealed record StageBuild(string Version, string Sha256)
+{
+    public static StageBuild Unknown { get; } = new("", "");
+
+    /// <summary>The first 12 hex digits, as status shows them.</summary>
+    public string ShortSha256 => Sha256.Length <= 12 ? Sha256 : Sha256[..12];
 }
 
 /// <summary>What to compose: a pipeline's hook and its ordered stages. No generation number: it is set at

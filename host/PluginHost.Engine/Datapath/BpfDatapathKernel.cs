@@ -140,6 +140,9 @@ internal sealed class BpfDatapathKernel : IDatapathKernel
     {
         public IMapAccess Map(string cName) => new Map(chain.StageMaps[cName], owned: false);
 
+        public IReadOnlyList<ProgramSize> Programs() =>
+            chain.Stages.Prepend(chain.Entry).Select(p => (p.Name, p.Size)).Select(p => new ProgramSize(p.Name, p.Size.Instructions, p.Size.JitedBytes)).ToList();
+
         // Canary packets must not leave traces in live state (flow tables, learned entries). When the chain has
         // state maps, the canaries run through a second copy of the same object that shares the configuration
         // maps and the bank selectors but has empty state maps of its own; otherwise through the new generation

@@ -28,12 +28,12 @@ internal static class Canaries
     ];
 
     /// <summary>Throws <see cref="CanaryException"/> naming the first canary that came out wrong; reports how many were
-    /// checked and which were shadowed.</summary>
+    /// checked, each with its verdict, and which were shadowed.</summary>
     public static CanaryReport Run(LoadedChain chain, IReadOnlyList<StagePlan> stages)
     {
         var all = HostCanaries.Select(c => (Stage: -1, Who: "host", Canary: c))
             .Concat(stages.SelectMany((s, i) => s.Canaries.Select(c => (Stage: i, Who: $"stage {i} ({s.PluginName})", Canary: c))));
-        int count = 0;
+        var passed = new List<string>();
         var shadowed = new List<string>();
         // Which stage decided a canary shows in the counters; with one stage there is nothing to tell apart.
         var decided = stages.Count > 1 ? Decided(chain) : null;
@@ -65,9 +65,9 @@ internal static class Canaries
             if (!ok)
                 throw new CanaryException($"canary of {who} '{canary.Name}': expected {Describe(canary.Expect, canary.RedirectIfindex)}, " +
                     $"got {(Enum.IsDefined(verdict) ? Describe(verdict, ifindex) : $"return code {run.ReturnValue}")}");
-            count++;
+            passed.Add($"canary of {who} '{canary.Name}': {Describe(verdict, ifindex)} — ok");
         }
-        return new CanaryReport(count, shadowed);
+        return new CanaryReport(passed.Count, shadowed) { Passed = passed };
     }
 
     // Per stage: packets it redirected, dropped or passed, so far.
@@ -103,7 +103,11 @@ internal static class Canaries
 /// <summary>What the canaries of a generation showed.</summary>
 /// <param name="Checked">Canaries whose verdict was checked (and right).</param>
 /// <param name="Shadowed">Plugin canaries an earlier stage decided first, described.</param>
-internal sealed record CanaryReport(int Checked, IReadOnlyList<string> Shadowed);
+internal sealed record CanaryReport(int Checked, IReadOnlyList<string> Shadowed)
+{
+    /// <summary>One line per canary checked, with the verdict it came out with ("canary of host 'ARP reaches the kernel': pass — ok").</summary>
+    public IReadOnlyList<string> Passed { get; init; } = [];
+}
 
 /// <summary>A canary came out wrong; the new generation was not attached.</summary>
 internal sealed class CanaryException(string message) : HostException(message);

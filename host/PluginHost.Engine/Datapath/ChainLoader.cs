@@ -65,7 +65,7 @@ public sealed class LoadedChain : IDisposable
 }
 
 /// <summary>Turns a compiled chain into kernel objects.</summary>
-internal static class ChainLoader
+internal static partial class ChainLoader
 {
     public const string GenerationSection = ".rodata.ph";
 
@@ -107,7 +107,7 @@ internal static class ChainLoader
                 : stage.HasOwnProgram ? $"stage {stage.Index} (plugin {stage.PluginName})"
                 : $"the entry program, which parses and runs stage {stage.Index} (plugin {stage.PluginName})";
             throw new ChainLoadException($"load chain for pipeline {spec.PipelineName}: the verifier rejected {who}; " +
-                $"its last lines (\"@ file:line\" points into the template):\n{e.Message[(e.Message.IndexOf('\n') + 1)..]}", e);
+                $"its last lines (\"@ file:line\" points into the template):\n{WithTemplatePaths(e.Message[(e.Message.IndexOf('\n') + 1)..], spec.Source)}", e);
         }
 
         var entry = obj.Program(ChainSpec.EntryProgram);
@@ -128,6 +128,26 @@ internal static class ChainLoader
             throw;
         }
     }
+}
+
+internal static partial class ChainLoader
+{
+    /// <summary>
+    /// The verifier prints a source file's base name ("@ mark_policy.c.sbn:6"); the renderer's <c>#line</c> labels name the
+    /// plugin too (<c>MarkPolicy/mark_policy.c.sbn</c>). Put the label back wherever the base name is one label's.
+    /// </summary>
+    internal static string WithTemplatePaths(string log, string source)
+    {
+        var labels = LineLabel().Matches(source).Select(m => m.Groups[1].Value).Where(l => l.Contains('/')).Distinct()
+            .GroupBy(l => l[(l.LastIndexOf('/') + 1)..]).Where(g => g.Count() == 1).ToDictionary(g => g.Key, g => g.Single());
+        return labels.Count == 0 ? log : AtFile().Replace(log, m => labels.TryGetValue(m.Groups[1].Value, out var label) ? $"@ {label}:" : m.Value);
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex("^#line \\d+ \"([^\"]+)\"", System.Text.RegularExpressions.RegexOptions.Multiline)]
+    private static partial System.Text.RegularExpressions.Regex LineLabel();
+
+    [System.Text.RegularExpressions.GeneratedRegex("@ ([^\\s:/]+):")]
+    private static partial System.Text.RegularExpressions.Regex AtFile();
 }
 
 /// <summary>Loading a chain failed; the running generation was not touched.</summary>

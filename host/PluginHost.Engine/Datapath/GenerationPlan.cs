@@ -47,6 +47,13 @@ internal sealed record GenerationPlan(
     PipelineState? Live,
     IReadOnlyList<MapDecision> Maps)
 {
+    /// <summary>The stages' plugin builds (<see cref="CanaryKeyOf"/>).</summary>
+    public string CanaryKey { get; init; } = "";
+
+    /// <summary>An in-place change whose canaries are not those last checked (a new plugin build with the same C, or
+    /// settings that give other canaries): they run, through a copy of the chain, before the change goes live.</summary>
+    public bool CanariesChanged => InPlace && Live?.CanaryKey != CanaryKey;
+
     /// <summary>What the state file said, even when its pins were gone (its counter totals and retiring generations carry over).</summary>
     public PipelineState? Recorded { get; init; } = Live;
 
@@ -80,6 +87,7 @@ internal sealed record GenerationPlan(
         string pipelineDir = Path.Combine(bpfRoot, name);
         var live = recorded is not null && pinExists(Path.Combine(pipelineDir, LinkPin)) && pinExists(recorded.GenerationDirectory) ? recorded : null;
         string codeKey = CodeKeyOf(spec, planned);
+        string canaryKey = CanaryKeyOf(planned.Plan);
         if (live is not null && live.CodeKey == codeKey)
         {
             // Same code: only map entries can differ, changed in place in the running generation's maps.
@@ -88,7 +96,7 @@ internal sealed record GenerationPlan(
                 foreach (var map in stage.Maps)
                     if (live.Maps.FirstOrDefault(m => m.CName == map.CName) is { } old)
                         maps.Add(new MapDecision(stage, map, MapFate.Reused, old.Pin, old, DesiredOf(planned, stage, map)));
-            return new GenerationPlan(planned, spec, codeKey, true, live.Generation, live.PinDirectory, live, maps);
+            return new GenerationPlan(planned, spec, codeKey, true, live.Generation, live.PinDirectory, live, maps) { CanaryKey = canaryKey };
         }
 
         uint generation = Math.Max(recorded?.Generation ?? 0, pinnedGenerations.Count == 0 ? 0 : pinnedGenerations.Max()) + 1;
@@ -113,7 +121,7 @@ internal sealed record GenerationPlan(
                     decisions.Add(new MapDecision(stage, map, MapFate.Migrated, freshPin, old, desired));
             }
         return new GenerationPlan(planned, spec, codeKey, false, generation, pipelineDir, live, FreshBanksWhole(decisions, pipelineDir, generation))
-            { Recorded = recorded };
+            { Recorded = recorded, CanaryKey = canaryKey };
     }
 
     // A stage's double-buffered copies and bank selector are reused together or not at all: a fresh selector (0) over
@@ -152,6 +160,20 @@ internal sealed record GenerationPlan(
         Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(
             $"{spec.Source}\0{planned.Ifindex}\0{planned.Config.Direction}\0{planned.Config.Namespace}")))[..24];
 
+    /// <summary>
+    /// The identity of the code the canaries check: each stage's plugin build. A DLL whose C# changed but whose generated C
+    /// did not is still another plugin, so its canaries run (through a copy of the chain) before its change goes live. A
+    /// change of settings alone under the same builds (a runtime command) is map entries only: that copy, a second load of
+    /// the chain, would cost every <c>route add</c> hundreds of milliseconds.
+    /// </summary>
+    internal static string CanaryKeyOf(PipelinePlan plan)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        foreach (var stage in plan.Stages)
+            hash.AppendData(Encoding.UTF8.GetBytes($"{stage.PluginName}\0{stage.Build.Sha256}\0"));
+        return Convert.ToHexStringLower(hash.GetHashAndReset())[..24];
+    }
+
     private static PackedEntries? DesiredOf(PlannedPipeline planned, StageSpec stage, StageMap map) =>
         map.Schema.Contents != MapContents.Config ? null
         : planned.StageEntries[stage.Index].GetValueOrDefault(map.Schema.Name) ?? new PackedEntries(map.Key.Size, map.Value.Size);
@@ -165,8 +187,14 @@ internal sealed record GenerationPlan(
             retiring.Add(new RetiringGeneration(Live.Generation, Live.Stages.Select(s => s.Instance).ToList(), now + retireAfter));
         return new PipelineState(config.Name, config.Interface, config.Namespace, config.Direction.ToString().ToLowerInvariant(),
             Planned.Ifindex, Generation, PipelineDirectory, GenerationDirectory, now,
-            Spec.Stages.Select(s => new StageState(s.Index, s.PluginName, s.InstanceName, s.ProgramName, s.Maps.Select(m => m.CName).ToList())).ToList(),
+            StageStates(),
             CodeKey, Maps.Select(m => new MapState(m.Pin, m.Map.PinName, m.Map.CName, m.Stage.Index, m.Map.Fingerprint, m.Map.Schema)).ToList(),
-            Recorded?.Retired ?? CounterTotals.Empty(), retiring, Live is null ? null : Live with { Previous = null });
+            Recorded?.Retired ?? CounterTotals.Empty(), retiring, Live is null ? null : Live with { Previous = null })
+            { CanaryKey = CanaryKey };
     }
+
+    /// <summary>The stages as the state file records them, with the plugin builds they come from.</summary>
+    public IReadOnlyList<StageState> StageStates() => Spec.Stages.Select(s => new StageState(s.Index, s.PluginName, s.InstanceName, s.ProgramName,
+        s.Maps.Select(m => m.CName).ToList())
+        { Version = Planned.Plan.Stages[s.Index].Build.Version, Sha256 = Planned.Plan.Stages[s.Index].Build.Sha256 }).ToList();
 }

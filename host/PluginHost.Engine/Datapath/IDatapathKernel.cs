@@ -59,6 +59,9 @@ internal interface ILoadedGeneration : IDisposable
     /// <summary>A stage map of the new generation, by C name (new, or the reused one).</summary>
     IMapAccess Map(string cName);
 
+    /// <summary>Its programs as the verifier left them (entry first); none where the kernel cannot say (tests).</summary>
+    IReadOnlyList<ProgramSize> Programs() => [];
+
     /// <summary>Run the host's and the plugins' canaries through the new entry program.</summary>
     CanaryReport RunCanaries(IReadOnlyList<StagePlan> stages);
 
@@ -66,6 +69,9 @@ internal interface ILoadedGeneration : IDisposable
     /// maps in <paramref name="mapPins"/> (by C name) where given.</summary>
     void Pin(string generationDirectory, IReadOnlyDictionary<string, string> mapPins);
 }
+
+/// <summary>A verified program: its name in the chain, its instructions after the verifier, its JIT-compiled bytes.</summary>
+public sealed record ProgramSize(string Program, uint Instructions, uint JitedBytes);
 
 /// <summary>
 /// Fds on a running generation's objects, held by the host process: while it runs, a pin removed by hand neither

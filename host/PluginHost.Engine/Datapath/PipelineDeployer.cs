@@ -131,7 +131,11 @@ internal sealed partial class PipelineDeployer
         try
         {
             if (plan.InPlace)
+            {
+                if (plan.CanariesChanged)
+                    Rehearse(prepared);
                 return prepared; // its map changes are its commit
+            }
             PrepareGeneration(prepared);
             return prepared;
         }
@@ -179,16 +183,7 @@ internal sealed partial class PipelineDeployer
         _fault(FaultPoints.AfterFill);
 
         watch.Restart();
-        try
-        {
-            prepared.Canaries = loaded.RunCanaries(plan.Planned.Plan.Stages);
-        }
-        catch (CanaryException e)
-        {
-            throw new CanaryException($"canary pipeline {plan.Name}: {e.Message}");
-        }
-        foreach (var shadowed in prepared.Canaries.Shadowed)
-            LogShadowed(plan.Name, shadowed);
+        prepared.Canaries = RunCanaries(plan, loaded);
         prepared.Canary = watch.Elapsed;
         _fault(FaultPoints.AfterCanary);
 
@@ -198,6 +193,26 @@ internal sealed partial class PipelineDeployer
         var newPins = plan.Maps.Where(m => m.Fate != MapFate.Reused).ToDictionary(m => m.Map.CName, m => m.Pin);
         prepared.CreatedPins.AddRange(newPins.Values);
         loaded.Pin(plan.GenerationDirectory, newPins);
+    }
+
+    private CanaryReport RunCanaries(GenerationPlan plan, ILoadedGeneration loaded)
+    {
+        var report = ChainRehearsal.RunCanaries(plan, loaded);
+        foreach (var shadowed in report.Shadowed)
+            LogShadowed(plan.Name, shadowed);
+        return report;
+    }
+
+    // Same code, but the canaries are not those last checked (another plugin build, other settings): they run through a
+    // copy of the chain (see ChainRehearsal). The running generation is not touched, so a wrong canary refuses the change
+    // before anything of it is live.
+    private void Rehearse(PreparedGeneration prepared)
+    {
+        var rehearsal = ChainRehearsal.Run(_kernel, _compiler, prepared.Plan);
+        foreach (var shadowed in rehearsal.Canaries.Shadowed)
+            LogShadowed(prepared.Name, shadowed);
+        (prepared.CompileCached, prepared.Canaries) = (rehearsal.CompileCached, rehearsal.Canaries);
+        (prepared.Compile, prepared.Load, prepared.Canary) = (rehearsal.Compile, rehearsal.Load, rehearsal.Canary);
     }
 
     // A new generation's map: fresh config maps written whole, migrated state converted, reused config maps changed by difference.
@@ -271,6 +286,9 @@ internal sealed partial class PipelineDeployer
                 foreach (var decision in plan.Maps.Where(m => m.IsDiffed && !m.IsBanked))
                     ReconcileLive(prepared, decision);
                 SwitchReusedBanks(prepared);
+                // What the canaries checked, and the plugin builds that now run, for status and the next apply.
+                if (plan.CanariesChanged)
+                    _store.Save(plan.Live! with { CanaryKey = plan.CanaryKey, CanariesPassed = prepared.Canaries.Checked, Stages = plan.StageStates() });
             }
             catch
             {
@@ -284,7 +302,7 @@ internal sealed partial class PipelineDeployer
 
         // The intended generation is recorded before the link moves: a host killed in between finds the state
         // naming a generation that is pinned, and the retirer never unpins what a link runs.
-        _store.Save(plan.NextState(_time.GetUtcNow(), _retireAfter));
+        _store.Save(plan.NextState(_time.GetUtcNow(), _retireAfter) with { CanariesPassed = prepared.Canaries.Checked });
         _fault(FaultPoints.AfterStateWrite);
         try
         {
@@ -396,10 +414,14 @@ internal sealed partial class PipelineDeployer
             TryAudit(plan.Name);
             var info = _kernel.OpenLink(plan.LinkPath) is { } link ? Read(link) : new TcxLinkInfo(0, 0, 0, 0);
             var kind = prepared.Kind;
+            int canaries = prepared.Canaries.Checked;
             if (kind is ApplyKind.Swapped or ApplyKind.Attached)
-                LogApplied(plan.Name, plan.Generation, kind.ToString().ToLowerInvariant(), info.LinkId, info.ProgramId, prepared.Total.Elapsed.TotalMilliseconds);
+                LogApplied(plan.Name, plan.Generation, kind.ToString().ToLowerInvariant(), info.LinkId, info.ProgramId, prepared.Total.Elapsed.TotalMilliseconds, canaries);
             else if (kind == ApplyKind.MapsUpdated)
-                LogMapsUpdated(plan.Name, prepared.EntriesChanged, prepared.Total.Elapsed.TotalMilliseconds);
+                LogMapsUpdated(plan.Name, prepared.EntriesChanged, prepared.Total.Elapsed.TotalMilliseconds,
+                    plan.CanariesChanged ? $"; {canaries} canaries passed" : "");
+            else if (plan.CanariesChanged)
+                LogCanariesChecked(plan.Name, canaries);
             return new ApplyResult(plan.Name, kind, plan.Generation, info.LinkId, info.ProgramId, prepared.EntriesChanged,
                 prepared.CompileCached, prepared.Canaries.Checked, prepared.Compose, prepared.Compile, prepared.Load, prepared.Canary,
                 prepared.Swap, prepared.Total.Elapsed) { Shadowed = prepared.Canaries.Shadowed };
@@ -509,8 +531,11 @@ internal sealed partial class PipelineDeployer
     [LoggerMessage(EventId = 106, Level = LogLevel.Warning, Message = "pipeline {Pipeline}: {What}")]
     private partial void LogShadowed(string pipeline, string what);
 
-    [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "pipeline {Pipeline}: generation {Generation} {Action} (link {LinkId}, program {ProgramId}) in {Milliseconds:F1} ms")]
-    private partial void LogApplied(string pipeline, uint generation, string action, uint linkId, uint programId, double milliseconds);
+    [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "pipeline {Pipeline}: generation {Generation} {Action} (link {LinkId}, program {ProgramId}) in {Milliseconds:F1} ms; {Canaries} canaries passed")]
+    private partial void LogApplied(string pipeline, uint generation, string action, uint linkId, uint programId, double milliseconds, int canaries);
+
+    [LoggerMessage(EventId = 111, Level = LogLevel.Information, Message = "pipeline {Pipeline}: {Canaries} canaries passed (a new plugin build or other canaries, same code and entries: nothing to swap)")]
+    private partial void LogCanariesChecked(string pipeline, int canaries);
 
     [LoggerMessage(EventId = 101, Level = LogLevel.Warning, Message = "pipeline {Pipeline}: pinned link points at ifindex {Ifindex} type {AttachType}; attaching a new link")]
     private partial void LogReplacingLink(string pipeline, uint ifindex, uint attachType);
@@ -518,8 +543,8 @@ internal sealed partial class PipelineDeployer
     [LoggerMessage(EventId = 102, Level = LogLevel.Information, Message = "pipeline {Pipeline}: detached and unpinned")]
     private partial void LogRemoved(string pipeline);
 
-    [LoggerMessage(EventId = 103, Level = LogLevel.Information, Message = "pipeline {Pipeline}: {Changed} map entries changed in place in {Milliseconds:F2} ms (same code, no new generation)")]
-    private partial void LogMapsUpdated(string pipeline, int changed, double milliseconds);
+    [LoggerMessage(EventId = 103, Level = LogLevel.Information, Message = "pipeline {Pipeline}: {Changed} map entries changed in place in {Milliseconds:F2} ms (same code, no new generation){Canaries}")]
+    private partial void LogMapsUpdated(string pipeline, int changed, double milliseconds, string canaries);
 
     [LoggerMessage(EventId = 104, Level = LogLevel.Debug, Message = "pipeline {Pipeline}: generation {Generation} retired")]
     private partial void LogRetired(string pipeline, uint generation);

@@ -31,6 +31,14 @@ public sealed record PipelineState(
     IReadOnlyList<RetiringGeneration> Retiring,
     PipelineState? Previous = null)
 {
+    /// <summary>The plugin builds the canaries last checked for this pipeline (<see cref="GenerationPlan.CanaryKeyOf"/>). When
+    /// it differs, even a change of map entries alone runs the canaries again before it goes live. Null in state files of
+    /// hosts that did not record it.</summary>
+    public string? CanaryKey { get; init; }
+
+    /// <summary>How many canaries (the host's and the plugins') passed when <see cref="CanaryKey"/> was last checked.</summary>
+    public int CanariesPassed { get; init; }
+
     /// <summary>Where this generation's entry program is pinned.</summary>
     public string EntryPin => Path.Combine(GenerationDirectory, Compose.ChainSpec.EntryProgram);
 
@@ -99,7 +107,14 @@ public sealed record PipelineState(
     }
 }
 
-public sealed record StageState(int Index, string Plugin, string Instance, string Program, IReadOnlyList<string> Maps);
+public sealed record StageState(int Index, string Plugin, string Instance, string Program, IReadOnlyList<string> Maps)
+{
+    /// <summary>The running plugin build's informational version ("" in state files that did not record it).</summary>
+    public string Version { get; init; } = "";
+
+    /// <summary>The running plugin build's DLL SHA-256 ("" in state files that did not record it).</summary>
+    public string Sha256 { get; init; } = "";
+}
 
 /// <param name="Pin">Full path of the pinned map.</param>
 /// <param name="PinName">Stable identity across generations (SourcePolicy-0-routes).</param>

@@ -129,6 +129,8 @@ public sealed partial class HostEngine
                     : $"{Config.SourcePath} or its runtime changes were rewritten during the apply; the newer configuration is applied next");
             });
             history.Succeeded(results).Save(Config.RuntimeDirectory);
+            if (history.Failing)
+                LogFailureCleared(history.LastFailureAt!.Value, history.LastFailure ?? "");
             Interfaces.Applied(Config.RuntimeDirectory, planned);
             Probes.Applied(Config.RuntimeDirectory, planned);
             _itemSites = Observe.ItemCounterSite.Of(planned);
@@ -388,6 +390,9 @@ public sealed partial class HostEngine
 
     public static IReadOnlyList<string> Unconfigured(HostConfig config) =>
         PipelineState.LoadAll(config.RuntimeDirectory).Select(s => s.Name).Where(n => config.Pipelines.All(p => p.Name != n)).Order().ToList();
+
+    [LoggerMessage(EventId = 203, Level = LogLevel.Information, Message = "the reload failure of {Since:u} cleared: this apply succeeded (it was: {Error})")]
+    private partial void LogFailureCleared(DateTimeOffset since, string error);
 
     [LoggerMessage(EventId = 202, Level = LogLevel.Error, Message = "plugin {Plugin} is quarantined: the previous host died in its {Call} (build sha256 {Sha256}); stages using it keep what runs until a new build is dropped in")]
     private partial void LogQuarantined(string plugin, string call, string sha256);

@@ -17,13 +17,18 @@ public sealed record ReloadHistory(int Reloads, int Failures, DateTimeOffset? La
             : Empty;
     }
 
+    /// <summary>The last apply failed (no success since): the next success clears it, and is logged as clearing it.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public bool Failing => LastFailureAt is { } failed && (LastSuccessAt is not { } ok || ok < failed);
+
     private static ReloadHistory Empty => new(0, 0, null, null, null, null);
 
     public ReloadHistory Succeeded(IReadOnlyList<ApplyResult> results) => this with
     {
         Reloads = Reloads + 1,
         LastSuccessAt = DateTimeOffset.UtcNow,
-        LastSuccess = string.Join("; ", results.Select(r => $"{r.Pipeline}: {r.Kind.ToString().ToLowerInvariant()} generation {r.Generation}")),
+        LastSuccess = string.Join("; ", results.Select(r => $"{r.Pipeline}: {r.Kind.ToString().ToLowerInvariant()} generation {r.Generation}" +
+            (r.CanariesRun > 0 ? $", {r.CanariesRun} canaries passed" : ""))),
     };
 
     public ReloadHistory Failed(string error) => this with

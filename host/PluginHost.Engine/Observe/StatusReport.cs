@@ -11,7 +11,17 @@ public sealed record PipelineStatus(string Name, string Interface, string Direct
 {
     /// <summary>The health probes its stages declare, with their states as the running host last saved them.</summary>
     public IReadOnlyList<Health.ProbeStatus> Probes { get; init; } = [];
+
+    /// <summary>Each stage's plugin build that runs: version and DLL SHA-256 (empty when the state file predates them).</summary>
+    public IReadOnlyList<StageBuildStatus> Builds { get; init; } = [];
+
+    /// <summary>How many canaries passed when what they check last changed (0: not recorded).</summary>
+    public int CanariesPassed { get; init; }
 }
+
+/// <summary>The plugin build a stage runs.</summary>
+/// <param name="Sha256">The DLL's SHA-256 (status shows its first 12 digits).</param>
+public sealed record StageBuildStatus(int Index, string Plugin, string Version, string Sha256);
 
 /// <summary>Reads what a host left pinned; needs no running host. The CLI, the API and /metrics all use it, so they agree.</summary>
 public static class StatusReport
@@ -21,7 +31,12 @@ public static class StatusReport
         var withdrawn = WithdrawnRoutes.Load(runtimeDirectory);
         var probes = Health.ProbeFile.Load(runtimeDirectory);
         return PipelineState.LoadAll(runtimeDirectory).Select(s => Describe(s, withdrawn.GetValueOrDefault(s.Name) ?? [])
-            with { Probes = probes.GetValueOrDefault(s.Name) ?? [] }).ToList();
+            with
+            {
+                Probes = probes.GetValueOrDefault(s.Name) ?? [],
+                Builds = s.Stages.Select(st => new StageBuildStatus(st.Index, st.Plugin, st.Version, st.Sha256)).ToList(),
+                CanariesPassed = s.CanariesPassed,
+            }).ToList();
     }
 
     /// <summary>Every deployed pipeline's counters, totals across generations.</summary>

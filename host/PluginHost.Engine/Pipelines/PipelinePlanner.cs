@@ -174,6 +174,7 @@ internal static class PipelinePlanner
                 ItemCounters = CheckedItemCounters(loaded.Name, setup, maps, stage.Node, Error),
                 Probes = Health.ProbeRules.Checked(loaded.Name, setup.Probes, stage.Node, Error),
                 Migrate = migration is null ? null : migration.Migrate,
+                Build = new StageBuild(loaded.InformationalVersion, build.Sha256),
             });
             entries.Add(packed);
             lastGood.Remember(pipeline.Name, stages.Count - 1, stageKey, stages[^1], packed);

@@ -23,7 +23,10 @@ public sealed class LoadedPlugin
         Template = template;
         Maps = maps;
         Commands = commands;
-        Version = instance.GetType().Assembly.GetName().Version?.ToString() ?? "";
+        var assembly = instance.GetType().Assembly;
+        Version = assembly.GetName().Version?.ToString() ?? "";
+        InformationalVersion = System.Reflection.CustomAttributeExtensions
+            .GetCustomAttribute<System.Reflection.AssemblyInformationalVersionAttribute>(assembly)?.InformationalVersion ?? Version;
     }
 
     public IRoutingPlugin Instance { get; }
@@ -37,6 +40,10 @@ public sealed class LoadedPlugin
     public IReadOnlyList<RuntimeCommand> Commands { get; }
 
     public string Version { get; }
+
+    /// <summary>The assembly's informational version (what its project's <c>Version</c> says, with a source revision when
+    /// the SDK adds one); its <see cref="Version"/> when it has none.</summary>
+    public string InformationalVersion { get; }
 }
 
 /// <summary>A plugin folder the configuration does not name: listed, never loaded (only its files and metadata are checked).</summary>
@@ -139,7 +146,21 @@ public sealed class PluginCatalog : IDisposable
         if (File.Exists(System.IO.Path.Combine(directory, name, name + ".dll")))
             return null;
         var available = FolderNames(directory).ToList();
-        return $"unknown plugin '{name}': no {name}/{name}.dll in {directory} (available: {(available.Count == 0 ? "none" : string.Join(", ", available))})";
+        string folder = System.IO.Path.Combine(directory, name);
+        string mismatch = System.IO.Directory.Exists(folder) && Mismatched(folder) is { } problem ? $"; {name}/ {problem}" : "";
+        return $"unknown plugin '{name}': no {name}/{name}.dll in {directory} (available: {(available.Count == 0 ? "none" : string.Join(", ", available))}){mismatch}";
+    }
+
+    /// <summary>The rule a plugin folder follows: named after the plugin (the name configuration uses), holding NAME.dll.</summary>
+    public const string NamingRule = "a plugin's folder and its DLL both carry the plugin's name, the one configuration uses (NAME/NAME.dll)";
+
+    // A folder holding DLLs, none of them named after it: a plugin whose folder or DLL was named otherwise.
+    private static string? Mismatched(string folder)
+    {
+        string name = System.IO.Path.GetFileName(folder);
+        var dlls = System.IO.Directory.GetFiles(folder, "*.dll").Select(System.IO.Path.GetFileName).Order(StringComparer.Ordinal).ToList();
+        return dlls.Count == 0 || dlls.Contains(name + ".dll") ? null
+            : $"holds {string.Join(", ", dlls.Take(5))}{(dlls.Count > 5 ? ", ..." : "")} but no {name}.dll: {NamingRule}";
     }
 
     // The folders of the directory that hold their DLL (NAME/NAME.dll).
@@ -169,6 +190,10 @@ public sealed class PluginCatalog : IDisposable
     // The folders nobody named: checked without running any of their code, so a listing can say what is wrong with them.
     private void ListUnused(IReadOnlyCollection<string> wanted)
     {
+        // Folders with DLLs but none named after them are not skipped silently: they are what a misnamed plugin looks like.
+        foreach (var folder in System.IO.Directory.GetDirectories(Directory).Order(StringComparer.Ordinal))
+            if (System.IO.Path.GetFileName(folder) is { } name && !wanted.Contains(name) && Mismatched(folder) is { } mismatch)
+                _unused.Add(new UnusedPlugin(name, System.IO.Path.Combine(folder, name + ".dll"), mismatch));
         foreach (var name in FolderNames(Directory).Where(n => !wanted.Contains(n)))
         {
             string folder = System.IO.Path.Combine(Directory, name);

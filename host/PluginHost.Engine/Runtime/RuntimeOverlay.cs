@@ -6,7 +6,7 @@ namespace PluginHost.Runtime;
 
 /// <summary>
 /// Changes made at run time (<c>pluginhost route add</c>, ...), kept in a desired-state file beside the
-/// configuration (<c>CONFIG.runtime.json</c>) so that reloads and restarts keep them. Each change edits
+/// configuration (<c>router.yaml.runtime.json</c> for <c>router.yaml</c>: <see cref="PathFor"/>) so that reloads and restarts keep them. Each change edits
 /// one list in one stage's settings: an item added (or replaced) or removed, by key. The result is
 /// validated by the plugin exactly like configuration.
 /// </summary>

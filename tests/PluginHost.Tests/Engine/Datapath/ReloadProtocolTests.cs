@@ -161,6 +161,67 @@ public sealed class ReloadProtocolTests
         Assert.StartsWith("canary pipeline b: canary of stage 0 (Fake)", e.Message);
     }
 
+    /// <summary>The same pipeline from another plugin build (same C), or with other canaries.</summary>
+    private static PlannedPipeline Rebuilt(PlannedPipeline planned, string sha256, params CanaryPacket[] canaries) =>
+        planned with
+        {
+            Plan = planned.Plan with
+            {
+                Stages = [planned.Plan.Stages[0] with { Build = new StageBuild("2.0.0+" + sha256[..4], sha256), Canaries = canaries }],
+            },
+        };
+
+    private int CanaryRuns => _kernel.Operations.Count(o => o.StartsWith("canary ", StringComparison.Ordinal));
+
+    [Fact]
+    public void A_new_plugin_build_with_the_same_C_runs_its_canaries_and_a_wrong_one_refuses_it()
+    {
+        // Issue 14: a DLL whose C# changed but whose generated C did not went in place, its canaries skipped.
+        var canary = new CanaryPacket("x", CanaryFrames.Ipv4Udp(System.Net.IPAddress.Loopback, System.Net.IPAddress.Loopback), CanaryVerdict.Drop);
+        _deployer.Apply(Rebuilt(Pipeline("a", 1, 10), "aaaa1111aaaa1111", canary));
+        var deployed = _store.States["a"];
+        Assert.Equal(1, CanaryRuns);
+        Assert.Equal(3, deployed.CanariesPassed); // FakeKernel: stages + 2 host canaries
+        Assert.Equal(("2.0.0+aaaa", "aaaa1111aaaa1111"), (deployed.Stages[0].Version, deployed.Stages[0].Sha256));
+
+        // The same build again: nothing to check again.
+        Assert.Equal(ApplyKind.Unchanged, _deployer.Apply(Rebuilt(Pipeline("a", 1, 10), "aaaa1111aaaa1111", canary)).Kind);
+        Assert.Equal(1, CanaryRuns);
+
+        // Another build, same C and entries, whose canary comes out wrong: refused, nothing recorded.
+        _kernel.Fail = (op, _) => op == "canary" ? new CanaryException("canary of stage 0 (Fake) 'x': expected drop, got pass") : null;
+        var e = Assert.Throws<CanaryException>(() => _deployer.Apply(Rebuilt(Pipeline("a", 1, 10), "bbbb2222bbbb2222", canary)));
+        Assert.StartsWith("canary pipeline a: canary of stage 0 (Fake) 'x'", e.Message);
+        Assert.Same(deployed, _store.States["a"]);
+        Assert.Equal(2, CanaryRuns);
+
+        // A good build: its canaries run (through a copy: the running generation stays), then it is what status shows.
+        _kernel.Fail = (_, _) => null;
+        var result = _deployer.Apply(Rebuilt(Pipeline("a", 1, 10), "cccc3333cccc3333", canary));
+        Assert.Equal((ApplyKind.Unchanged, 1u, 3), (result.Kind, result.Generation, result.CanariesRun));
+        Assert.Equal(3, CanaryRuns);
+        Assert.Equal("cccc3333cccc3333", _store.States["a"].Stages[0].Sha256);
+        Assert.Equal(deployed.CodeKey, _store.States["a"].CodeKey);
+    }
+
+    [Fact]
+    public void A_settings_change_under_the_same_build_is_map_writes_without_a_canary_rehearsal()
+    {
+        // A runtime command (route add) changes entries and the canaries that follow them, not the code: the rehearsal
+        // copy (a second load of the chain) would cost every command hundreds of milliseconds.
+        var first = new CanaryPacket("route 10", CanaryFrames.Ipv4Udp(System.Net.IPAddress.Loopback, System.Net.IPAddress.Loopback), CanaryVerdict.Drop);
+        var second = first with { Name = "route 11" };
+        _deployer.Apply(Rebuilt(Pipeline("a", 1, 10), "aaaa1111aaaa1111", first));
+        int runs = CanaryRuns, writes = RoutesOf("a").Log.Count;
+        _kernel.Fail = (op, _) => op == "canary" ? new CanaryException("canary of stage 0 (Fake) 'route 11': expected drop, got pass") : null;
+
+        var result = _deployer.Apply(Rebuilt(Pipeline("a", 1, 10, 11), "aaaa1111aaaa1111", first, second));
+
+        Assert.Equal((ApplyKind.MapsUpdated, 0), (result.Kind, result.CanariesRun));
+        Assert.Equal(runs, CanaryRuns);
+        Assert.True(RoutesOf("a").Log.Count > writes);
+    }
+
     [Fact]
     public void An_in_place_change_waits_for_every_pipeline_to_prepare()
     {

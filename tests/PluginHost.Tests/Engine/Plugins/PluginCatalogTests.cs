@@ -185,17 +185,22 @@ public sealed class PluginCatalogTests : IDisposable
     }
 
     [Fact]
-    public void FoldersWithoutTheirDllAreIgnoredUnlessNamed()
+    public void FoldersWhoseDllIsNamedOtherwiseAreReportedNotSkipped()
     {
-        Directory.CreateDirectory(Path.Combine(_temp, "Empty"));
-        File.WriteAllText(Path.Combine(_temp, "Empty", "Other.dll"), "not looked at");
+        // Issue 14: a folder that did not match its DLL was skipped silently; the operator saw only "unknown plugin".
+        Directory.CreateDirectory(Path.Combine(_temp, "DscpRouter"));
+        File.WriteAllText(Path.Combine(_temp, "DscpRouter", "DscpRouterPlugin.dll"), "not loaded");
+        Directory.CreateDirectory(Path.Combine(_temp, "notes")); // no DLL at all: not a plugin, not reported
 
         using var catalog = PluginCatalog.Load(_temp, []);
-        using var named = PluginCatalog.Load(_temp, ["Empty"]);
+        using var named = PluginCatalog.Load(_temp, ["DscpRouter"]);
 
-        Assert.Empty(catalog.Errors);
-        Assert.Empty(catalog.Unused);
-        Assert.Contains("unknown plugin 'Empty': no Empty/Empty.dll", Assert.Single(named.Errors));
+        var unused = Assert.Single(catalog.Unused);
+        Assert.Equal("DscpRouter", unused.Name);
+        Assert.Equal("unused plugin folder DscpRouter (not loaded): holds DscpRouterPlugin.dll but no DscpRouter.dll: " + PluginCatalog.NamingRule,
+            Assert.Single(catalog.Errors));
+        Assert.Equal($"unknown plugin 'DscpRouter': no DscpRouter/DscpRouter.dll in {_temp} (available: none); DscpRouter/ holds DscpRouterPlugin.dll " +
+            "but no DscpRouter.dll: " + PluginCatalog.NamingRule, Assert.Single(named.Errors));
     }
 
     [Fact]
