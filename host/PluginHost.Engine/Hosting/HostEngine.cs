@@ -201,11 +201,24 @@ public sealed partial class HostEngine
     // the plugins returned.
     private T WithPlugins<T>(Func<PluginCatalog, T> work)
     {
+        // A command looks its target up and then applies: one look at the plugin files serves both (on this thread).
+        if (_inUse is { } outer && outer.Thread == Environment.CurrentManagedThreadId)
+            return work(outer.Catalog);
         var catalog = _plugins.Get(Config.PluginsDirectory, PluginCatalog.NamesIn(Config), out var replaced);
         if (replaced is not null)
             ReleaseCatalog(replaced);
-        return work(catalog);
+        _inUse = (Environment.CurrentManagedThreadId, catalog);
+        try
+        {
+            return work(catalog);
+        }
+        finally
+        {
+            _inUse = null;
+        }
     }
+
+    private (int Thread, PluginCatalog Catalog)? _inUse;
 
     /// <summary>Unload the plugins now (host shutdown, tests); the next apply loads them again.</summary>
     public void ReleasePlugins()
@@ -231,6 +244,11 @@ public sealed partial class HostEngine
     public CommandResult RunCommand(CommandRequest request)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
+        return WithPlugins(_ => RunCommand(request, clock));
+    }
+
+    private CommandResult RunCommand(CommandRequest request, System.Diagnostics.Stopwatch clock)
+    {
         var overlay = RuntimeOverlay.Load(OverlayPath);
         var effective = overlay.ApplyTo(Config);
         var target = WithPlugins(catalog => CommandRunner.Find(effective, catalog, request));
