@@ -83,6 +83,51 @@ internal static class ChainComposer
 
     public static ChainSpec Compose(PipelinePlan plan)
     {
+        // A runtime command plans the same chain again: the last few compositions are kept by what they are made of.
+        string key = InputsOf(plan);
+        lock (Recent)
+            if (Recent.TryGetValue(key, out var known))
+                return known;
+        var spec = ComposeUncached(plan);
+        lock (Recent)
+        {
+            if (Recent.Count >= 16)
+                Recent.Clear();
+            Recent[key] = spec;
+        }
+        return spec;
+    }
+
+    private static readonly Dictionary<string, ChainSpec> Recent = [];
+
+    // Everything composition reads of a plan, written out: equal text, equal chain.
+    private static string InputsOf(PipelinePlan plan)
+    {
+        var sb = new StringBuilder().Append(plan.Name.Length).Append(':').Append(plan.Name).Append('|').Append(plan.Direction).Append('|');
+        foreach (var stage in plan.Stages)
+        {
+            sb.Append(stage.PluginName).Append('|').Append(stage.Template.FileName).Append('|')
+              .Append(stage.Template.Text.Length).Append(':').Append(stage.Template.Text).Append('|');
+            foreach (var map in stage.Maps)
+            {
+                sb.Append(map.Name).Append(',').Append(map.Kind).Append(',').Append(map.MaxEntries).Append(',').Append(map.Contents)
+                  .Append(',').Append(map.DoubleBuffered).Append('[');
+                foreach (var f in map.Key)
+                    sb.Append(f.Name).Append(':').Append(f.Type).Append(';');
+                sb.Append("][");
+                foreach (var f in map.Value)
+                    sb.Append(f.Name).Append(':').Append(f.Type).Append(';');
+                sb.Append(']');
+            }
+            foreach (var (name, value) in stage.Constants.OrderBy(c => c.Key, StringComparer.Ordinal))
+                sb.Append(name).Append('=').Append(value).Append(';');
+            sb.Append('\n');
+        }
+        return sb.ToString();
+    }
+
+    private static ChainSpec ComposeUncached(PipelinePlan plan)
+    {
         var stages = new List<StageSpec>();
         var stageModels = new List<Dictionary<string, object?>>();
         for (int i = 0; i < plan.Stages.Count; i++)

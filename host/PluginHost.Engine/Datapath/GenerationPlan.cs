@@ -158,7 +158,10 @@ internal sealed record GenerationPlan(
     // The code and the hook it runs on: equal means no new generation is needed.
     private static string CodeKeyOf(ChainSpec spec, PlannedPipeline planned) =>
         Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(
-            $"{spec.Source}\0{planned.Ifindex}\0{planned.Config.Direction}\0{planned.Config.Namespace}")))[..24];
+            $"{SourceHash.GetValue(spec, s => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(s.Source))))}\0{planned.Ifindex}\0{planned.Config.Direction}\0{planned.Config.Namespace}")))[..24];
+
+    // A kept composition (ChainComposer) is hashed once, not on every apply.
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<ChainSpec, string> SourceHash = [];
 
     /// <summary>
     /// The identity of the code the canaries check: each stage's plugin build. A DLL whose C# changed but whose generated C
