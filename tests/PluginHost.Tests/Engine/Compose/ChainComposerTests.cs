@@ -136,6 +136,23 @@ public sealed class ChainComposerTests : IClassFixture<SourcePolicyFixture>, IDi
     }
 
     [Fact]
+    public void AKeptCompositionIsReusedOnlyForTheSameInputs()
+    {
+        var plan = new PipelinePlan("kept", Direction.Ingress, [Counter(17)]);
+
+        var first = ChainComposer.Compose(plan);
+
+        Assert.Same(first, ChainComposer.Compose(plan with { Stages = [Counter(17)] })); // equal inputs, new objects
+        // Each input that composition reads gives another chain: a constant, a map's capacity, the template, the hook.
+        Assert.Contains("== 6)", ChainComposer.Compose(plan with { Stages = [Counter(6)] }).Source);
+        var bigger = Counter(17) with { Maps = Counter(17).Maps.Select(m => m with { MaxEntries = m.MaxEntries * 2 }).ToList() };
+        Assert.NotEqual(first.Source, ChainComposer.Compose(plan with { Stages = [bigger] }).Source);
+        var edited = Counter(17) with { Template = Counter(17).Template with { Text = Counter(17).Template.Text + "\n// edited\n" } };
+        Assert.Contains("// edited", ChainComposer.Compose(plan with { Stages = [edited] }).Source);
+        Assert.NotEqual(first.Source, ChainComposer.Compose(plan with { Direction = Direction.Egress }).Source);
+    }
+
+    [Fact]
     public void ConstantsReachTheFragmentAsNumbers()
     {
         string source = ChainComposer.Compose(new PipelinePlan("p", Direction.Ingress, [Counter(132)])).Source;
