@@ -4,11 +4,7 @@ using PluginHost.Contract;
 namespace PluginHost.Plugins.LoadBalancer;
 
 /// <summary>A backend's health probe as settings give it (the host's <see cref="Probe"/> without a name and a target).</summary>
-internal sealed record BackendProbe(ProbeKind Kind, int Port, TimeSpan Interval, TimeSpan Timeout, int Failures, int Successes)
-{
-    /// <summary>"icmp every 200 ms", "tcp/8080 every 1 s".</summary>
-    public string Text => $"{(Kind == ProbeKind.Tcp ? $"tcp/{Port}" : "icmp")} every {ProbeSettings.Duration(Interval)}";
-}
+internal sealed record BackendProbe(ProbeKind Kind, int Port, TimeSpan Interval, TimeSpan Timeout, int Failures, int Successes);
 
 /// <summary>
 /// Reads a <c>probe</c> setting: <c>icmp</c>, <c>tcp/PORT</c>, <c>none</c>, or a mapping with <c>kind</c>, <c>port</c>,
