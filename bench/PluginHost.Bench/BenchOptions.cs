@@ -10,11 +10,12 @@ public sealed record BenchOptions(bool Quick, bool Json, IReadOnlySet<string> Se
     public const string ControlPlane = "control-plane";
     public const string Footprint = "footprint";
     public const string Classifier = "classifier";
+    public const string LoadBalancer = "loadbalancer";
 
-    public static readonly IReadOnlyList<string> AllSections = [PerPacket, Lookup, Forwarding, Reload, ControlPlane, Footprint, Classifier];
+    public static readonly IReadOnlyList<string> AllSections = [PerPacket, Lookup, Forwarding, Reload, ControlPlane, Footprint, Classifier, LoadBalancer];
 
     public const string Usage = """
-        usage: bench/run [--quick] [--json] [--only per-packet,lookup,forwarding,reload,control-plane,footprint,classifier]
+        usage: bench/run [--quick] [--json] [--only per-packet,lookup,forwarding,reload,control-plane,footprint,classifier,loadbalancer]
           --quick   fewer and shorter runs, 100,000-prefix tables at most: well under two minutes
           --json    print the results as JSON (progress still goes to stderr)
           --only    run only these sections (default: all)

@@ -89,10 +89,15 @@ try
         classifier = classifier with { Seconds = (watch.Elapsed - started).TotalSeconds };
     }
 
+    LoadBalancerResult? loadBalancer = null;
+    if (options.Runs(BenchOptions.LoadBalancer))
+        loadBalancer = new LoadBalancerBench(sandbox, repo, sampling, options.Quick, Log).Run(cancel.Token);
+
     string command = string.Join(' ', ["bench/run", .. options.Arguments]);
     var report = new BenchReport(machine, command, options.Quick ? "quick" : "full", sampling, perPacket, lookup, forwarding, reload, controlPlane, footprint, watch.Elapsed)
     {
         Classifier = classifier,
+        LoadBalancer = loadBalancer,
     };
     Console.Out.Write(options.Json ? JsonReport.Render(report) : MarkdownReport.Render(report));
     // A report with a hole is a failed run (CI runs --quick for exactly this): say what is missing.

@@ -13,8 +13,8 @@ namespace PluginHost.Plugins.LoadBalancer;
 /// and ports, fragments without ports; or of the source alone; an IPv6 address enters it as the XOR of its four 32-bit
 /// words) and is recorded in an LRU flow table; later packets of the flow keep that backend while it is up or drained,
 /// so adding a backend or changing a weight moves no established flow. A drained backend (weight 0, or listed in
-/// <c>drain</c>) takes no new flows and keeps its own; a removed, down (listed in <c>down</c>: the seam for health
-/// checks) or withdrawn backend (its interface is down or missing) loses its flows, which pick again. With no backend
+/// <c>drain</c>) takes no new flows and keeps its own; a removed, down (listed in <c>down</c>, or its health probe, run by
+/// the host, says down) or withdrawn backend (its interface is down or missing) loses its flows, which pick again. With no backend
 /// left, the service's packets go to the kernel, counted per service. Services, tables and backends are double-buffered
 /// maps, so a changed set is switched in as one; every runtime verb is map writes.
 /// </summary>
@@ -28,13 +28,15 @@ namespace PluginHost.Plugins.LoadBalancer;
 ///       port: 443
 ///       hash: flow
 ///       tableSize: 4093
+///       probe: { kind: tcp, port: 443, interval: 500ms, failures: 3 }   # its backends' unless they give their own
 ///       nexthops:
 ///         - name: web-a
 ///           interface: up1
 ///           via: 198.18.2.2
 ///           weight: 2
-///         - interface: up2            # named up2@198.18.3.2
+///         - interface: up2            # named up2@198.18.3.2 (its probe: up2/198.18.3.2)
 ///           via: 198.18.3.2
+///           probe: icmp
 ///     - name: v6
 ///       to: 2001:db8:9::/48
 ///   backends:                         # apart from their service: what 'backend add' adds to
@@ -135,6 +137,7 @@ internal sealed class LoadBalancerPlugin : IRoutingPlugin, IRuntimeCommands, IMa
             new("interface", "output interface"),
             new("via", "next hop of the service's family (default: the packet's destination)", Required: false),
             new("weight", "0 (drained) to 1000 (default 1)", Required: false),
+            new("probe", "health probe: icmp, tcp/PORT or none (default: the service's)", Required: false),
         ]),
         new("backend", "del", "Remove a backend added by name (its flows move to the others)", "backends", "name", RuntimeAction.Remove, [NameArgument]),
         new("backend", "list", "Show the backends added by name", "backends", "name", RuntimeAction.List, []),
@@ -153,6 +156,7 @@ internal sealed class LoadBalancerPlugin : IRoutingPlugin, IRuntimeCommands, IMa
             new("port", "destination port, with tcp, udp or sctp (default: any)", Required: false),
             new("hash", "flow (default) or source", Required: false),
             new("tableSize", "Maglev table size, a prime (default 4093)", Required: false),
+            new("probe", "its backends' health probe: icmp or tcp/PORT (default: none)", Required: false),
         ]),
         new("service", "del", "Remove a service by name", "services", "name", RuntimeAction.Remove, [new("name", "the service's name")]),
         new("service", "list", "Show the services in effect", "services", "name", RuntimeAction.List, []),
@@ -218,6 +222,7 @@ internal sealed class LoadBalancerPlugin : IRoutingPlugin, IRuntimeCommands, IMa
         long flowBytes = (long)flowTableSize * FlowEntryBytes;
         var all = services.SelectMany(s => s.Backends).ToList();
         string tables = string.Join(", ", services.GroupBy(s => s.Table.Length).OrderBy(g => g.Key).Select(g => $"{g.Count()} of {g.Key:N0}"));
+        var probed = all.Where(b => b.Probe is not null).ToList();
         return new StageSetup([], new Dictionary<string, long> { ["list_max"] = ListMax })
         {
             Tables = [services4, services6, list, ring, backends],
@@ -225,11 +230,24 @@ internal sealed class LoadBalancerPlugin : IRoutingPlugin, IRuntimeCommands, IMa
             ItemCounters = [.. all.Select(b => new ItemCounter(b.Name, BackendCounters, b.Slot, b.Id)),
                             .. services.Select(s => new ItemCounter(s.Name, ServiceCounters, s.Slot, s.Id))],
             Canaries = Canaries(services),
+            Probes = [.. probed.Select(ProbeOf)],
             Summary = $"{services.Count} service{(services.Count == 1 ? "" : "s")} ({services.Count(s => s.V6)} IPv6), " +
                       $"{all.Count} backend{(all.Count == 1 ? "" : "s")} ({all.Count(b => b.State == BackendState.Drained)} drained, " +
-                      $"{all.Count(b => b.State == BackendState.Down)} down or withdrawn); " +
+                      $"{all.Count(b => b.State == BackendState.Down)} down or withdrawn" +
+                      $"{(probed.Count == 0 ? "" : $"; {probed.Count} probed, {probed.Count(b => b.ProbeDown)} down by probe")}); " +
                       $"Maglev tables: {(tables.Length == 0 ? "none" : tables)} entries; flow table: {flowTableSize:N0} flows ({flowBytes / 1048576.0:F1} MiB); " +
                       $"{used / 1024.0:F1} KiB of tables, {reserved / 1024.0:F1} KiB reserved (two copies)",
+        };
+    }
+
+    // The host probes the next hop out of the backend's interface, and names the probe as the backend.
+    private static Probe ProbeOf(Backend b)
+    {
+        var p = b.Probe!;
+        var target = b.Service.V6 ? Ipv6Text.ToAddress(b.Via) : Ipv4Text.ToAddress((uint)b.Via);
+        return new Probe(b.ProbeName, b.Interface, target, p.Kind)
+        {
+            Port = p.Port, Interval = p.Interval, Timeout = p.Timeout, FailuresToDown = p.Failures, SuccessesToUp = p.Successes,
         };
     }
 

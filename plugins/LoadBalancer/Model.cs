@@ -10,7 +10,7 @@ internal enum BackendState
     Up = 0,
     /// <summary>Weight 0 or drained by name: no table entries, so no new flows; its recorded flows stay on it.</summary>
     Drained = 1,
-    /// <summary>Down (listed in <c>down</c>: the seam for health checks) or withdrawn (its interface is missing or
+    /// <summary>Down (listed in <c>down</c>, or its health probe says down) or withdrawn (its interface is missing or
     /// down): no table entries, and its recorded flows pick again, so they move to the others.</summary>
     Down = 2,
 }
@@ -30,13 +30,25 @@ internal sealed class Backend(string? name, string iface, int ifindex, UInt128 v
     public bool Down { get; set; }
     public SettingsNode Node { get; } = node;
 
+    /// <summary>Whether its settings give a <c>probe</c> (<see cref="Probe"/> null then: <c>none</c>); otherwise its service's applies.</summary>
+    public bool ProbeGiven { get; set; }
+
+    /// <summary>Its health probe, once settled (its own, else its service's); null: not probed.</summary>
+    public BackendProbe? Probe { get; set; }
+
+    /// <summary>What the host knows its probe by: the name, '@' (not allowed in probe names) as '/'.</summary>
+    public string ProbeName => Name.Replace('@', '/');
+
+    /// <summary>Its probe is down (the host's state when Configure ran).</summary>
+    public bool ProbeDown { get; set; }
+
     /// <summary>Which service it serves (set when it joins one).</summary>
     public Service Service { get; set; } = null!;
 
     /// <summary>Where its counters are (its position among the stage's backends).</summary>
     public uint Slot { get; set; }
 
-    public BackendState State => Down || Ifindex == 0 ? BackendState.Down : Drained || Weight == 0 ? BackendState.Drained : BackendState.Up;
+    public BackendState State => Down || ProbeDown || Ifindex == 0 ? BackendState.Down : Drained || Weight == 0 ? BackendState.Drained : BackendState.Up;
 
     /// <summary>The path as a name: "up1@198.18.2.2", or "up1" without a next hop.</summary>
     public string Path(bool v6) => Via == 0 ? Interface : $"{Interface}@{(v6 ? Ipv6Text.ToAddress(Via) : Ipv4Text.ToAddress((uint)Via))}";
@@ -69,6 +81,9 @@ internal sealed class Service(string? name, bool v6, UInt128 network, int length
     public int? TableSize { get; } = tableSize;
     public SettingsNode Node { get; } = node;
     public List<Backend> Backends { get; } = [];
+
+    /// <summary>The probe its backends take unless they give their own; null: none.</summary>
+    public BackendProbe? Probe { get; set; }
 
     /// <summary>The Maglev table: entry → index into <see cref="Backends"/>, -1 none.</summary>
     public int[] Table { get; set; } = [];

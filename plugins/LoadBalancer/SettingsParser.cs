@@ -71,6 +71,7 @@ internal static class SettingsParser
         ok &= ApplyWeights(settings, byName, context);
         ok &= ApplyNames(settings, "drain", byName, context, b => b.Drained = true);
         ok &= ApplyNames(settings, "down", byName, context, b => b.Down = true);
+        ok &= ApplyProbes(services, context);
         ok &= ok && BuildTables(services, context);
         ok &= CheckIdentities(services, settings, context);
         return new LoadBalancerSettings(ok ? services : [], flowTableSize);
@@ -101,10 +102,10 @@ internal static class SettingsParser
     {
         if (node.Kind != SettingsKind.Mapping)
         {
-            context.Error(node, "expected a service with 'to' and optionally 'name', 'protocol', 'port', 'hash', 'tableSize' and 'nexthops'");
+            context.Error(node, "expected a service with 'to' and optionally 'name', 'protocol', 'port', 'hash', 'tableSize', 'probe' and 'nexthops'");
             return null;
         }
-        node.RejectUnknownKeys(context, "name", "to", "protocol", "port", "hash", "tableSize", "nexthops");
+        node.RejectUnknownKeys(context, "name", "to", "protocol", "port", "hash", "tableSize", "probe", "nexthops");
         bool ok = node["name"].IsMissing || ValidName(node["name"], context, "service");
         bool v6 = false;
         UInt128 network = 0;
@@ -182,7 +183,13 @@ internal static class SettingsParser
                 ok = false;
             }
         }
-        var service = new Service(node["name"].IsMissing ? null : node["name"].Scalar, v6, network, length, protocol, port, hash.Scalar == "source", tableSize, node);
+        BackendProbe? probe = null;
+        if (!node["probe"].IsMissing && !ProbeSettings.TryParse(node["probe"], context, out probe))
+            ok = false;
+        var service = new Service(node["name"].IsMissing ? null : node["name"].Scalar, v6, network, length, protocol, port, hash.Scalar == "source", tableSize, node)
+        {
+            Probe = probe,
+        };
         var hops = node["nexthops"];
         if (!hops.IsMissing && hops.Kind != SettingsKind.Sequence)
         {
@@ -223,16 +230,16 @@ internal static class SettingsParser
     // familyKnown: the service's prefix parsed, so a next hop of the other family can be refused at its via.
     private static Backend? ParseBackend(SettingsNode hop, bool v6, bool familyKnown, bool inline, IStageContext context)
     {
-        string fields = inline ? "'interface' and optionally 'name', 'via' and 'weight'" : "'name', 'service', 'interface' and optionally 'via' and 'weight'";
+        string fields = inline ? "'interface' and optionally 'name', 'via', 'weight' and 'probe'" : "'name', 'service', 'interface' and optionally 'via', 'weight' and 'probe'";
         if (hop.Kind != SettingsKind.Mapping)
         {
             context.Error(hop, $"expected a next hop with {fields}");
             return null;
         }
         if (inline)
-            hop.RejectUnknownKeys(context, "name", "interface", "via", "weight");
+            hop.RejectUnknownKeys(context, "name", "interface", "via", "weight", "probe");
         else
-            hop.RejectUnknownKeys(context, "name", "service", "interface", "via", "weight");
+            hop.RejectUnknownKeys(context, "name", "service", "interface", "via", "weight", "probe");
         bool ok = hop["name"].IsMissing || ValidName(hop["name"], context, "backend");
         var viaNode = hop["via"];
         UInt128 via = 0;
@@ -269,7 +276,11 @@ internal static class SettingsParser
         int weight = 1;
         if (!hop["weight"].IsMissing && !TryWeight(hop["weight"], context, out weight))
             ok = false;
-        return ok ? new Backend(hop["name"].IsMissing ? null : hop["name"].Scalar, hop["interface"].Scalar!, ifindex, via, weight, hop) : null;
+        BackendProbe? probe = null;
+        if (!hop["probe"].IsMissing && !ProbeSettings.TryParse(hop["probe"], context, out probe))
+            ok = false;
+        return ok ? new Backend(hop["name"].IsMissing ? null : hop["name"].Scalar, hop["interface"].Scalar!, ifindex, via, weight, hop)
+            { ProbeGiven = !hop["probe"].IsMissing, Probe = probe } : null;
     }
 
     private static bool TryWeight(SettingsNode node, IStageContext context, out int weight)
@@ -408,6 +419,39 @@ internal static class SettingsParser
             return b;
         context.Warn(node["name"], $"{key}: no backend named '{node["name"].Scalar}' (ignored)");
         return null;
+    }
+
+    // Each backend's probe (its own, else its service's) and what the host says of it: a probe that is down takes the
+    // backend down, as 'backend down' would (Unknown, before the first results, counts as up: a restart takes nothing out).
+    private static bool ApplyProbes(List<Service> services, IStageContext context)
+    {
+        bool ok = true;
+        var names = new Dictionary<string, Backend>(StringComparer.Ordinal);
+        foreach (var b in services.SelectMany(s => s.Backends))
+        {
+            b.Probe = b.ProbeGiven ? b.Probe : b.Service.Probe;
+            if (b.Probe is null)
+                continue;
+            var at = b.ProbeGiven ? b.Node["probe"] : b.Node;
+            if (b.Via == 0)
+            {
+                context.Error(at, $"probe of backend '{b.Name}': no next hop to probe (give the backend 'via', or 'probe: none')");
+                ok = false;
+            }
+            else if (b.ProbeName.Length > 64)
+            {
+                context.Error(at, $"probe of backend '{b.Name}': the name is {b.ProbeName.Length} characters, a probe's at most 64 (name the backend)");
+                ok = false;
+            }
+            else if (!names.TryAdd(b.ProbeName, b))
+            {
+                context.Error(at, $"probe of backend '{b.Name}': named '{b.ProbeName}' as that of backend '{names[b.ProbeName].Name}' ('@' is '/' in probe names: rename one)");
+                ok = false;
+            }
+            else
+                b.ProbeDown = context.ProbeState(b.ProbeName) == ProbeState.Down;
+        }
+        return ok;
     }
 
     // Each service's Maglev table, over the backends that are up (drained, down and withdrawn ones take no entries:

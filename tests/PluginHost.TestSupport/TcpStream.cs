@@ -44,7 +44,7 @@ public sealed class TcpStream : IDisposable
 
     private static readonly byte[] Pattern = MakePattern();
 
-    private readonly Socket _listener;
+    private readonly Socket? _listener; // null: the caller's listeners
     private readonly Socket _client;
     private readonly Socket _server;
     private readonly Thread _writer;
@@ -65,7 +65,7 @@ public sealed class TcpStream : IDisposable
     private volatile bool _serverSawEof;
     private TcpStreamResult? _result;
 
-    private TcpStream(Socket listener, Socket client, Socket server, int bytesPerSecond, TimeSpan maxDuration)
+    private TcpStream(Socket? listener, Socket client, Socket server, int bytesPerSecond, TimeSpan maxDuration)
     {
         _listener = listener;
         _client = client;
@@ -84,6 +84,9 @@ public sealed class TcpStream : IDisposable
 
     /// <summary>The server's end of the connection.</summary>
     public IPEndPoint ServerEndPoint { get; }
+
+    /// <summary>Which of the listeners given to <see cref="Start(NetworkNamespace, IPAddress, IReadOnlyList{Socket}, IPEndPoint, int, TimeSpan?)"/> accepted it (0 with one).</summary>
+    public int AcceptedBy { get; private init; }
 
     /// <summary>Bytes written so far.</summary>
     public long BytesSent => Volatile.Read(ref _bytesSent);
@@ -122,19 +125,48 @@ public sealed class TcpStream : IDisposable
     public static TcpStream Start(NetworkNamespace clientNs, IPAddress clientSource, NetworkNamespace serverNs,
         IPEndPoint serverEndpoint, int bytesPerSecond = 2_000_000, TimeSpan? maxDuration = null)
     {
-        ArgumentNullException.ThrowIfNull(clientNs);
-        ArgumentNullException.ThrowIfNull(clientSource);
         ArgumentNullException.ThrowIfNull(serverNs);
         ArgumentNullException.ThrowIfNull(serverEndpoint);
+        Socket listener = Listen(serverNs, serverEndpoint, backlog: 1);
+        try
+        {
+            return Connect(clientNs, clientSource, [listener], $"{serverEndpoint} ({serverNs.Name})", serverEndpoint, bytesPerSecond, maxDuration, owned: true);
+        }
+        catch
+        {
+            listener.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// As the other overload, to one address served by several servers (backends behind a load balancer), each listening
+    /// on <paramref name="serverEndpoint"/> with one of <paramref name="listeners"/> (see <see cref="Listen"/>): whichever the
+    /// connection reaches accepts it (<see cref="AcceptedBy"/>). The listeners stay the caller's.
+    /// </summary>
+    public static TcpStream Start(NetworkNamespace clientNs, IPAddress clientSource, IReadOnlyList<Socket> listeners,
+        IPEndPoint serverEndpoint, int bytesPerSecond = 2_000_000, TimeSpan? maxDuration = null)
+    {
+        ArgumentNullException.ThrowIfNull(listeners);
+        ArgumentNullException.ThrowIfNull(serverEndpoint);
+        ArgumentOutOfRangeException.ThrowIfZero(listeners.Count, nameof(listeners));
+        return Connect(clientNs, clientSource, listeners, $"{serverEndpoint} ({listeners.Count} listeners)", serverEndpoint, bytesPerSecond, maxDuration, owned: false);
+    }
+
+    private static TcpStream Connect(NetworkNamespace clientNs, IPAddress clientSource, IReadOnlyList<Socket> listeners, string serverName,
+        IPEndPoint serverEndpoint, int bytesPerSecond, TimeSpan? maxDuration, bool owned)
+    {
+        ArgumentNullException.ThrowIfNull(clientNs);
+        ArgumentNullException.ThrowIfNull(clientSource);
         ArgumentOutOfRangeException.ThrowIfLessThan(bytesPerSecond, 1);
         TimeSpan max = maxDuration ?? DefaultMaxDuration;
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(max, TimeSpan.Zero, nameof(maxDuration));
         if (clientSource.AddressFamily != serverEndpoint.AddressFamily)
             throw new ArgumentException($"client {clientSource} and server {serverEndpoint} differ in address family");
 
-        Socket listener = Listen(serverNs, serverEndpoint, backlog: 1);
         Socket? client = null;
         Socket? server = null;
+        int acceptedBy = -1;
         try
         {
             client = clientNs.Run(() =>
@@ -162,9 +194,12 @@ public sealed class TcpStream : IDisposable
             {
                 client.SendTimeout = (int)IoTimeout.TotalMilliseconds;
                 client.Connect(serverEndpoint);
-                if (!listener.Poll(IoTimeout, SelectMode.SelectRead))
+                var ready = listeners.ToList();
+                Socket.Select(ready, null, null, IoTimeout);
+                if (ready.Count == 0)
                     throw new TimeoutException($"accept timed out after {IoTimeout.TotalSeconds:0} s");
-                server = listener.Accept();
+                acceptedBy = listeners.ToList().IndexOf(ready[0]);
+                server = ready[0].Accept();
             }
             catch (Exception e) when (e is SocketException or TimeoutException)
             {
@@ -172,13 +207,13 @@ public sealed class TcpStream : IDisposable
                     ? $"timed out after {IoTimeout.TotalSeconds:0} s"
                     : e.Message;
                 throw new InvalidOperationException(
-                    $"tcp stream: connect {clientSource} ({clientNs.Name}) -> {serverEndpoint} ({serverNs.Name}): {why}", e);
+                    $"tcp stream: connect {clientSource} ({clientNs.Name}) -> {serverName}: {why}", e);
             }
             // Sync calls from here on; timeouts make a stalled connection an error instead of a hang.
             client.SendTimeout = (int)IoTimeout.TotalMilliseconds;
             server.ReceiveTimeout = (int)IoTimeout.TotalMilliseconds;
 
-            var stream = new TcpStream(listener, client, server, bytesPerSecond, max);
+            var stream = new TcpStream(owned ? listeners[0] : null, client, server, bytesPerSecond, max) { AcceptedBy = acceptedBy };
             stream._reader.Start();
             stream._writer.Start();
             return stream;
@@ -187,7 +222,6 @@ public sealed class TcpStream : IDisposable
         {
             server?.Dispose();
             client?.Dispose();
-            listener.Dispose();
             throw;
         }
     }
@@ -213,7 +247,7 @@ public sealed class TcpStream : IDisposable
                 }
                 _server.Dispose();
                 _client.Dispose();
-                _listener.Dispose();
+                _listener?.Dispose();
 
                 long sent = Volatile.Read(ref _bytesSent);
                 long received = Volatile.Read(ref _bytesReceived);

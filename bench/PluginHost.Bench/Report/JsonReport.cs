@@ -30,5 +30,6 @@ public static class JsonReport
         report.ControlPlane,
         report.Footprint,
         report.Classifier,
+        report.LoadBalancer,
     }, Options) + "\n";
 }

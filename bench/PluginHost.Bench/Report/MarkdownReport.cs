@@ -31,7 +31,40 @@ public static class MarkdownReport
             Footprint(md, footprint);
         if (r.Classifier is { } classifier)
             Classifier(md, classifier, r);
+        if (r.LoadBalancer is { } loadBalancer)
+            LoadBalancer(md, loadBalancer, r);
         return md.ToString();
+    }
+
+    private static void LoadBalancer(StringBuilder md, LoadBalancerResult lb, BenchReport r)
+    {
+        md.AppendLine("## 8. LoadBalancer (issue 13)").AppendLine();
+        string quick = r.Mode == "quick" ? " --quick" : "";
+        md.AppendLine($"Reproduce this section alone: `bench/run{quick} --only loadbalancer` (`--json` for the samples). CPU: {r.Machine.Cpu}.").AppendLine();
+        md.AppendLine("**Per packet.** One LoadBalancer stage alone (a 1-stage chain) with two services, 198.18.9.0/24 and 2001:db8:9::/48, each over " +
+            "two next hops (4,093-entry Maglev tables, flow table 524,288), 64-byte UDP frames; beside SourcePolicy alone (IPv4, a hit: the per-packet " +
+            $"section's 1-stage chain) and IPv6 alone (IPv6, a hit), measured in the same rounds. *Established*: one frame, {lb.Calls} calls × {lb.Repeat} " +
+            "repeats (after its first packet the flow is in the table). BPF_PROG_TEST_RUN repeats one buffer, so a new flow cannot be repeated: each " +
+            $"round sends {lb.Frames:N0} fresh flows per family (a source address each) one call per frame — new flows — and then the same frames " +
+            "again — established —; their difference, paired per round, is the *new-flow penalty* (flow-table miss, hash, ring lookup, LRU insert, " +
+            $"new-flow count), and *new flow* = established + penalty. Median of {lb.Rounds} rounds, the blocks of a round in a shuffled order, " +
+            "± half the interquartile range; ratios paired per round.").AppendLine();
+        md.AppendLine("| per packet | IPv4 64 B | IPv6 64 B |");
+        md.AppendLine("| --- | ---: | ---: |");
+        foreach (var row in lb.PerPacket)
+            md.AppendLine(row.Unit == "×" ? $"| {row.Label} | {Ratio(row.Ipv4)} | {Ratio(row.Ipv6)} |" : $"| {row.Label} | {Ns(row.Ipv4)} ns | {Ns(row.Ipv6)} ns |");
+        md.AppendLine();
+        md.AppendLine("**Table changes.** *Build*: `MaglevTable.Build` alone (the plugin's C# source compiled into the harness), ms per table, median. " +
+            "*Backend change*: a live HostEngine (in process, a veth, tcx ingress) runs one service with a 65,537-entry table over 16 named backends; " +
+            "each command goes through `HostEngine.RunCommand` as the API and the CLI run it (validate the stage, rebuild the table, write the entries " +
+            "that changed into the idle bank, flip), wall time per command, after 20 unmeasured pairs that warm the command path up.").AppendLine();
+        md.AppendLine("| operation | runs | p50 | p99 | engine's own p50 | entries rewritten (median) | applied as |");
+        md.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | --- |");
+        foreach (var row in lb.Builds)
+            md.AppendLine($"| {row.Label} | {row.Runs} | {Ms(row.Ms.Median)} ms | {Ms(row.Ms.NearestRank(99))} ms | | | |");
+        foreach (var row in lb.Changes)
+            md.AppendLine($"| {row.Label} | {row.Operations} | {Ms(row.Ms.Median)} ms | {Ms(row.P99Ms)} ms | {Ms(row.HostMs.Median)} ms | {row.EntriesChanged:N0} | {row.Applied} |");
+        md.AppendLine();
     }
 
     private static void Classifier(StringBuilder md, ClassifierResult c, BenchReport r)

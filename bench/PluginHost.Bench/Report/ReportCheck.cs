@@ -87,6 +87,28 @@ public static class ReportCheck
         }
         if (r.Footprint is { } fp)
             Figure("footprint RSS", fp.RssMiB);
+        if (options.Runs(BenchOptions.LoadBalancer) && r.LoadBalancer is null)
+            missing.Add($"section {BenchOptions.LoadBalancer} has no results");
+        if (r.LoadBalancer is { } lb)
+        {
+            foreach (string id in new[] { "established", "new", "reference" })
+                if (lb.PerPacket.FirstOrDefault(row => row.Id == id) is not { } row)
+                    missing.Add($"loadbalancer has no {id} per-packet row");
+                else
+                {
+                    Median($"loadbalancer {id} IPv4", row.Ipv4);
+                    Median($"loadbalancer {id} IPv6", row.Ipv6);
+                }
+            if (lb.Builds.Count == 0)
+                missing.Add("loadbalancer has no Maglev build row");
+            foreach (var row in lb.Builds)
+                Median($"loadbalancer {row.Id}", row.Ms);
+            foreach (string id in new[] { "weight", "drain" })
+                if (lb.Changes.FirstOrDefault(row => row.Id == id) is { } row)
+                    Median($"loadbalancer {id} change", row.Ms);
+                else
+                    missing.Add($"loadbalancer has no backend {id} row");
+        }
         if (options.Runs(BenchOptions.Classifier) && r.Classifier is null)
             missing.Add($"section {BenchOptions.Classifier} has no results");
         if (r.Classifier is { } cls)

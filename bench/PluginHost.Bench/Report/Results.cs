@@ -10,6 +10,9 @@ public sealed record BenchReport(Machine Machine, string Command, string Mode, S
 {
     /// <summary>Section 7 (issue 12): FiveTuplePolicy's classifier on ClassBench.</summary>
     public ClassifierResult? Classifier { get; init; }
+
+    /// <summary>Section 8 (issue 13): the LoadBalancer stage per packet, its Maglev builds and backend changes.</summary>
+    public LoadBalancerResult? LoadBalancer { get; init; }
 }
 
 // ---- 1. Per-packet cost ----
@@ -102,6 +105,19 @@ public sealed record FootprintResult(string Pipeline, double StartMs, double Set
 public sealed record ForwardingRow(string Id, string Label, Summary ReceivedMpps, Summary SentMpps, Summary VsKernel, Summary VsRules100);
 
 public sealed record ForwardingResult(IReadOnlyList<ForwardingRow> Rows, int Rounds, double Seconds, int WireBytes, bool OneCpu);
+
+// ---- 8. LoadBalancer (issue 13) ----
+
+/// <summary>A per-packet figure for IPv4 and IPv6 (64-byte UDP frames); <paramref name="Unit"/> "ns" or "×".</summary>
+public sealed record LoadBalancerPacketRow(string Id, string Label, string Unit, Summary Ipv4, Summary Ipv6);
+
+/// <summary>The C# Maglev build alone: ms per table.</summary>
+public sealed record LoadBalancerBuildRow(string Id, string Label, int Runs, Summary Ms);
+
+/// <param name="Frames">Fresh flows per family and round (new flows), each sent once and then once more (established).</param>
+/// <param name="Changes">Backend changes through <c>HostEngine.RunCommand</c>: wall time per command.</param>
+public sealed record LoadBalancerResult(IReadOnlyList<LoadBalancerPacketRow> PerPacket, int Frames, int Rounds, int Calls, int Repeat,
+    IReadOnlyList<LoadBalancerBuildRow> Builds, IReadOnlyList<ClassifierUpdateRow> Changes);
 
 // ---- 7. Classifier (issue 12) ----
 

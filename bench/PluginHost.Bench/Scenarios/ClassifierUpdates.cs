@@ -77,16 +77,16 @@ public sealed class ClassifierUpdates(Sandbox sandbox, Repo repo, bool quick, Ac
         return new ClassifierUpdatesResult(rules, SpacingMs,
             $"rule add name={RuleName} protocol=udp from=10.250.X.Y/32 dport=9000 action=drop, then rule del name={RuleName}", attachMs,
             [
-                Row("add-spaced", Label("add", true), spaced.Add, GoalP99Ms),
-                Row("del-spaced", Label("del", true), spaced.Del, GoalP99Ms),
-                Row("add-burst", Label("add", false), burst.Add, null),
-                Row("del-burst", Label("del", false), burst.Del, null),
+                CommandTiming.Row("add-spaced", Label("add", true), spaced.Add, GoalP99Ms),
+                CommandTiming.Row("del-spaced", Label("del", true), spaced.Del, GoalP99Ms),
+                CommandTiming.Row("add-burst", Label("add", false), burst.Add, null),
+                CommandTiming.Row("del-burst", Label("del", false), burst.Del, null),
             ]);
     }
 
-    private (List<Timed> Add, List<Timed> Del) Pairs(HostEngine engine, int first, bool spaced, CancellationToken cancel)
+    private (List<CommandTiming.Timed> Add, List<CommandTiming.Timed> Del) Pairs(HostEngine engine, int first, bool spaced, CancellationToken cancel)
     {
-        List<Timed> add = [], del = [];
+        List<CommandTiming.Timed> add = [], del = [];
         for (int i = first; i < first + PairCount; i++)
         {
             cancel.ThrowIfCancellationRequested();
@@ -97,13 +97,10 @@ public sealed class ClassifierUpdates(Sandbox sandbox, Repo repo, bool quick, Ac
         return (add, del);
     }
 
-    // A command's answer and its wall time as the caller sees it.
-    private sealed record Timed(CommandResult Result, double Ms);
-
     // One named rule, added then removed.
-    private static (Timed Add, Timed Del) Pair(HostEngine engine, int i, bool spaced)
+    private static (CommandTiming.Timed Add, CommandTiming.Timed Del) Pair(HostEngine engine, int i, bool spaced)
     {
-        var add = Run(engine, new CommandRequest("rule", "add", new Dictionary<string, string>
+        var add = CommandTiming.Run(engine, new CommandRequest("rule", "add", new Dictionary<string, string>
         {
             ["name"] = RuleName,
             ["protocol"] = "udp",
@@ -113,31 +110,9 @@ public sealed class ClassifierUpdates(Sandbox sandbox, Repo repo, bool quick, Ac
         }, Pipeline));
         if (spaced)
             Thread.Sleep(TimeSpan.FromMilliseconds(SpacingMs));
-        var del = Run(engine, new CommandRequest("rule", "del", new Dictionary<string, string> { ["name"] = RuleName }, Pipeline));
+        var del = CommandTiming.Run(engine, new CommandRequest("rule", "del", new Dictionary<string, string> { ["name"] = RuleName }, Pipeline));
         if (spaced)
             Thread.Sleep(TimeSpan.FromMilliseconds(SpacingMs));
         return (add, del);
-    }
-
-    private static Timed Run(HostEngine engine, CommandRequest request)
-    {
-        var watch = Stopwatch.StartNew();
-        try
-        {
-            var result = engine.RunCommand(request);
-            return new Timed(result, watch.Elapsed.TotalMilliseconds);
-        }
-        catch (Exception e)
-        {
-            throw new BenchException($"rule {request.Verb}: {e.Message}", e);
-        }
-    }
-
-    private static ClassifierUpdateRow Row(string id, string label, List<Timed> runs, double? goal)
-    {
-        var wall = Summary.Of(runs.Select(r => r.Ms).ToList());
-        var applied = string.Join(", ", runs.GroupBy(r => r.Result.Applied?.ToString() ?? "nothing").Select(g => $"{g.Key} ×{g.Count()}"));
-        return new ClassifierUpdateRow(id, label, runs.Count, wall, wall.NearestRank(99), Summary.Of(runs.Select(r => r.Result.Milliseconds).ToList()),
-            Summary.Of(runs.Select(r => (double)r.Result.EntriesChanged).ToList()).Median, applied, goal);
     }
 }

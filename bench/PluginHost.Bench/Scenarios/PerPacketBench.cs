@@ -95,7 +95,7 @@ public sealed class PerPacketBench(Sandbox sandbox, Repo repo, Sampling sampling
         subjects.Add(new Subject("fivetuple", "FiveTuplePolicy alone (4 rules, the last matches)", "plugin", rules.Chain.Entry,
             s => s.Ipv6 ? Expectation.Pass : toOut1, rules));
         var balancer = builder.Build("loadbalancer", repo.PluginsDirectory, [OtherPlugins.LoadBalancerStage(hit: true)]);
-        subjects.Add(new Subject("loadbalancer", "LoadBalancer alone (flow hash over 2 next hops)", "plugin", balancer.Chain.Entry,
+        subjects.Add(new Subject("loadbalancer", "LoadBalancer alone (IPv4 service over 2 next hops, an established flow; section 8 has new flows)", "plugin", balancer.Chain.Entry,
             s => s.Ipv6 ? Expectation.Pass : new Expectation(Expectation.TcActRedirect), balancer));
     }
 

@@ -81,4 +81,9 @@ public sealed class FakeStageContext(IReadOnlyDictionary<string, int> interfaces
     public List<(SettingsNode Node, string Message)> Warnings { get; } = [];
 
     public void Warn(SettingsNode node, string message) => Warnings.Add((node, message));
+
+    /// <summary>The host's probe states as a test decides them; a probe not listed is Unknown.</summary>
+    public Dictionary<string, ProbeState> Probes { get; } = [];
+
+    public ProbeState ProbeState(string name) => Probes.GetValueOrDefault(name);
 }

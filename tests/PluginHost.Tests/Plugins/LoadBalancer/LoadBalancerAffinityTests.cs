@@ -1,6 +1,7 @@
 using System.Net;
 using PluginHost.Contract;
 using PluginHost.Datapath;
+using PluginHost.Health;
 using PluginHost.Hosting;
 using PluginHost.Kernel;
 using PluginHost.Runtime;
@@ -201,6 +202,61 @@ public sealed class LoadBalancerAffinityTests(ITestOutputHelper output) : IDispo
         Assert.Equal(ApplyKind.MapsUpdated, Run(engine, "backend", "up", ("name", "c")).Applied);
         Assert.All(Paths(0), p => Assert.Equal(Out(0), p)); // established on a now
         Assert.Contains(Out(2), Paths(FlowCount));
+    }
+
+    // What the host's prober would report: results enough in a row to make the probe down or up (the engine runs no prober).
+    private static void Probe(HostEngine engine, string name, bool up)
+    {
+        var spec = engine.Probes.Current.Single(p => p.Probe.Name == name);
+        for (int i = 0; i < (up ? spec.Probe.SuccessesToUp : spec.Probe.FailuresToDown); i++)
+            engine.Probes.Record(spec, up ? ProbeResult.Success : ProbeResult.Failure("timeout after 100 ms"));
+        Assert.Equal(up ? ProbeState.Up : ProbeState.Down, engine.Probes.StateOf("p", 0, name));
+    }
+
+    [KernelTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void ABackendWhoseProbeIsDownIsDownItsFlowsMoveAndWithEveryProbeDownTheServicePassesCounted(bool v6)
+    {
+        _v6 = v6;
+        string backends = Backend(v6, "a", 0) + Backend(v6, "b", 1) + Backend(v6, "c", 2);
+        var engine = Start(v6, backends);
+        Assert.Empty(engine.Probes.Current); // no probe settings, no probes
+        // The service's probe, for its backends (the engine runs no prober: the test decides each probe's state).
+        _rig.WriteConfig(_net.Namespace.Name, KernelChain.Input, Stage(v6, backends).Replace("      to: ", "      probe: { kind: icmp, interval: 200ms }\n              to: "));
+        uint program = _rig.AttachedProgramId();
+        Assert.Equal(ApplyKind.Unchanged, engine.Reload(_rig.ConfigPath).Single().Kind); // probes only: the maps are as they were
+        Assert.Equal(["a", "b", "c"], engine.Probes.Current.Select(p => p.Probe.Name).Order());
+        var before = Paths(0); // every probe Unknown: all three take flows
+        Assert.All(Enumerable.Range(0, 3), path => Assert.Contains(Out(path), before));
+
+        // b's probe down: the host applies again (as its prober's trigger does); b's flows move, the others stay.
+        Probe(engine, "a", up: true);
+        Probe(engine, "b", up: false);
+        Assert.Equal(ApplyKind.MapsUpdated, engine.Apply().Single().Kind);
+        var after = Paths(0);
+        Assert.DoesNotContain(Out(1), after);
+        Assert.All(Enumerable.Range(0, FlowCount).Where(i => before[i] != Out(1)), i => Assert.Equal(before[i], after[i]));
+        Assert.DoesNotContain(Out(1), Paths(FlowCount));
+        output.WriteLine($"b's probe down: its {before.Count(p => p == Out(1)):N0} flows moved ({Share(after)})");
+
+        // Every probe down: established and new flows go to the kernel, counted as the service's.
+        Probe(engine, "a", up: false);
+        Probe(engine, "c", up: false);
+        Assert.Equal(ApplyKind.MapsUpdated, engine.Apply().Single().Kind);
+        using (var entry = _rig.LiveEntry())
+            for (int i = 0; i < 200; i++)
+            {
+                var run = entry.TestRun(Flow(v6, i * 20)); // established and new alike
+                Assert.Equal((TcxNext, 0u), (run.ReturnValue, run.Cb[RedirectIfindexCb]));
+            }
+        Assert.Equal(200ul, Counters("scount", 0).Packets);
+
+        // b back up: it takes new flows again; every change was map writes to the same program.
+        Probe(engine, "b", up: true);
+        Assert.Equal(ApplyKind.MapsUpdated, engine.Apply().Single().Kind);
+        Assert.All(Paths(2 * FlowCount, 300), p => Assert.Equal(Out(1), p));
+        Assert.Equal(program, _rig.AttachedProgramId());
     }
 
     [KernelTheory]

@@ -148,6 +148,68 @@ public sealed class LoadBalancerSettingsTests(LoadBalancerFixture fixture) : ICl
     }
 
     [Fact]
+    public void ProbesAreDeclaredPerBackendAndADownProbeTakesItsBackendDownAsTheDownListWould()
+    {
+        const string yaml = """
+            services:
+              - name: web
+                to: 198.18.9.0/24
+                probe: { kind: tcp, port: 8080, interval: 200ms, failures: 4, successes: 1 }
+                nexthops:
+                  - interface: up1
+                    via: 198.18.2.2
+                  - name: b
+                    interface: up2
+                    via: 198.18.3.2
+                    probe: icmp
+                  - name: c
+                    interface: up2
+                    via: 198.18.3.3
+                    probe: none
+            backends:
+              - name: d
+                service: web
+                interface: up2
+                via: 198.18.3.4
+                probe: tcp/81
+            """;
+        var setup = Configure(yaml);
+
+        Assert.Empty(_context.Errors);
+        Assert.Equal(
+        [
+            new Probe("up1/198.18.2.2", "up1", System.Net.IPAddress.Parse("198.18.2.2"), ProbeKind.Tcp)
+                { Port = 8080, Interval = TimeSpan.FromMilliseconds(200), Timeout = TimeSpan.FromMilliseconds(100), FailuresToDown = 4, SuccessesToUp = 1 },
+            new Probe("b", "up2", System.Net.IPAddress.Parse("198.18.3.2"), ProbeKind.Icmp), // the host's defaults: 1 s, 500 ms, 3, 2
+            new Probe("d", "up2", System.Net.IPAddress.Parse("198.18.3.4"), ProbeKind.Tcp) { Port = 81 },
+        ], setup.Probes);
+        Assert.Equal([0UL, 0UL, 0UL, 0UL], Rows(setup, "backends").Select(b => b[7])); // Unknown counts as up
+        Assert.Contains("3 probed, 0 down by probe", setup.Summary);
+
+        // The host says b's probe and up1's are down (Up and Unknown count alike): both are down, with 'down' listed or not.
+        _context.Probes["b"] = ProbeState.Down;
+        _context.Probes["up1/198.18.2.2"] = ProbeState.Down;
+        _context.Probes["d"] = ProbeState.Up;
+        var probed = Configure(yaml);
+        var listed = _plugin.Configure(PluginFixture.Settings("LoadBalancer", yaml + "\ndown: [{ name: b }, { name: up1@198.18.2.2 }]"), FakeStageContext.Default());
+        Assert.Equal([2UL, 2UL, 0UL, 0UL], Rows(probed, "backends").Select(b => b[7]));
+        Assert.Equal(Rows(listed, "backends"), Rows(probed, "backends"));
+        Assert.Equal(Rows(listed, "ring"), Rows(probed, "ring"));
+        Assert.Contains("2 down or withdrawn; 3 probed, 2 down by probe", probed.Summary);
+
+        // c is not probed (a state under its name means nothing); with every other probe down, c takes every entry.
+        _context.Probes["d"] = ProbeState.Down;
+        _context.Probes["c"] = ProbeState.Down;
+        var rest = Configure(yaml);
+        ulong c = Rows(rest, "backends")[2][0];
+        Assert.All(Rows(rest, "ring"), entry => Assert.Equal(c, entry[1]));
+        // Every backend's probe down: no entry left, so the service's packets go to the kernel (and its canaries say so).
+        var none = Configure(yaml.Replace("probe: none", "probe: icmp"));
+        Assert.All(Rows(none, "ring"), entry => Assert.Equal(0UL, entry[1]));
+        Assert.All(none.Canaries, canary => Assert.Equal(CanaryVerdict.Pass, canary.Expect));
+    }
+
+    [Fact]
     public void AnIdentityNamesServiceNameAndPathButNotWeightOrState()
     {
         ulong Id(string backend) => Rows(Configure($"services:\n  - name: web\n    to: 198.18.9.0/24\nbackends:\n  - {backend}"), "backends")[0][0];
@@ -171,6 +233,58 @@ public sealed class LoadBalancerSettingsTests(LoadBalancerFixture fixture) : ICl
         var setup = Configure("services:\n  - name: web\n    to: 198.18.9.0/24\n    nexthops:\n      - interface: up1\n" + yaml);
 
         Assert.Empty(setup.Tables.SelectMany(t => Enumerable.Range(0, t.Count)));
+        var (node, error) = Assert.Single(_context.Errors);
+        Assert.Equal($"pipelines[0].stages[0].settings.{field}", node.Path);
+        Assert.Contains(message, error);
+    }
+
+    [Theory]
+    [InlineData("probe: udp", "probe", "invalid probe 'udp': expected icmp, tcp/PORT, none, or a mapping")]
+    [InlineData("probe: tcp/0", "probe", "invalid probe 'tcp/0'")]
+    [InlineData("probe: { port: 80 }", "probe.kind", "missing probe kind: expected icmp or tcp")]
+    [InlineData("probe: { kind: http }", "probe.kind", "invalid probe kind 'http': expected icmp (echo) or tcp")]
+    [InlineData("probe: { kind: tcp }", "probe.port", "missing probe port: a tcp probe connects to a port")]
+    [InlineData("probe: { kind: tcp, port: 70000 }", "probe.port", "invalid probe port '70000': expected 1 to 65535")]
+    [InlineData("probe: { kind: icmp, port: 80 }", "probe.port", "invalid probe port '80': an icmp probe has no port")]
+    [InlineData("probe: { kind: icmp, interval: 50ms }", "probe.interval", "invalid probe interval '50ms': expected a duration from 100ms to 1h, such as 200ms or 2s")]
+    [InlineData("probe: { kind: icmp, interval: 200 }", "probe.interval", "invalid probe interval '200'")]
+    [InlineData("probe: { kind: icmp, interval: 200ms, timeout: 200ms }", "probe.timeout", "invalid probe timeout '200ms': expected less than the interval (200ms)")]
+    [InlineData("probe: { kind: icmp, timeout: 5ms }", "probe.timeout", "invalid probe timeout '5ms': expected a duration from 10ms to 1h")]
+    [InlineData("probe: { kind: icmp, failures: 0 }", "probe.failures", "invalid probe failures '0': expected a whole number from 1 to 100")]
+    [InlineData("probe: { kind: icmp, successes: 101 }", "probe.successes", "invalid probe successes '101'")]
+    [InlineData("probe: { kind: icmp, every: 1s }", "probe.every", "every")]
+    public void BadProbeSettingsAreRefusedAtTheirFieldAndNothingIsApplied(string probe, string field, string message)
+    {
+        // The same probe refused as a service's default and as a backend's own.
+        foreach (var (yaml, at) in new[]
+                 {
+                     ($"services:\n  - name: web\n    to: 198.18.9.0/24\n    {probe}\n    nexthops:\n      - {{ interface: up1, via: 198.18.2.2 }}", "services[0]"),
+                     ($"services:\n  - name: web\n    to: 198.18.9.0/24\nbackends:\n  - name: b\n    service: web\n    interface: up1\n    via: 198.18.2.2\n    {probe}", "backends[0]"),
+                 })
+        {
+            var context = FakeStageContext.Default();
+            var setup = _plugin.Configure(PluginFixture.Settings("LoadBalancer", yaml), context);
+
+            Assert.Empty(setup.Tables.SelectMany(t => Enumerable.Range(0, t.Count)));
+            Assert.Empty(setup.Probes);
+            var (node, error) = Assert.Single(context.Errors);
+            Assert.Equal($"pipelines[0].stages[0].settings.{at}.{field}", node.Path);
+            Assert.Contains(message, error);
+        }
+    }
+
+    [Theory]
+    [InlineData("services:\n  - name: web\n    to: 198.18.9.0/24\n    probe: icmp\n    nexthops:\n      - interface: up1", "services[0].nexthops[0]",
+        "probe of backend 'up1': no next hop to probe (give the backend 'via', or 'probe: none')")]
+    [InlineData("services:\n  - name: web\n    to: 198.18.9.0/24\n    nexthops:\n      - interface: up1\n        probe: tcp/80", "services[0].nexthops[0].probe",
+        "probe of backend 'up1': no next hop to probe")]
+    [InlineData("services:\n  - name: web\n    to: 198.18.9.0/24\n    probe: icmp\n    nexthops:\n      - { interface: up1, via: 198.18.2.2 }\n      - { name: up1/198.18.2.2, interface: up2, via: 198.18.3.2 }",
+        "services[0].nexthops[1]", "probe of backend 'up1/198.18.2.2': named 'up1/198.18.2.2' as that of backend 'up1@198.18.2.2'")]
+    public void AProbeThatCannotWorkIsRefusedAtItsBackend(string yaml, string field, string message)
+    {
+        var setup = Configure(yaml);
+
+        Assert.Empty(setup.Probes);
         var (node, error) = Assert.Single(_context.Errors);
         Assert.Equal($"pipelines[0].stages[0].settings.{field}", node.Path);
         Assert.Contains(message, error);
