@@ -12,9 +12,16 @@ public sealed record ReloadHistory(int Reloads, int Failures, DateTimeOffset? La
     public static ReloadHistory Load(string runtimeDirectory)
     {
         string path = FilePath(runtimeDirectory);
-        return File.Exists(path)
-            ? JsonSerializer.Deserialize<ReloadHistory>(File.ReadAllText(path), PipelineState.Json) ?? Empty
-            : Empty;
+        try
+        {
+            return File.Exists(path)
+                ? JsonSerializer.Deserialize<ReloadHistory>(File.ReadAllText(path), PipelineState.Json) ?? Empty
+                : Empty;
+        }
+        catch (JsonException)
+        {
+            return Empty; // cut short by a host that died writing it (it is written in place): counting starts again
+        }
     }
 
     /// <summary>The last apply failed (no success since): the next success clears it, and is logged as clearing it.</summary>
@@ -44,6 +51,8 @@ public sealed record ReloadHistory(int Reloads, int Failures, DateTimeOffset? La
     {
         Directory.CreateDirectory(runtimeDirectory);
         string path = FilePath(runtimeDirectory);
-        Datapath.PrivateFile.WriteAllText(path, JsonSerializer.Serialize(this, PipelineState.Json));
+        // In place, not by a rename: every apply (each runtime command) writes it, and the rename cost more than the
+        // rest of the write here. A host that dies mid-write leaves a file Load reads as empty: only counts are lost.
+        Datapath.PrivateFile.WriteInPlace(path, JsonSerializer.Serialize(this, PipelineState.Json));
     }
 }

@@ -77,6 +77,15 @@ internal static class KeyOrder
 
     public static bool Ascending(PackedEntries entries)
     {
+        if (entries.KeySize == 4 && BitConverter.IsLittleEndian)
+        {
+            // Array indexes, tens of thousands: compared as numbers in place.
+            var keys = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, uint>(entries.Keys);
+            for (int i = 1; i < keys.Length; i++)
+                if (keys[i - 1] >= keys[i])
+                    return false;
+            return true;
+        }
         for (int i = 1; i < entries.Count; i++)
             if (Compare(entries.Key(i - 1), entries.Key(i)) >= 0)
                 return false;
