@@ -58,7 +58,7 @@ public sealed class TestChain : IDisposable
                 throw new TestChainException($"load test chain: {string.Join("; ", failed)}");
             var names = stages.Select(s => s.Plugin?.Name ?? Path.GetFileNameWithoutExtension(s.PluginDll!)).ToList();
             string source = Path.Combine(Path.GetFullPath(options.SettingsDirectory ?? Environment.CurrentDirectory), "settings.yaml");
-            var stageConfigs = stages.Select((s, i) => new StageConfig(names[i], PluginCheck.ParseSettings(s.Settings, source),
+            var stageConfigs = stages.Select((s, i) => new StageConfig(names[i], PluginCheck.ParseSettings(s.Settings, source, "load test chain: settings"),
                 new SettingsNode($"stages[{i}]", 0, SettingsKind.Mapping))).ToList();
             var config = PluginCheck.Config(source, catalog.Directory, scratch, options.CacheDirectory ?? DefaultCache, options.Interface,
                 options.Direction, stageConfigs);

@@ -78,8 +78,9 @@ public static class PluginCheck
         }
     }
 
-    /// <summary>A stage's settings from YAML text (a mapping, as under <c>settings:</c>), located in <paramref name="file"/>.</summary>
-    internal static SettingsNode ParseSettings(string text, string file)
+    /// <summary>A stage's settings from YAML text (a mapping, as under <c>settings:</c>), located in <paramref name="file"/>;
+    /// problems are refused as <paramref name="action"/>.</summary>
+    internal static SettingsNode ParseSettings(string text, string file, string action = "check plugin settings")
     {
         SettingsNode root;
         try
@@ -88,10 +89,10 @@ public static class PluginCheck
         }
         catch (ConfigException e)
         {
-            throw new ConfigException(e.Errors.Select(x => x with { File = file }).ToList(), "check plugin settings");
+            throw new ConfigException(e.Errors.Select(x => x with { File = file }).ToList(), action);
         }
         return root.Kind is SettingsKind.Mapping or SettingsKind.Missing ? root
-            : throw new ConfigException([new ConfigError(file, root.Line, "(root)", "expected a mapping: the stage's settings, as under settings: in a configuration")], "check plugin settings");
+            : throw new ConfigException([new ConfigError(file, root.Line, "(root)", "expected a mapping: the stage's settings, as under settings: in a configuration")], action);
     }
 
     // Nothing is pinned; a configuration names a BPF root all the same.

@@ -1,6 +1,9 @@
 using PluginHost.Testing;
 using Xunit;
 
+// PluginHost, and so these tests, run on Linux only.
+[assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]
+
 namespace DscpRouter.Tests;
 
 // Needs root (or CAP_BPF and CAP_NET_ADMIN), clang-19 and libbpf1: the stage is compiled and loaded through the verifier.
@@ -34,7 +37,7 @@ public sealed class DscpRouterTests
     [Fact]
     public void Unmatched_drop_drops_the_other_classes()
     {
-        using var chain = TestChain.Load(new DscpRouter(), Settings + "unmatched: drop\n");
+        using var chain = TestChain.Load(new DscpRouter(), "unmatched: drop\n" + Settings);
 
         chain.Run(Frame.Tcp("198.18.1.10", "198.18.9.1").Dscp(0).Build()).ExpectDrop();
     }
@@ -48,6 +51,7 @@ public sealed class DscpRouterTests
                 interface: lo
             """));
 
-        Assert.Contains(":2: stages[0].classes[0].dscp: invalid DSCP class '64'", e.Message);
+        Assert.Contains("settings.yaml:2: ", e.Message);
+        Assert.Contains("invalid DSCP class '64'", e.Message);
     }
 }
