@@ -11,6 +11,7 @@ namespace PluginHost.Tests.Sdk;
 /// with <c>dotnet new pluginhost-strategy</c> in a directory outside the repository, build it with PackageReferences only,
 /// run its generated test (the stage loaded through the verifier) and <c>pluginhost plugin check</c> its drop-in folder.
 /// </summary>
+[Trait("Category", "Kernel")]
 public sealed class StrategyTemplateTests(ITestOutputHelper output)
 {
     [KernelFact]

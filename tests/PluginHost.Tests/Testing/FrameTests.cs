@@ -4,6 +4,7 @@ using Xunit;
 
 namespace PluginHost.Tests.Testing;
 
+[Trait("Category", "Unit")]
 public sealed class FrameTests
 {
     [Fact]

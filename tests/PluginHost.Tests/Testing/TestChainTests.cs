@@ -6,6 +6,7 @@ using Xunit;
 namespace PluginHost.Tests.Testing;
 
 // PluginHost.Testing as a third party uses it: built plugins loaded through the verifier, frames run, nothing attached.
+[Trait("Category", "Kernel")]
 public sealed class TestChainTests
 {
     private static string Dll(string plugin) => Path.Combine(Repo.PluginsDirectory, plugin, plugin + ".dll");
