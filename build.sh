@@ -3,13 +3,14 @@
 #   ./build.sh demo [demo options]   install what is missing, build, run the namespace demo
 #   ./build.sh test [dotnet test options]   install, build, run every test (unit, kernel, lab)
 #   ./build.sh build                 install what is missing, build only
-# Needs Linux >= 6.6 (tcx), root, and the .NET 10 SDK.
+#   ./build.sh pack                  build the SDK packages (contract, testing, template) into artifacts/packages/
+# Needs Linux >= 6.6 (tcx), root, and the .NET 10 SDK (pack: the SDK only).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 die() { echo "build.sh: $*" >&2; exit 1; }
 
-[ "$(id -u)" -eq 0 ] || die "needs root (network namespaces, BPF): run it as root or with sudo"
+[ "$(id -u)" -eq 0 ] || [ "${1:-}" = pack ] || die "needs root (network namespaces, BPF): run it as root or with sudo"
 command -v dotnet >/dev/null || die "needs the .NET 10 SDK (dotnet) on PATH"
 
 install_dependencies() {
@@ -43,6 +44,16 @@ build() {
   dotnet build PluginHost.sln -c Release -nologo -v quiet -clp:ErrorsOnly
 }
 
+# The packages a third party builds plugins with, versioned with the contract; the test that proves them packs its own copy.
+pack() {
+  local out=artifacts/packages
+  rm -rf "$out"
+  for project in host/PluginHost.Contract host/PluginHost.Testing templates/PluginHost.Templates; do
+    dotnet pack "$project" -c Release -nologo -v quiet -clp:ErrorsOnly -o "$out"
+  done
+  ls "$out"
+}
+
 # dotnet test's own summary, turned into the one line CI reads: "N passed, N failed, N skipped".
 run_tests() {
   local log rc=0
@@ -61,5 +72,6 @@ case "${1:-}" in
   demo) shift; install_dependencies; build; exec artifacts/pluginhost/pluginhost demo "$@" ;;
   test) shift; install_dependencies; build; run_tests "$@" ;;
   build) install_dependencies; build ;;
-  *) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  pack) pack ;;
+  *) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -140,6 +140,8 @@ internal sealed class BpfDatapathKernel : IDatapathKernel
     {
         public IMapAccess Map(string cName) => new Map(chain.StageMaps[cName], owned: false);
 
+        public LoadedChain Chain => chain;
+
         public IReadOnlyList<ProgramSize> Programs() =>
             chain.Stages.Prepend(chain.Entry).Select(p => (p.Name, p.Size)).Select(p => new ProgramSize(p.Name, p.Size.Instructions, p.Size.JitedBytes)).ToList();
 

@@ -54,13 +54,7 @@ internal static class Canaries
                     "packets like it never reach that rule");
                 continue;
             }
-            var (verdict, ifindex) = run.ReturnValue switch
-            {
-                TcActRedirect => (CanaryVerdict.Redirect, (int)run.Cb[RedirectIfindexCb]),
-                TcActShot => (CanaryVerdict.Drop, 0),
-                TcxNext => (CanaryVerdict.Pass, 0),
-                _ => ((CanaryVerdict)(-1), 0),
-            };
+            var (verdict, ifindex) = Verdict(run);
             bool ok = verdict == canary.Expect && (verdict != CanaryVerdict.Redirect || ifindex == canary.RedirectIfindex);
             if (!ok)
                 throw new CanaryException($"canary of {who} '{canary.Name}': expected {Describe(canary.Expect, canary.RedirectIfindex)}, " +
@@ -69,6 +63,16 @@ internal static class Canaries
         }
         return new CanaryReport(passed.Count, shadowed) { Passed = passed };
     }
+
+    /// <summary>What a test run of the entry program decided, with the redirect target read back from skb->cb; an undefined
+    /// verdict (-1) for a return code the chain glue never gives.</summary>
+    internal static (CanaryVerdict Verdict, int RedirectIfindex) Verdict(TestRunResult run) => run.ReturnValue switch
+    {
+        TcActRedirect => (CanaryVerdict.Redirect, (int)run.Cb[RedirectIfindexCb]),
+        TcActShot => (CanaryVerdict.Drop, 0),
+        TcxNext => (CanaryVerdict.Pass, 0),
+        _ => ((CanaryVerdict)(-1), 0),
+    };
 
     // Per stage: packets it redirected, dropped or passed, so far.
     private static ulong[] Decided(LoadedChain chain) =>
@@ -82,7 +86,7 @@ internal static class Canaries
         return null;
     }
 
-    private static string Describe(CanaryVerdict verdict, int ifindex) =>
+    internal static string Describe(CanaryVerdict verdict, int ifindex) =>
         verdict == CanaryVerdict.Redirect ? $"redirect to ifindex {ifindex}" : verdict.ToString().ToLowerInvariant();
 
     private static byte[] Arp()

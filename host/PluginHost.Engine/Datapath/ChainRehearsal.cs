@@ -11,19 +11,35 @@ internal static class ChainRehearsal
 {
     public static RehearsalReport Run(IDatapathKernel kernel, IChainCompiler compiler, GenerationPlan plan)
     {
+        var (copy, report) = Load(kernel, compiler, plan);
+        using (copy)
+            return report;
+    }
+
+    /// <summary><see cref="Run"/>, keeping what it loaded open for the caller (PluginHost.Testing runs more frames through it).</summary>
+    public static (ILoadedGeneration Loaded, RehearsalReport Report) Load(IDatapathKernel kernel, IChainCompiler compiler, GenerationPlan plan)
+    {
         var watch = Stopwatch.StartNew();
         var compiled = compiler.Compile(plan.Spec.Source, plan.Name);
         var compile = watch.Elapsed;
         watch.Restart();
-        using var copy = kernel.Load(plan.Spec, compiled.ObjectPath, plan.Generation, new Dictionary<string, string>());
-        foreach (var decision in plan.Maps.Where(d => d.Desired is { Count: > 0 }))
-            using (var map = copy.Map(decision.Map.CName))
-                map.UpdateMany(decision.Desired!);
-        var programs = copy.Programs();
-        var load = watch.Elapsed;
-        watch.Restart();
-        var canaries = RunCanaries(plan, copy);
-        return new RehearsalReport(compiled.Cached, programs, canaries, compile, load, watch.Elapsed);
+        var copy = kernel.Load(plan.Spec, compiled.ObjectPath, plan.Generation, new Dictionary<string, string>());
+        try
+        {
+            foreach (var decision in plan.Maps.Where(d => d.Desired is { Count: > 0 }))
+                using (var map = copy.Map(decision.Map.CName))
+                    map.UpdateMany(decision.Desired!);
+            var programs = copy.Programs();
+            var load = watch.Elapsed;
+            watch.Restart();
+            var canaries = RunCanaries(plan, copy);
+            return (copy, new RehearsalReport(compiled.Cached, programs, canaries, compile, load, watch.Elapsed));
+        }
+        catch
+        {
+            copy.Dispose();
+            throw;
+        }
     }
 
     /// <summary>The plan's canaries through <paramref name="loaded"/>; a wrong one throws, naming the pipeline.</summary>

@@ -62,6 +62,9 @@ internal interface ILoadedGeneration : IDisposable
     /// <summary>Its programs as the verifier left them (entry first); none where the kernel cannot say (tests).</summary>
     IReadOnlyList<ProgramSize> Programs() => [];
 
+    /// <summary>The kernel objects, for PluginHost.Testing to run frames through; null where there are none (scripted kernels).</summary>
+    LoadedChain? Chain => null;
+
     /// <summary>Run the host's and the plugins' canaries through the new entry program.</summary>
     CanaryReport RunCanaries(IReadOnlyList<StagePlan> stages);
 

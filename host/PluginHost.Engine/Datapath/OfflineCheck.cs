@@ -21,11 +21,19 @@ public static class OfflineCheck
 
     internal static PipelineCheck Run(PlannedPipeline planned, IChainCompiler compiler, IDatapathKernel kernel)
     {
+        var (loaded, check) = Load(planned, compiler, kernel);
+        loaded.Dispose();
+        return check;
+    }
+
+    /// <summary><see cref="Run(PlannedPipeline, IChainCompiler, IDatapathKernel)"/>, keeping the checked chain loaded (PluginHost.Testing).</summary>
+    internal static (ILoadedGeneration Loaded, PipelineCheck Check) Load(PlannedPipeline planned, IChainCompiler compiler, IDatapathKernel kernel)
+    {
         var spec = ChainComposer.Compose(planned.Plan);
         var plan = GenerationPlan.Decide(planned, spec, NoBpfRoot, recorded: null, pinExists: _ => false, pinnedGenerations: []);
-        var report = ChainRehearsal.Run(kernel, compiler, plan);
-        return new PipelineCheck(planned.Config.Name, planned.Plan.Stages.Select(s => s.PluginName).ToList(), report.CompileCached,
-            report.Programs, report.Canaries.Passed, report.Canaries.Shadowed, report.Compile, report.Load, report.Canary);
+        var (loaded, report) = ChainRehearsal.Load(kernel, compiler, plan);
+        return (loaded, new PipelineCheck(planned.Config.Name, planned.Plan.Stages.Select(s => s.PluginName).ToList(), report.CompileCached,
+            report.Programs, report.Canaries.Passed, report.Canaries.Shadowed, report.Compile, report.Load, report.Canary));
     }
 }
 

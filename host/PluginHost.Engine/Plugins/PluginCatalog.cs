@@ -140,6 +140,33 @@ public sealed class PluginCatalog : IDisposable
         return catalog;
     }
 
+    /// <summary>
+    /// Plugins already loaded in this process (PluginHost.Testing runs a test's own plugin objects): each read and checked
+    /// as a folder's plugin is, by its <see cref="IRoutingPlugin.Name"/>; nothing is unloaded with the catalog.
+    /// </summary>
+    internal static PluginCatalog InProcess(IEnumerable<IRoutingPlugin> plugins)
+    {
+        var catalog = new PluginCatalog("(in process)");
+        foreach (var plugin in plugins)
+        {
+            string dll = plugin.GetType().Assembly.Location;
+            string name;
+            var folder = new Folder("?", dll, "");
+            try
+            {
+                name = Read("Name", () => plugin.Name) ?? throw new PluginMemberException("its Name is null");
+                folder = new Folder(name, dll, "");
+                folder.Plugin = Copy(plugin, dll, name);
+            }
+            catch (PluginMemberException e)
+            {
+                folder.Error = $"load plugin {plugin.GetType().FullName} ({dll}): {e.Message}";
+            }
+            catalog.Add(folder);
+        }
+        return catalog;
+    }
+
     // Null when NAME/NAME.dll is there; else the "unknown plugin" problem, naming what is there.
     private static string? Unknown(string directory, string name)
     {

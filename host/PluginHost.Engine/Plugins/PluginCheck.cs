@@ -36,20 +36,11 @@ public static class PluginCheck
         string scratch = Directory.CreateTempSubdirectory("pluginhost-check-").FullName;
         try
         {
-            var config = new HostConfig(source, Path.GetDirectoryName(folder)!, NoPins, scratch, compiler.CacheDirectory,
-                [new PipelineConfig(Pipeline, hookInterface, direction, null, [stage], new SettingsNode("pipeline", 0, SettingsKind.Mapping))]);
+            var config = Config(source, Path.GetDirectoryName(folder)!, scratch, compiler.CacheDirectory, hookInterface, direction, [stage]);
             using var catalog = PluginCatalog.Load(config.PluginsDirectory, [name]);
             if (!catalog.Plugins.TryGetValue(name, out var loaded))
                 throw new PluginCheckException($"check plugin {name}: {catalog.Failed.GetValueOrDefault(name) ?? "not loaded"}");
-            PlannedPipeline planned;
-            try
-            {
-                planned = PipelinePlanner.Plan(config, catalog).Single();
-            }
-            catch (ConfigException e)
-            {
-                throw new ConfigException(e.Errors, $"check plugin {name}: settings");
-            }
+            var planned = Plan(config, catalog, $"check plugin {name}");
             var build = PluginCalls.Build(name, loaded.AssemblyPath);
             try
             {
@@ -67,6 +58,43 @@ public static class PluginCheck
         }
     }
 
+    /// <summary>The configuration of an offline check: one pipeline named <see cref="Pipeline"/> on <paramref name="hookInterface"/>,
+    /// pinning nothing, its runtime files in <paramref name="scratch"/>.</summary>
+    internal static HostConfig Config(string source, string pluginsDirectory, string scratch, string cacheDirectory, string hookInterface,
+        Direction direction, IReadOnlyList<StageConfig> stages) =>
+        new(source, pluginsDirectory, NoPins, scratch, cacheDirectory,
+            [new PipelineConfig(Pipeline, hookInterface, direction, null, stages, new SettingsNode("pipeline", 0, SettingsKind.Mapping))]);
+
+    /// <summary>The check's one pipeline, validated: settings problems throw, as one <see cref="ConfigException"/> led by <paramref name="what"/>.</summary>
+    internal static PlannedPipeline Plan(HostConfig config, PluginCatalog catalog, string what)
+    {
+        try
+        {
+            return PipelinePlanner.Plan(config, catalog).Single();
+        }
+        catch (ConfigException e)
+        {
+            throw new ConfigException(e.Errors, $"{what}: settings");
+        }
+    }
+
+    /// <summary>A stage's settings from YAML text (a mapping, as under <c>settings:</c>), located in <paramref name="file"/>;
+    /// problems are refused as <paramref name="action"/>.</summary>
+    internal static SettingsNode ParseSettings(string text, string file, string action = "check plugin settings")
+    {
+        SettingsNode root;
+        try
+        {
+            root = BoundedYaml.Read(text, YamlLimits.Default);
+        }
+        catch (ConfigException e)
+        {
+            throw new ConfigException(e.Errors.Select(x => x with { File = file }).ToList(), action);
+        }
+        return root.Kind is SettingsKind.Mapping or SettingsKind.Missing ? root
+            : throw new ConfigException([new ConfigError(file, root.Line, "(root)", "expected a mapping: the stage's settings, as under settings: in a configuration")], action);
+    }
+
     // Nothing is pinned; a configuration names a BPF root all the same.
     private const string NoPins = "/nonexistent/pluginhost-check";
 
@@ -77,17 +105,7 @@ public static class PluginCheck
             throw new ConfigException([new ConfigError(file, 0, "(file)", "no such file")], "check plugin settings");
         if (new FileInfo(file).Length > YamlLimits.Default.MaxFileBytes)
             throw new ConfigException([new ConfigError(file, 0, "(file)", $"larger than {YamlLimits.Default.MaxFileBytes:N0} bytes")], "check plugin settings");
-        SettingsNode root;
-        try
-        {
-            root = BoundedYaml.Read(File.ReadAllText(file), YamlLimits.Default);
-        }
-        catch (ConfigException e)
-        {
-            throw new ConfigException(e.Errors.Select(x => x with { File = file }).ToList(), "check plugin settings");
-        }
-        return root.Kind is SettingsKind.Mapping or SettingsKind.Missing ? root
-            : throw new ConfigException([new ConfigError(file, root.Line, "(root)", "expected a mapping: the stage's settings, as under settings: in a configuration")], "check plugin settings");
+        return ParseSettings(File.ReadAllText(file), file);
     }
 }
 

@@ -12,7 +12,7 @@ public sealed class CanaryFramesTests
     private static readonly IPAddress Source = IPAddress.Parse("198.18.1.10"), Destination = IPAddress.Parse("198.18.9.1");
 
     // A header is right when the one's-complement sum over it, checksum included, is 0xffff.
-    private static bool ChecksumHolds(ReadOnlySpan<byte> header)
+    internal static bool ChecksumHolds(ReadOnlySpan<byte> header)
     {
         uint sum = 0;
         for (int i = 0; i < header.Length; i += 2)

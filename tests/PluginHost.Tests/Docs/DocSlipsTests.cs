@@ -19,7 +19,7 @@ public sealed partial class DocSlipsTests
     public void Every_template_helper_the_contract_and_PLUGINS_md_name_is_defined_in_bpf_templates()
     {
         string templates = string.Concat(Directory.GetFiles(Path.Combine(Repo.Root, "bpf-templates")).Select(File.ReadAllText));
-        var named = Helper().Matches(Read("host", "PluginHost.Contract", "IRoutingPlugin.cs") + Read("docs", "PLUGINS.md"))
+        var named = Helper().Matches(Read("host", "PluginHost.Contract", "IRoutingPlugin.cs") + Read("docs", "PLUGINS.md") + Read("docs", "writing-a-strategy.md"))
             .Select(m => m.Value).Distinct().ToList();
 
         Assert.Contains("ph_redirect_ipv4", named);
@@ -69,5 +69,26 @@ public sealed partial class DocSlipsTests
         string plugins = Read("docs", "PLUGINS.md");
         Assert.Contains("`<Name>` is the name the configuration uses in `plugin:`", plugins);
         Assert.Contains("pluginhost plugin check DIR --settings FILE", plugins);
+    }
+
+    [GeneratedRegex(@"```(csharp|c)\n(.*?)```", RegexOptions.Singleline)]
+    private static partial Regex CodeBlock();
+
+    [Fact]
+    public void Every_code_block_of_the_strategy_guide_is_in_the_template_it_describes()
+    {
+        // The guide's C# and C come from what dotnet new pluginhost-strategy writes, which StrategyTemplateTests builds and runs.
+        string content = Path.Combine(Repo.Root, "templates", "PluginHost.Templates", "content", "pluginhost-strategy");
+        var source = Directory.GetFiles(content, "*", SearchOption.AllDirectories).Where(f => f.EndsWith(".cs") || f.EndsWith(".sbn"))
+            .SelectMany(File.ReadAllLines).Select(l => l.Trim()).Where(l => l.Length > 0).ToList();
+        var blocks = CodeBlock().Matches(Read("docs", "writing-a-strategy.md")).Select(m => m.Groups[2].Value).ToList();
+
+        Assert.True(blocks.Count >= 10, $"{blocks.Count} code blocks");
+        Assert.All(blocks, block =>
+        {
+            var lines = block.Split('\n').Select(l => l.Trim()).Where(l => l.Length > 0).ToList();
+            bool found = Enumerable.Range(0, source.Count - lines.Count + 1).Any(start => source.Skip(start).Take(lines.Count).SequenceEqual(lines));
+            Assert.True(found, $"not in the template's output:\n{block}");
+        });
     }
 }

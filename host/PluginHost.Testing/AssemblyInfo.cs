@@ -1,0 +1,2 @@
+// The engine it drives runs on Linux kernel facilities (BPF) only.
+[assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]
