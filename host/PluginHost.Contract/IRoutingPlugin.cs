@@ -174,4 +174,11 @@ public sealed record StageSetup(IReadOnlyList<MapEntry> Entries, IReadOnlyDictio
 /// <param name="Map">The State array map, by its name in the plugin's schema.</param>
 /// <param name="Index">The element that counts the item.</param>
 /// <param name="Tag">The owner the element's <c>tag</c> must name; 0: no check.</param>
-public sealed record ItemCounter(string Item, string Map, uint Index, uint Tag = 0);
+public sealed record ItemCounter(string Item, string Map, uint Index, uint Tag = 0)
+{
+    /// <summary>
+    /// Further U64 fields of the element the host shows beside packets and bytes, by field name (a backend's <c>flows</c>:
+    /// new flows it took); in <c>list --stats</c> and on <c>/metrics</c> as <c>counter="NAME"</c> (contract 2.5).
+    /// </summary>
+    public IReadOnlyList<string> Fields { get; init; } = [];
+}

@@ -29,7 +29,7 @@ public sealed class MetricsExporter : IDisposable
             "Stage counters: packets (reached the stage), redirected bytes, matched, redirected, passed, dropped, redirect errors, TTL expired, missed tail calls, generation mismatches.",
             "pipeline", "stage", "plugin", "counter");
         var items = factory.CreateCounter("pluginhost_item_total",
-            "Counters of named items (FiveTuplePolicy's named rules): packets and bytes matched.", "pipeline", "stage", "plugin", "item", "counter");
+            "Counters of named items (FiveTuplePolicy's named rules, LoadBalancer's backends and services): packets and bytes, and what else the plugin counts (a backend's flows).", "pipeline", "stage", "plugin", "item", "counter");
         var probeUp = factory.CreateGauge("pluginhost_probe_up",
             "Health probes the plugins declare: 1 up, 0 down (no series while a probe is undecided).", "pipeline", "stage", "probe");
         var generation = factory.CreateGauge("pluginhost_generation", "The running generation of each pipeline.", "pipeline");
@@ -64,7 +64,7 @@ public sealed class MetricsExporter : IDisposable
                 probeUp.WithLabels(labels).Set(state == Contract.ProbeState.Up ? 1 : 0);
             foreach (var c in engine.ItemCounts())
             {
-                foreach (var (counter, value) in new[] { ("packets", c.Packets), ("bytes", c.Bytes) })
+                foreach (var (counter, value) in new[] { ("packets", c.Packets), ("bytes", c.Bytes) }.Concat(c.Fields))
                 {
                     string[] labels = [c.Pipeline, c.Stage.ToString(), c.Plugin, c.Item, counter];
                     // A counter that restarted (its rule's position changed owner) starts its series again: Prometheus reads the drop as a reset.

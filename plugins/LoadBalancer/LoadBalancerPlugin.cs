@@ -227,7 +227,7 @@ internal sealed class LoadBalancerPlugin : IRoutingPlugin, IRuntimeCommands, IMa
         {
             Tables = [services4, services6, list, ring, backends],
             MapSizes = sizes,
-            ItemCounters = [.. all.Select(b => new ItemCounter(b.Name, BackendCounters, b.Slot, b.Id)),
+            ItemCounters = [.. all.Select(b => new ItemCounter(b.Name, BackendCounters, b.Slot, b.Id) { Fields = ["flows"] }),
                             .. services.Select(s => new ItemCounter(s.Name, ServiceCounters, s.Slot, s.Id))],
             Canaries = Canaries(services),
             Probes = [.. probed.Select(ProbeOf)],

@@ -324,10 +324,15 @@ public sealed partial class HostEngine
             sites = WithPlugins(catalog => Observe.ItemCounterSite.Of(PipelinePlanner.Plan(effective, catalog)))
                 .Where(s => s.Pipeline == pipeline && s.Stage == stage).ToList();
         var counts = Observe.ItemCounts.Read(Config.RuntimeDirectory, sites, BpfDatapathKernel.Instance).ToDictionary(c => c.Item);
-        return items.Select(item => (IReadOnlyDictionary<string, string>)new Dictionary<string, string>(item)
+        var further = sites.SelectMany(s => s.Counter.Fields).Distinct().ToList();
+        return items.Select(item =>
         {
-            ["packets"] = item.TryGetValue(key, out var name) && counts.TryGetValue(name, out var c) ? c.Packets.ToString(System.Globalization.CultureInfo.InvariantCulture) : "-",
-            ["bytes"] = item.TryGetValue(key, out var n2) && counts.TryGetValue(n2, out var c2) ? c2.Bytes.ToString(System.Globalization.CultureInfo.InvariantCulture) : "-",
+            var count = item.TryGetValue(key, out var name) ? counts.GetValueOrDefault(name) : null;
+            string Text(ulong? value) => value?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "-";
+            var row = new Dictionary<string, string>(item) { ["packets"] = Text(count?.Packets), ["bytes"] = Text(count?.Bytes) };
+            foreach (var field in further)
+                row[field] = Text(count?.Fields.Where(f => f.Name == field).Select(f => (ulong?)f.Value).FirstOrDefault());
+            return (IReadOnlyDictionary<string, string>)row;
         }).ToList();
     }
 

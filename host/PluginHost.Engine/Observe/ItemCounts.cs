@@ -6,7 +6,11 @@ using PluginHost.Datapath;
 namespace PluginHost.Observe;
 
 /// <summary>One named item's counters (a rule's packets and bytes), as <c>rule list --stats</c> and <c>/metrics</c> show them.</summary>
-public sealed record ItemCount(string Pipeline, int Stage, string Plugin, string Item, ulong Packets, ulong Bytes);
+/// <param name="Fields">The further counters the plugin names (<see cref="ItemCounter.Fields"/>), in its order.</param>
+public sealed record ItemCount(string Pipeline, int Stage, string Plugin, string Item, ulong Packets, ulong Bytes)
+{
+    public IReadOnlyList<(string Name, ulong Value)> Fields { get; init; } = [];
+}
 
 /// <summary>Where a planned stage's plugin counts one named item (<see cref="ItemCounter"/>), with the map's layout.</summary>
 internal sealed record ItemCounterSite(string Pipeline, int Stage, string Plugin, ItemCounter Counter, MapSchema Map)
@@ -41,9 +45,11 @@ internal static class ItemCounts
                 var c = site.Counter;
                 bool found = map.TryLookup(BitConverter.GetBytes(c.Index), value);
                 bool owned = found && (c.Tag == 0 || tag is not { } at || BinaryPrimitives.ReadUInt32LittleEndian(value.AsSpan(at)) == c.Tag);
-                counts.Add(new ItemCount(site.Pipeline, site.Stage, site.Plugin, c.Item,
-                    owned ? BinaryPrimitives.ReadUInt64LittleEndian(value.AsSpan(packets)) : 0,
-                    owned ? BinaryPrimitives.ReadUInt64LittleEndian(value.AsSpan(bytes)) : 0));
+                ulong Read(int at) => owned ? BinaryPrimitives.ReadUInt64LittleEndian(value.AsSpan(at)) : 0;
+                counts.Add(new ItemCount(site.Pipeline, site.Stage, site.Plugin, c.Item, Read(packets), Read(bytes))
+                {
+                    Fields = c.Fields.Select(f => (f, Read(Offset(f)))).ToList(),
+                });
             }
         }
         return counts;

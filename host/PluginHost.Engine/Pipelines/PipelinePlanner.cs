@@ -281,6 +281,8 @@ internal static class PipelinePlanner
                 : c.Index >= map.Schema.MaxEntries ? $"item counter of '{c.Item}': index {c.Index} is past map '{c.Map}''s {map.Schema.MaxEntries} entries"
                 : !HasField(map, "packets", FieldType.U64) || !HasField(map, "bytes", FieldType.U64) || (c.Tag != 0 && !HasField(map, "tag", FieldType.U32))
                     ? $"item counter of '{c.Item}': map '{c.Map}' needs U64 fields packets and bytes{(c.Tag != 0 ? " and a U32 tag" : "")}"
+                : (c.Fields ?? []).FirstOrDefault(f => f is null || f is "packets" or "bytes" || !HasField(map, f, FieldType.U64)) is { } bad
+                    ? $"item counter of '{c.Item}': field '{bad}' is not a further U64 field of map '{c.Map}'"
                 : null;
             if (problem is null)
                 ok.Add(c!);

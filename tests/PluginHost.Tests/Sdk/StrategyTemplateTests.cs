@@ -21,7 +21,7 @@ public sealed class StrategyTemplateTests(ITestOutputHelper output)
         try
         {
             // A version of its own: the machine's package cache never holds a stale copy of it, and this run's copies stay here.
-            string version = $"2.4.0-proof.{DateTime.UtcNow:yyyyMMddHHmmss}";
+            string version = $"2.5.0-proof.{DateTime.UtcNow:yyyyMMddHHmmss}";
             string feed = Path.Combine(root.FullName, "feed");
             foreach (var project in new[] { "host/PluginHost.Contract", "host/PluginHost.Testing" })
                 Dotnet(Repo.Root, "pack", Path.Combine(Repo.Root, project), "-c", "Release", "--no-build", "-o", feed, $"-p:PackageVersion={version}");

@@ -141,6 +141,11 @@ public sealed class LoadBalancerAffinityTests(ITestOutputHelper output) : IDispo
         var listed = engine.RunCommand(new CommandRequest("backend", "list", new Dictionary<string, string>()) { Stats = true });
         Assert.Equal(["a", "b", "c"], listed.Items.Select(i => i["name"]));
         Assert.Equal(Counters("bcount", 2).Packets.ToString(System.Globalization.CultureInfo.InvariantCulture), listed.Items[2]["packets"]);
+        // New flows too (contract 2.5: a further field of the counted element), as /metrics has them.
+        for (int slot = 0; slot < 3; slot++)
+            Assert.Equal(all.Count(p => p == Out(slot)).ToString(System.Globalization.CultureInfo.InvariantCulture), listed.Items[slot]["flows"]);
+        var counted = engine.ItemCounts().Single(c => c.Item == "b");
+        Assert.Equal([("flows", (ulong)all.Count(p => p == Out(1)))], counted.Fields);
     }
 
     [KernelTheory]
