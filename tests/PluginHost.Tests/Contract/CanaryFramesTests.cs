@@ -75,6 +75,7 @@ public sealed class CanaryFramesTests
     public void The_contract_minor_version_says_these_were_added()
     {
         var version = typeof(CanaryFrames).Assembly.GetName().Version!;
-        Assert.Equal((2, 4), (version.Major, version.Minor));
+        Assert.Equal(2, version.Major);
+        Assert.True(version.Minor >= 4, $"contract {version} is older than 2.4, which added WithTos");
     }
 }
