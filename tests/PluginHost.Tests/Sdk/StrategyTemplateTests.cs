@@ -1,4 +1,8 @@
 using System.Diagnostics;
+using System.Net;
+using PluginHost.Datapath;
+using PluginHost.Hosting;
+using PluginHost.Lab;
 using PluginHost.Tests.Support;
 using PluginHost.TestSupport;
 using Xunit;
@@ -9,9 +13,11 @@ namespace PluginHost.Tests.Sdk;
 /// <summary>
 /// What a third party does, with nothing of this repository but its packages: pack them into a local feed, create a strategy
 /// with <c>dotnet new pluginhost-strategy</c> in a directory outside the repository, build it with PackageReferences only,
-/// run its generated test (the stage loaded through the verifier) and <c>pluginhost plugin check</c> its drop-in folder.
+/// run its generated test (the stage loaded through the verifier) and <c>pluginhost plugin check</c> its drop-in folder; then
+/// drop it into a running host under traffic: live with no restart, not a datagram lost or on another uplink.
 /// </summary>
-[Trait("Category", "Kernel")]
+[Trait("Category", "Lab")]
+[Collection(LabCollection.Name)]
 public sealed class StrategyTemplateTests(ITestOutputHelper output)
 {
     [KernelFact]
@@ -53,11 +59,67 @@ public sealed class StrategyTemplateTests(ITestOutputHelper output)
             string check = Run(Path.Combine(Repo.Root, "artifacts", "pluginhost", "pluginhost"), strategy,
                 "plugin", "check", Path.Combine(strategy, "artifacts", "plugins", "DscpRouter"), "--settings", Path.Combine(strategy, "samples", "settings.yaml"));
             Assert.Contains("'class 46 out of lo': redirect to ifindex 1 — ok", check);
+
+            DropIntoARunningHost(Path.Combine(strategy, "artifacts", "plugins", "DscpRouter"));
         }
         finally
         {
             root.Delete(recursive: true);
         }
+    }
+
+    // A host runs SourcePolicy (client source A out of uplink 2) under a UDP stream; the new strategy's folder is copied
+    // into its plugins directory and the configuration puts it first (class 46 out of uplink 1; the stream is class 0,
+    // so SourcePolicy still decides): the running host picks both up by itself.
+    private void DropIntoARunningHost(string dropIn)
+    {
+        using var lab = new RouterLab("s" + Guid.NewGuid().ToString("N")[..4]);
+        using var rig = new ReloadRig();
+        using var hosts = new HostProcesses(output);
+        rig.UsePlugin(Path.Combine(Repo.PluginsDirectory, "SourcePolicy"));
+        string sourcePolicy = $"""
+                  - plugin: SourcePolicy
+                    settings:
+                      routes:
+                        - from: {RouterLab.ClientSourceA}/32
+                          interface: {RouterLab.RouterUplink2}
+                          via: {RouterLab.Uplink2Gateway}
+            """;
+        rig.WriteConfig(lab.Router.Name, RouterLab.RouterLan, sourcePolicy);
+        var host = hosts.Start(rig.ConfigPath);
+        HostProcesses.WaitFor(() => ReloadHistory.Load(rig.RuntimeDirectory).Reloads >= 1, "the host's first apply");
+        UdpTraffic.Send(lab.Client, RouterLab.ClientSourceA, new IPEndPoint(RouterLab.ServerAddress, 9999), 3); // neighbours
+        int up2 = int.Parse(lab.Server.Exec("cat", $"/sys/class/net/{RouterLab.ServerUplink2}/ifindex").Trim());
+        using var udp = UdpStream.Start(lab.Client, RouterLab.ClientSourceA, lab.Server, new IPEndPoint(RouterLab.ServerAddress, 9100), 5_000,
+            trackInterfaces: true);
+        Thread.Sleep(300);
+
+        var copy = new DirectoryInfo(Path.Combine(rig.Plugins, "DscpRouter"));
+        copy.Create();
+        foreach (var file in new DirectoryInfo(dropIn).GetFiles())
+            file.CopyTo(Path.Combine(copy.FullName, file.Name));
+        rig.WriteConfig(lab.Router.Name, RouterLab.RouterLan, $"""
+                  - plugin: DscpRouter
+                    settings:
+                      classes:
+                        - dscp: 46
+                          interface: {RouterLab.RouterUplink1}
+                          via: {RouterLab.Uplink1Gateway}
+            {sourcePolicy}
+            """);
+        HostProcesses.WaitFor(() => PipelineState.Load(rig.RuntimeDirectory, "p")?.Stages.Count == 2, "the host to run the dropped-in strategy",
+            TimeSpan.FromSeconds(20));
+        Thread.Sleep(500);
+        var result = udp.Stop();
+        var state = PipelineState.Load(rig.RuntimeDirectory, "p")!;
+        output.WriteLine($"udp: {result}; arrivals by ifindex {string.Join(", ", result.ArrivalsByInterface.Select(i => $"{i.Key}: {i.Value}"))}; " +
+                         $"stages {string.Join(", ", state.Stages.Select(st => st.Plugin))}, generation {state.Generation}");
+
+        Assert.False(host.HasExited, "the host restarted or died");
+        Assert.Equal(["DscpRouter", "SourcePolicy"], state.Stages.Select(st => st.Plugin));
+        Assert.True(result.Received > 1_000, $"{result.Received} datagrams received");
+        Assert.Equal(0, result.Lost);
+        Assert.Equal(result.ArrivalsByInterface.Values.Sum(), result.ArrivalsByInterface.GetValueOrDefault(up2)); // none the wrong way
     }
 
     private string Dotnet(string directory, params string[] arguments) => Run("dotnet", directory, arguments);
