@@ -130,11 +130,12 @@ public sealed class FiveTuplePolicyLabTests(ITestOutputHelper output) : IDisposa
         Assert.True(rb.PathChanges.Count <= 2, "...and only then"); // (from the kernel's route, which is up1 here)
         // Per-rule counters, by name: A's datagrams all went through udp-via-up1, B's latest through b-via-up2. The load
         // outgrew the maps (a new generation): the counters came across, less what the old program counted while the
-        // new one was prepared (its copy of the counters is taken first), well under a second here.
+        // new one was prepared (its copy of the counters is taken first): at most the load command's own time of traffic
+        // (0.6 s alone here, 0.9 s with other work on the CPUs; a fixed bound failed in CI).
         var listed = host.Engine.RunCommand(new CommandRequest("rule", "list", new Dictionary<string, string>()) { Stats = true }).Items
             .ToDictionary(i => i["name"], i => long.Parse(i["packets"]));
         output.WriteLine("rule list --stats: " + string.Join(", ", listed.Select(l => $"{l.Key} {l.Value}")));
-        Assert.InRange(listed["udp-via-up1"], ra.Received - 4 * Pps / 5, ra.Received);
+        Assert.InRange(listed["udp-via-up1"], ra.Received - (long)(Pps * loaded.Milliseconds / 1000), ra.Received);
         Assert.InRange(listed["b-via-up2"], 1000, rb.Received);
         Assert.InRange(listed["tcp-via-up2"], tcpOnUp2 / 2, tcpOnUp2 + 10);
         Assert.Equal(listed.Keys.Order(), host.Engine.ItemCounts().Select(c => c.Item).Order());
