@@ -75,16 +75,15 @@ internal sealed class Dir24_8
                 needed.Add(prefix >> 8);
         if (needed.Count > maxGroups)
             throw Full("build flat table", needed.Count, maxGroups);
+        table.Image.Reserve(needed.Count);
+        table._depth2.Capacity = needed.Count;
 
         for (int length = 0; length <= 24; length++)
             foreach (var (prefix, nextHop) in table._routes[length])
             {
-                uint first = prefix >> 8, end = first + (1u << (24 - length));
-                for (uint i = first; i < end; i++)
-                {
-                    table.Image.SetLevel1(i, nextHop);
-                    table._depth1[i] = (byte)length;
-                }
+                int first = (int)(prefix >> 8), count = 1 << (24 - length);
+                table.Image.Level1Range(first, count).Fill(nextHop);
+                table._depth1.AsSpan(first, count).Fill((byte)length);
             }
 
         for (int length = 25; length <= 32; length++)
@@ -104,12 +103,9 @@ internal sealed class Dir24_8
                 }
                 var values = table.Image.Group(group);
                 var depths = table._depth2[(int)group];
-                int low = (int)(prefix & 0xFF), end = low + (1 << (32 - length));
-                for (int j = low; j < end; j++)
-                {
-                    values[j] = nextHop;
-                    depths[j] = (byte)length;
-                }
+                int low = (int)(prefix & 0xFF), count = 1 << (32 - length);
+                values.Slice(low, count).Fill(nextHop);
+                depths.AsSpan(low, count).Fill((byte)length);
             }
         return table;
     }

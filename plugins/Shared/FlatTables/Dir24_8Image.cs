@@ -70,6 +70,16 @@ internal sealed class Dir24_8Image
 
     internal void SetLevel1(uint index, uint value) => _level1[index] = value;
 
+    internal Span<uint> Level1Range(int first, int count) => _level1.AsSpan(first, count);
+
+    /// <summary>Allocate room for <paramref name="groups"/> groups at once (a build knows how many it needs).</summary>
+    internal void Reserve(int groups)
+    {
+        long needed = (long)groups * GroupEntries;
+        if (needed > _level2.Length)
+            Array.Resize(ref _level2, (int)needed);
+    }
+
     internal Span<uint> Group(uint group)
     {
         EnsureLevel2(group + 1);
