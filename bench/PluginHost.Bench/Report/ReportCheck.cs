@@ -122,6 +122,9 @@ public static class ReportCheck
                 {
                     Median($"classifier {id} ns per packet", row.Ns);
                     Median($"classifier {id} plan", row.PlanMs);
+                    // A wrong verdict is a classifier bug, not a figure: the run fails (CI runs --quick).
+                    if (row.Mismatches > 0)
+                        missing.Add($"classifier {id}: {row.Mismatches:N0} frames got another verdict than their first matching rule's");
                     // The summary has one decimal: 10 rules' tables read 0.0 MiB.
                     if (row.TablesMiB is not double tables)
                         missing.Add($"classifier {id}: no memory figure in the plugin's summary ('{row.StageSummary}')");

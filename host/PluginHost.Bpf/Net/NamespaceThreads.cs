@@ -40,23 +40,17 @@ public static class NamespaceThreads
         return true;
     }
 
-    /// <summary>Threads kept for <paramref name="name"/> now (tests).</summary>
-    public static int IdleCount(string? name)
-    {
-        lock (Gate)
-            return Idle.GetValueOrDefault(name ?? "")?.Count ?? 0;
-    }
-
     private static Worker Take(string? name)
     {
         string key = name ?? "";
-        ulong? now = name is null ? null : NamespaceInode(Path.Combine("/run/netns", name));
+        ulong? now = name is null ? null : FileStamp.Of(Path.Combine("/run/netns", name))?.Inode;
         lock (Gate)
         {
             if (Idle.TryGetValue(key, out var list))
             {
-                // A namespace deleted and made again under the same name is another namespace: its old threads end.
-                foreach (var stale in list.Where(w => now is not null && w.Inode != now).ToList())
+                // A namespace deleted (made again or not) is not the one its threads are in: they end, and a new thread
+                // fails to enter a missing one with the error that says how to make it.
+                foreach (var stale in list.Where(w => name is not null && w.Inode != now).ToList())
                 {
                     list.Remove(stale);
                     stale.Post(null);
@@ -87,15 +81,6 @@ public static class NamespaceThreads
     {
         lock (Gate)
             return Idle.GetValueOrDefault(worker.Key)?.Remove(worker) ?? false;
-    }
-
-    /// <summary>The inode of a namespace file (nsfs): what tells two namespaces apart. Null when it cannot be read.</summary>
-    private static unsafe ulong? NamespaceInode(string path)
-    {
-        byte* buffer = stackalloc byte[256];
-        if (Libc.Statx(Libc.AT_FDCWD, path, 0, Libc.STATX_BASIC, buffer) != 0)
-            return null;
-        return MemoryMarshal.Read<ulong>(new ReadOnlySpan<byte>(buffer, 256)[32..]); // struct statx: u64 stx_ino at 32
     }
 
     private sealed class Item(Func<object?> work)
@@ -188,7 +173,7 @@ public static class NamespaceThreads
             try
             {
                 NamespaceScope.Enter(_name);
-                Inode = NamespaceInode("/proc/thread-self/ns/net");
+                Inode = FileStamp.Of("/proc/thread-self/ns/net")?.Inode;
                 Entered = true;
             }
             catch (Exception e)

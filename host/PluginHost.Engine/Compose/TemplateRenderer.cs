@@ -27,20 +27,6 @@ internal static partial class TemplateRenderer
 
     public static string Render(string text, string label, IReadOnlyDictionary<string, object?> model)
     {
-        // A rule add composes the same chain again: a render is a pure function of its inputs, so recent ones are kept.
-        string? key = CacheKey(text, label, model);
-        if (key is not null && Recent.TryGet(key) is { } known)
-            return known;
-        string output = RenderUncached(text, label, model);
-        if (key is not null)
-            Recent.Add(key, output);
-        return output;
-    }
-
-    private static readonly RenderCache Recent = new(capacity: 32, maxChars: 4 << 20);
-
-    private static string RenderUncached(string text, string label, IReadOnlyDictionary<string, object?> model)
-    {
         var template = Template.Parse(AddLineMarks(text), label);
         if (template.HasErrors)
         {
@@ -135,80 +121,6 @@ internal static partial class TemplateRenderer
             expected = number + 1;
         }
         return sb.ToString();
-    }
-
-    // The inputs written out as text, or null when the model holds a value this cannot write faithfully (not cached then).
-    private static string? CacheKey(string text, string label, IReadOnlyDictionary<string, object?> model)
-    {
-        var sb = new StringBuilder(text.Length + 1024);
-        sb.Append(label.Length).Append(':').Append(label).Append(text.Length).Append(':').Append(text);
-        return Write(sb, model) ? sb.ToString() : null;
-
-        static bool Write(StringBuilder sb, object? value)
-        {
-            switch (value)
-            {
-                case null:
-                    sb.Append('n');
-                    return true;
-                case string s:
-                    sb.Append('s').Append(s.Length).Append(':').Append(s);
-                    return true;
-                case bool b:
-                    sb.Append(b ? 'T' : 'F');
-                    return true;
-                case int or long or uint or ulong:
-                    sb.Append('i').Append(value).Append(';');
-                    return true;
-                case IReadOnlyDictionary<string, object?> d:
-                    sb.Append('{');
-                    foreach (var (k, v) in d.OrderBy(p => p.Key, StringComparer.Ordinal))
-                    {
-                        sb.Append(k.Length).Append(':').Append(k);
-                        if (!Write(sb, v))
-                            return false;
-                    }
-                    sb.Append('}');
-                    return true;
-                case System.Collections.IEnumerable list:
-                    sb.Append('[');
-                    foreach (var item in list)
-                        if (!Write(sb, item))
-                            return false;
-                    sb.Append(']');
-                    return true;
-                default:
-                    return false;
-            }
-        }
-    }
-
-    /// <summary>The last renders, oldest dropped first; outputs larger than the bound are not kept.</summary>
-    private sealed class RenderCache(int capacity, int maxChars)
-    {
-        private readonly Dictionary<string, string> _outputs = [];
-        private readonly Queue<string> _order = new();
-        private readonly Lock _lock = new();
-
-        public string? TryGet(string key)
-        {
-            lock (_lock)
-                return _outputs.GetValueOrDefault(key);
-        }
-
-        public void Add(string key, string output)
-        {
-            if (key.Length + output.Length > maxChars)
-                return;
-            lock (_lock)
-            {
-                if (!_outputs.TryAdd(key, output))
-                    return;
-                _order.Enqueue(key);
-                while (_order.Count > capacity)
-                    _outputs.Remove(_order.Dequeue());
-            }
-        }
     }
 
     private static ScriptObject ToScript(IReadOnlyDictionary<string, object?> model)

@@ -50,8 +50,8 @@ internal sealed record GenerationPlan(
     /// <summary>The stages' plugin builds (<see cref="CanaryKeyOf"/>).</summary>
     public string CanaryKey { get; init; } = "";
 
-    /// <summary>An in-place change whose canaries are not those last checked (a new plugin build with the same C, or
-    /// settings that give other canaries): they run, through a copy of the chain, before the change goes live.</summary>
+    /// <summary>An in-place change under plugin builds other than those whose canaries last ran (a new build with the same
+    /// C): the canaries run, through a copy of the chain, before the change goes live.</summary>
     public bool CanariesChanged => InPlace && Live?.CanaryKey != CanaryKey;
 
     /// <summary>What the state file said, even when its pins were gone (its counter totals and retiring generations carry over).</summary>

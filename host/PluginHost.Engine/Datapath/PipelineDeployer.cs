@@ -203,7 +203,7 @@ internal sealed partial class PipelineDeployer
         return report;
     }
 
-    // Same code, but the canaries are not those last checked (another plugin build, other settings): they run through a
+    // Same code, but another plugin build than the one whose canaries last ran: they run through a
     // copy of the chain (see ChainRehearsal). The running generation is not touched, so a wrong canary refuses the change
     // before anything of it is live.
     private void Rehearse(PreparedGeneration prepared)
@@ -534,7 +534,7 @@ internal sealed partial class PipelineDeployer
     [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "pipeline {Pipeline}: generation {Generation} {Action} (link {LinkId}, program {ProgramId}) in {Milliseconds:F1} ms; {Canaries} canaries passed")]
     private partial void LogApplied(string pipeline, uint generation, string action, uint linkId, uint programId, double milliseconds, int canaries);
 
-    [LoggerMessage(EventId = 111, Level = LogLevel.Information, Message = "pipeline {Pipeline}: {Canaries} canaries passed (a new plugin build or other canaries, same code and entries: nothing to swap)")]
+    [LoggerMessage(EventId = 111, Level = LogLevel.Information, Message = "pipeline {Pipeline}: {Canaries} canaries passed (a new plugin build, same code and entries: nothing to swap)")]
     private partial void LogCanariesChecked(string pipeline, int canaries);
 
     [LoggerMessage(EventId = 101, Level = LogLevel.Warning, Message = "pipeline {Pipeline}: pinned link points at ifindex {Ifindex} type {AttachType}; attaching a new link")]

@@ -20,15 +20,6 @@ internal static class PrivateFile
         File.Move(tmp, path, overwrite: true);
     }
 
-    /// <summary>Overwrite <paramref name="path"/> where it is (0600 when made): for files whose loss costs only status
-    /// figures, where a rename per write costs more than the write.</summary>
-    public static void WriteInPlace(string path, string text)
-    {
-        using var stream = new FileStream(path, new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write, UnixCreateMode = Mode });
-        using var writer = new StreamWriter(stream);
-        writer.Write(text);
-    }
-
     /// <summary>As <see cref="WriteAllText"/>, unless the file already holds <paramref name="text"/>: most applies change no
     /// status file, and reading one costs less than writing and renaming it.</summary>
     public static void WriteIfChanged(string path, string text)

@@ -98,9 +98,10 @@ public sealed partial class Prober : IDisposable
             {
                 return;
             }
-            catch (Exception e) when (e is HostException or System.Net.Sockets.SocketException or IOException)
+            catch (Exception e)
             {
-                result = ProbeResult.Failure(e.Message);
+                // Whatever failed, the probe failed: a loop that ended here would leave its backend at its last state.
+                result = ProbeResult.Failure(e is HostException or System.Net.Sockets.SocketException or IOException ? e.Message : $"{e.GetType().Name}: {e.Message}");
             }
             if (stop.IsCancellationRequested)
                 return;

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using System.Text.Json;
 using PluginHost.Observe;
 
@@ -22,8 +21,6 @@ internal sealed class PluginTimeoutException(string message) : HostException(mes
 /// </summary>
 public sealed class PluginCalls(string runtimeDirectory, TimeSpan timeout, bool record = true)
 {
-    private static readonly Dictionary<(string Path, long Length, DateTime Written), string> Hashes = [];
-    private static readonly Lock HashLock = new();
 
     /// <summary>Where in-flight records go; none when not recording (validate: a crash there costs no datapath).</summary>
     private string? CallsDirectory => record ? Path.Combine(runtimeDirectory, "plugin-calls") : null;
@@ -33,17 +30,8 @@ public sealed class PluginCalls(string runtimeDirectory, TimeSpan timeout, bool 
     public static string QuarantineFileIn(string runtimeDirectory) => Path.Combine(runtimeDirectory, "quarantine.json");
 
     /// <summary>The build of the plugin whose DLL is <paramref name="dll"/> (hashed once per file version).</summary>
-    public static PluginBuild Build(string plugin, string dll)
-    {
-        var info = new FileInfo(dll);
-        var key = (dll, info.Exists ? info.Length : -1, info.Exists ? info.LastWriteTimeUtc : default);
-        lock (HashLock)
-        {
-            if (!Hashes.TryGetValue(key, out var hash))
-                Hashes[key] = hash = info.Exists ? Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(dll))) : "";
-            return new PluginBuild(plugin, dll, hash);
-        }
-    }
+    public static PluginBuild Build(string plugin, string dll) =>
+        new(plugin, dll, File.Exists(dll) ? PluginTrust.Sha256(dll) : "");
 
     /// <summary>Run <paramref name="call"/> (named <paramref name="what"/>) of <paramref name="build"/> with the time limit.</summary>
     public T Run<T>(PluginBuild build, string what, string? ns, Func<T> call)

@@ -236,29 +236,9 @@ public sealed class PluginCatalog : IDisposable
     internal static string Signature(string folder) =>
         string.Join('\n', new DirectoryInfo(folder).EnumerateFiles("*", SearchOption.AllDirectories)
             .Select(f => f.Extension == ".dll"
-                ? $"{f.FullName}|{ContentHash(f.FullName)}"
+                ? $"{f.FullName}|{PluginTrust.Sha256(f.FullName)}"
                 : $"{f.FullName}|{f.Length}|{f.LastWriteTimeUtc.Ticks}")
             .Order(StringComparer.Ordinal));
-
-    // Every command asks whether the plugins changed: a DLL is hashed again only when its stamp (inode, size, times,
-    // including the change time no one can set back) moved, not on every call.
-    private static readonly Dictionary<string, (Net.FileStamp Stamp, string Hash)> Hashes = [];
-    private static readonly Lock HashesLock = new();
-
-    private static string ContentHash(string path)
-    {
-        var stamp = Net.FileStamp.Of(path);
-        lock (HashesLock)
-            if (stamp is { } s && Hashes.TryGetValue(path, out var known) && known.Stamp == s)
-                return known.Hash;
-        string hash = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(path)));
-        // Kept only for a file unchanged while it was read and changed more than 2 s ago: timestamps move in coarse ticks,
-        // so a write in the same tick as the last one could leave the stamp as it was (git's "racy clean" case).
-        if (stamp is { } now && Net.FileStamp.Of(path) == now && now.ChangedSeconds < DateTimeOffset.UtcNow.ToUnixTimeSeconds() - 2)
-            lock (HashesLock)
-                Hashes[path] = (now, hash);
-        return hash;
-    }
 
     private void Add(Folder folder)
     {

@@ -117,7 +117,27 @@ internal static partial class PluginTrust
             .Select(f => Path.GetRelativePath(directory, f).Replace(Path.DirectorySeparatorChar, '/'))
             .Order(StringComparer.Ordinal).ToList();
 
-    public static string Sha256(string file) => Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(file)));
+    /// <summary>
+    /// The file's SHA-256. Every command asks whether the plugins changed and which build runs: a file is hashed again only
+    /// when its stamp (inode, size, times, including the change time no one can set back) moved.
+    /// </summary>
+    public static string Sha256(string file)
+    {
+        var stamp = Net.FileStamp.Of(file);
+        lock (HashesLock)
+            if (stamp is { } s && Hashes.TryGetValue(file, out var known) && known.Stamp == s)
+                return known.Hash;
+        string hash = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(file)));
+        // Kept only for a file unchanged while it was read and changed more than 2 s ago: timestamps move in coarse ticks,
+        // so a write in the same tick as the last one could leave the stamp as it was (git's "racy clean" case).
+        if (stamp is { } now && Net.FileStamp.Of(file) == now && now.ChangedSeconds < DateTimeOffset.UtcNow.ToUnixTimeSeconds() - 2)
+            lock (HashesLock)
+                Hashes[file] = (now, hash);
+        return hash;
+    }
+
+    private static readonly Dictionary<string, (Net.FileStamp Stamp, string Hash)> Hashes = [];
+    private static readonly Lock HashesLock = new();
 
     /// <summary>The optional allow-list of a plugins directory: what each listed DLL's SHA-256 must be.</summary>
     public sealed partial class AllowList

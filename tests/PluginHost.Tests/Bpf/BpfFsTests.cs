@@ -14,7 +14,7 @@ public sealed class BpfFsTests
         Assert.True(BpfFs.IsOnBpfFs($"/sys/fs/bpf/not-made-yet-{Guid.NewGuid():N}/pipeline")); // judged by its nearest parent
         Assert.False(BpfFs.IsOnBpfFs(Path.GetTempPath()));
         Assert.False(BpfFs.IsOnBpfFs("/sys/fs"));
-        var e = Assert.ThrowsAny<Exception>(() => BpfFs.EnsureUsable(Path.Combine(Path.GetTempPath(), "ph-not-bpf")));
+        var e = Assert.Throws<PluginHost.Interop.BpfException>(() => BpfFs.EnsureUsable(Path.Combine(Path.GetTempPath(), "ph-not-bpf")));
         Assert.Contains("not on a mounted bpffs (mount -t bpf bpf /sys/fs/bpf)", e.Message);
     }
 }

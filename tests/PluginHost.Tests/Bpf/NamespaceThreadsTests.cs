@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using PluginHost.Lab;
 using PluginHost.Net;
 using PluginHost.Tests.Support;
 using Xunit;
@@ -9,18 +9,11 @@ namespace PluginHost.Tests.Bpf;
 public sealed class NamespaceThreadsTests : IDisposable
 {
     private readonly string _ns = $"ph-nst-{Environment.ProcessId}-{Random.Shared.Next(100000)}";
+    private NetworkNamespace _made;
 
-    public NamespaceThreadsTests() => Ip($"netns add {_ns}");
+    public NamespaceThreadsTests() => _made = NetworkNamespace.Create(_ns);
 
-    public void Dispose() => Ip($"netns del {_ns}", check: false);
-
-    private static void Ip(string args, bool check = true)
-    {
-        using var ip = Process.Start(new ProcessStartInfo("ip", args) { RedirectStandardError = true })!;
-        ip.WaitForExit();
-        if (check && ip.ExitCode != 0)
-            throw new InvalidOperationException($"ip {args}: {ip.StandardError.ReadToEnd()}");
-    }
+    public void Dispose() => _made.Dispose();
 
     // "net:[4026532...]": which namespace the calling thread is in.
     private static string Here() => File.ResolveLinkTarget("/proc/thread-self/ns/net", false)!.ToString();
@@ -39,11 +32,17 @@ public sealed class NamespaceThreadsTests : IDisposable
         // Asked again from inside, the work runs inline.
         Assert.Equal(first.Thread, NamespaceScope.Run(_ns, () => NamespaceScope.Run(_ns, () => Environment.CurrentManagedThreadId)));
 
-        Ip($"netns del {_ns}");
-        Ip($"netns add {_ns}");
+        _made.Dispose();
+        _made = NetworkNamespace.Create(_ns);
         var remade = InNamespace();
         Assert.NotEqual(first.Namespace, remade.Namespace); // the kept thread was in the old one: not used
         Assert.NotEqual(first.Thread, remade.Thread);
+
+        // Deleted and not made again: no kept thread runs work in it; the error says how to make it.
+        _made.Dispose();
+        var e = Assert.Throws<PluginHost.Interop.BpfException>(() => InNamespace());
+        Assert.Contains($"create it with 'ip netns add {_ns}'", e.Message);
+        _made = NetworkNamespace.Create(_ns);
     }
 
     [KernelFact]
@@ -65,7 +64,7 @@ public sealed class NamespaceThreadsTests : IDisposable
     [KernelFact]
     public void A_missing_namespace_is_an_error_that_says_how_to_make_it()
     {
-        var e = Assert.ThrowsAny<Exception>(() => NamespaceScope.Run("ph-nst-missing", () => 0));
+        var e = Assert.Throws<PluginHost.Interop.BpfException>(() => NamespaceScope.Run("ph-nst-missing", () => 0));
         Assert.Contains("no /run/netns/ph-nst-missing: create it with 'ip netns add ph-nst-missing'", e.Message);
     }
 }

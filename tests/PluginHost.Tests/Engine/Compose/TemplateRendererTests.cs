@@ -83,21 +83,6 @@ public sealed partial class TemplateRendererTests
     }
 
     [Fact]
-    public void AKeptRenderIsUsedOnlyForTheSameTextLabelAndModel()
-    {
-        const string text = "int x = {{ a.n }};{{ for v in list }} {{ v }}{{ end }}\n";
-        Dictionary<string, object?> Model(long n, params string[] list) => new() { ["a"] = new Dictionary<string, object?> { ["n"] = n }, ["list"] = list.ToList() };
-
-        string first = TemplateRenderer.Render(text, Label, Model(1, "p", "q"));
-
-        Assert.Same(first, TemplateRenderer.Render(text, Label, Model(1, "p", "q")));
-        Assert.Contains("int x = 2; p q", TemplateRenderer.Render(text, Label, Model(2, "p", "q")));
-        Assert.Contains("int x = 1; pq", TemplateRenderer.Render(text, Label, Model(1, "pq")));   // not the same as "p", "q"
-        Assert.Contains("int x = 1; p q", TemplateRenderer.Render(text, Label, Model(1, "p", "q"))); // still the first
-        Assert.Contains("\"Other/stage.c.sbn\"", TemplateRenderer.Render(text, "Other/stage.c.sbn", Model(1, "p", "q")));
-    }
-
-    [Fact]
     public void ConsecutiveLinesShareOneDirective()
     {
         string output = Render("int a;\nint b;\nint c;\n");

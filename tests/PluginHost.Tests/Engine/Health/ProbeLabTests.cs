@@ -116,15 +116,28 @@ public sealed class ProbeLabTests : IDisposable
     // icmp, then tcp.
     private ProbeState[] States() => Probes().OrderBy(p => p.Probe, StringComparer.Ordinal).Select(p => p.State).ToArray();
 
-    // 50 datagrams from the client through the router: how many stage 0 redirected and passed.
+    // 50 datagrams from the client through the router: how many stage 0 redirected and passed, and that they arrived where
+    // that sends them: redirected out of up2, passed by the kernel's route, up1 (the interfaces also see a few probe packets
+    // and ARP, never 50).
     private (long Redirected, long Passed) Sends()
     {
         var before = Counters();
+        long up1 = Arrived(RouterLab.ServerUplink1), up2 = Arrived(RouterLab.ServerUplink2);
         UdpTraffic.Send(_lab.Client, RouterLab.ClientSourceA, new IPEndPoint(RouterLab.ServerAddress, 9000), 50);
         Thread.Sleep(100);
         var after = Counters();
-        return ((long)(after[StageCounter.Redirected] - before[StageCounter.Redirected]), (long)(after[StageCounter.Passed] - before[StageCounter.Passed]));
+        up1 = Arrived(RouterLab.ServerUplink1) - up1;
+        up2 = Arrived(RouterLab.ServerUplink2) - up2;
+        long redirected = (long)(after[StageCounter.Redirected] - before[StageCounter.Redirected]);
+        long passed = (long)(after[StageCounter.Passed] - before[StageCounter.Passed]);
+        if (redirected == 50)
+            Assert.True(up2 >= 50 && up1 < 50, $"redirected datagrams arrived on up2 {up2}, up1 {up1}");
+        if (passed == 50)
+            Assert.True(up1 >= 50 && up2 < 50, $"passed datagrams arrived on up1 {up1}, up2 {up2}");
+        return (redirected, passed);
     }
+
+    private long Arrived(string serverInterface) => InterfaceCounters.Read(_lab.Server, serverInterface).RxPackets;
 
     private StageCounters Counters() => CounterReader.ReadPinned(_rig.State).Stages[0];
 }
