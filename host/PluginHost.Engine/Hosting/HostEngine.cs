@@ -108,8 +108,8 @@ public sealed partial class HostEngine
     /// <summary>Raised after every apply with its duration and its error (null on success); feeds /metrics.</summary>
     public event Action<TimeSpan, Exception?>? Applied;
 
-    // effective: the configuration with the runtime changes applied.
-    private IReadOnlyList<ApplyResult> Apply(HostConfig effective)
+    // effective: the configuration with the runtime changes applied; catalog: the plugins a command already looked at.
+    private IReadOnlyList<ApplyResult> Apply(HostConfig effective, PluginCatalog? catalog = null)
     {
         var history = ReloadHistory.Load(Config.RuntimeDirectory);
         var watch = System.Diagnostics.Stopwatch.StartNew();
@@ -121,13 +121,14 @@ public sealed partial class HostEngine
             // long (a slow plugin, a large table) never puts a configuration in place that was replaced meanwhile.
             string desired = DesiredStamp();
             var calls = new PluginCalls(Config.RuntimeDirectory, Config.PluginCallTimeout);
-            var results = WithPlugins(catalog =>
+            IReadOnlyList<ApplyResult> Deploy(PluginCatalog plugins)
             {
-                planned = PipelinePlanner.Plan(effective, catalog, calls, _lastGood, Probes);
+                planned = PipelinePlanner.Plan(effective, plugins, calls, _lastGood, Probes);
                 Interfaces.Returning(Config.RuntimeDirectory, planned);
                 return _deployer.ApplyAll(planned, beforeCommit: () => DesiredStamp() == desired ? null
                     : $"{Config.SourcePath} or its runtime changes were rewritten during the apply; the newer configuration is applied next");
-            });
+            }
+            var results = catalog is null ? WithPlugins(Deploy) : Deploy(catalog);
             history.Succeeded(results).Save(Config.RuntimeDirectory);
             if (history.Failing)
                 LogFailureCleared(history.LastFailureAt!.Value, history.LastFailure ?? "");
@@ -201,24 +202,11 @@ public sealed partial class HostEngine
     // the plugins returned.
     private T WithPlugins<T>(Func<PluginCatalog, T> work)
     {
-        // A command looks its target up and then applies: one look at the plugin files serves both (on this thread).
-        if (_inUse is { } outer && outer.Thread == Environment.CurrentManagedThreadId)
-            return work(outer.Catalog);
         var catalog = _plugins.Get(Config.PluginsDirectory, PluginCatalog.NamesIn(Config), out var replaced);
         if (replaced is not null)
             ReleaseCatalog(replaced);
-        _inUse = (Environment.CurrentManagedThreadId, catalog);
-        try
-        {
-            return work(catalog);
-        }
-        finally
-        {
-            _inUse = null;
-        }
+        return work(catalog);
     }
-
-    private (int Thread, PluginCatalog Catalog)? _inUse;
 
     /// <summary>Unload the plugins now (host shutdown, tests); the next apply loads them again.</summary>
     public void ReleasePlugins()
@@ -244,20 +232,21 @@ public sealed partial class HostEngine
     public CommandResult RunCommand(CommandRequest request)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        return WithPlugins(_ => RunCommand(request, clock));
+        // One look at the plugin files serves the command's lookup and its apply.
+        return WithPlugins(catalog => RunCommand(request, clock, catalog));
     }
 
-    private CommandResult RunCommand(CommandRequest request, System.Diagnostics.Stopwatch clock)
+    private CommandResult RunCommand(CommandRequest request, System.Diagnostics.Stopwatch clock, PluginCatalog catalog)
     {
         var overlay = RuntimeOverlay.Load(OverlayPath);
         var effective = overlay.ApplyTo(Config);
-        var target = WithPlugins(catalog => CommandRunner.Find(effective, catalog, request));
+        var target = CommandRunner.Find(effective, catalog, request);
         var command = target.Command;
         var current = CommandRunner.Items(effective, target);
         if (command.Action == RuntimeAction.List)
         {
             if (request.Stats)
-                current = WithCounts(current, command.Key, target.Pipeline.Name, target.StageIndex, effective);
+                current = WithCounts(current, command.Key, target.Pipeline.Name, target.StageIndex, effective, catalog);
             return new CommandResult(target.Pipeline.Name, target.StageIndex, $"{current.Count} {command.Collection}", current, null, 0, clock.Elapsed.TotalMilliseconds);
         }
 
@@ -283,7 +272,7 @@ public sealed partial class HostEngine
         ApplyResult applied;
         try
         {
-            applied = Apply(changed).Single(r => r.Pipeline == target.Pipeline.Name);
+            applied = Apply(changed, catalog).Single(r => r.Pipeline == target.Pipeline.Name);
         }
         catch (ConfigException e)
         {
@@ -317,11 +306,11 @@ public sealed partial class HostEngine
 
     // A list with its items' counters: located by this host's last apply, or (a CLI without a running host) by planning now.
     private List<IReadOnlyDictionary<string, string>> WithCounts(List<IReadOnlyDictionary<string, string>> items, string key, string pipeline, int stage,
-        HostConfig effective)
+        HostConfig effective, PluginCatalog catalog)
     {
         var sites = _itemSites.Where(s => s.Pipeline == pipeline && s.Stage == stage).ToList();
         if (sites.Count == 0)
-            sites = WithPlugins(catalog => Observe.ItemCounterSite.Of(PipelinePlanner.Plan(effective, catalog)))
+            sites = Observe.ItemCounterSite.Of(PipelinePlanner.Plan(effective, catalog))
                 .Where(s => s.Pipeline == pipeline && s.Stage == stage).ToList();
         var counts = Observe.ItemCounts.Read(Config.RuntimeDirectory, sites, BpfDatapathKernel.Instance).ToDictionary(c => c.Item);
         var further = sites.SelectMany(s => s.Counter.Fields).Distinct().ToList();
